@@ -1,0 +1,305 @@
+//! x86_64 kernels: AVX-512F, AVX2 with and without FMA, and SSE2.
+//!
+//! The `unsafe` here is of one kind: calling `#[target_feature]` functions and reading slices
+//! through raw pointers within their bounds. The tables are only built by `super::table` after
+//! it has checked that the CPU supports the level, which is what makes the calls sound.
+#![allow(unsafe_code)]
+
+use super::{cosine_from_parts, Kernels, Level};
+use std::arch::x86_64::*;
+
+/// Builds one table whose safe entry points call the `$m` module's `#[target_feature]` kernels.
+macro_rules! table_fn {
+    ($fn_name:ident, $m:ident, $level:expr) => {
+        pub(super) fn $fn_name() -> Kernels {
+            fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+                assert_eq!(a.len(), b.len());
+                // SAFETY: this table is only handed out after the CPU check for its level.
+                unsafe { $m::l2sq(a, b) }
+            }
+            fn neg_dot(a: &[f32], b: &[f32]) -> f32 {
+                assert_eq!(a.len(), b.len());
+                // SAFETY: as above.
+                unsafe { -$m::dot(a, b) }
+            }
+            fn cosine(a: &[f32], b: &[f32]) -> f32 {
+                assert_eq!(a.len(), b.len());
+                // SAFETY: as above.
+                unsafe { $m::cosine(a, b) }
+            }
+            fn l2sq_batch(q: &[f32], block: &[f32], out: &mut [f32]) {
+                check_batch(q, block, out);
+                // SAFETY: as above; the block holds exactly out.len() rows of q.len().
+                unsafe { $m::l2sq_batch(q, block, out) }
+            }
+            fn neg_dot_batch(q: &[f32], block: &[f32], out: &mut [f32]) {
+                check_batch(q, block, out);
+                // SAFETY: as above.
+                unsafe { $m::neg_dot_batch(q, block, out) }
+            }
+            fn cosine_batch(q: &[f32], block: &[f32], out: &mut [f32]) {
+                check_batch(q, block, out);
+                // SAFETY: as above.
+                unsafe { $m::cosine_batch(q, block, out) }
+            }
+            Kernels {
+                level: $level,
+                l2sq,
+                neg_dot,
+                cosine,
+                l2sq_batch,
+                neg_dot_batch,
+                cosine_batch,
+            }
+        }
+    };
+}
+
+fn check_batch(q: &[f32], block: &[f32], out: &[f32]) {
+    assert_eq!(block.len(), q.len() * out.len(), "block must hold out.len() rows of q.len()");
+}
+
+table_fn!(table_avx512, avx512, Level::Avx512);
+table_fn!(table_avx2fma, avx2fma, Level::Avx2Fma);
+table_fn!(table_avx2, avx2, Level::Avx2);
+table_fn!(table_sse2, sse2, Level::Sse2);
+
+/// The batch forms, shared by every level: a loop over rows that calls the level's pair
+/// kernel, compiled with the level's features so the pair kernel inlines into it.
+macro_rules! batch_fns {
+    ($feat:literal) => {
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn l2sq_batch(q: &[f32], block: &[f32], out: &mut [f32]) {
+            let dim = q.len();
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = l2sq(q, block.get_unchecked(i * dim..(i + 1) * dim));
+            }
+        }
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn neg_dot_batch(q: &[f32], block: &[f32], out: &mut [f32]) {
+            let dim = q.len();
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = -dot(q, block.get_unchecked(i * dim..(i + 1) * dim));
+            }
+        }
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn cosine_batch(q: &[f32], block: &[f32], out: &mut [f32]) {
+            let dim = q.len();
+            let qn = dot(q, q);
+            for (i, o) in out.iter_mut().enumerate() {
+                let row = block.get_unchecked(i * dim..(i + 1) * dim);
+                *o = cosine_from_parts(dot(q, row), qn, dot(row, row));
+            }
+        }
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn cosine(a: &[f32], b: &[f32]) -> f32 {
+            cosine_from_parts(dot(a, b), dot(a, a), dot(b, b))
+        }
+    };
+}
+
+mod avx512 {
+    use super::*;
+
+    batch_fns!("avx512f");
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn tail_mask(rest: usize) -> __mmask16 {
+        ((1u32 << rest) - 1) as __mmask16
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 32 <= n {
+            let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            let d1 =
+                _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)));
+            acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+            acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+            i += 32;
+        }
+        if i + 16 <= n {
+            let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            acc0 = _mm512_fmadd_ps(d, d, acc0);
+            i += 16;
+        }
+        if i < n {
+            let m = tail_mask(n - i);
+            let d = _mm512_sub_ps(
+                _mm512_maskz_loadu_ps(m, pa.add(i)),
+                _mm512_maskz_loadu_ps(m, pb.add(i)),
+            );
+            acc1 = _mm512_fmadd_ps(d, d, acc1);
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 32 <= n {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+            acc1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 16)),
+                _mm512_loadu_ps(pb.add(i + 16)),
+                acc1,
+            );
+            i += 32;
+        }
+        if i + 16 <= n {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+            i += 16;
+        }
+        if i < n {
+            let m = tail_mask(n - i);
+            acc1 = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(m, pa.add(i)),
+                _mm512_maskz_loadu_ps(m, pb.add(i)),
+                acc1,
+            );
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx")]
+fn hsum256(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    hsum128(s)
+}
+
+#[inline]
+#[target_feature(enable = "sse2")]
+fn hsum128(v: __m128) -> f32 {
+    let hi = _mm_movehl_ps(v, v);
+    let s = _mm_add_ps(v, hi);
+    let s1 = _mm_shuffle_ps::<0b01>(s, s);
+    _mm_cvtss_f32(_mm_add_ss(s, s1))
+}
+
+/// Pair kernels for the 256- and 128-bit families, which differ only in register width and
+/// in whether a multiply-add is fused. Tails shorter than one register are done in scalar.
+macro_rules! narrow_family {
+    ($m:ident, $feat:literal, $w:literal, $zero:ident, $load:ident, $add:ident, $sub:ident,
+     $mul:ident, $hsum:ident, fused = $fused:tt) => {
+        mod $m {
+            use super::*;
+
+            batch_fns!($feat);
+
+            macro_rules! madd {
+                        ($x:expr, $y:expr, $acc:expr) => {
+                            narrow_family!(@madd $fused, $add, $mul, $x, $y, $acc)
+                        };
+                    }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+                let n = a.len();
+                let (pa, pb) = (a.as_ptr(), b.as_ptr());
+                let (mut acc0, mut acc1) = ($zero(), $zero());
+                let mut i = 0;
+                while i + 2 * $w <= n {
+                    let d0 = $sub($load(pa.add(i)), $load(pb.add(i)));
+                    let d1 = $sub($load(pa.add(i + $w)), $load(pb.add(i + $w)));
+                    acc0 = madd!(d0, d0, acc0);
+                    acc1 = madd!(d1, d1, acc1);
+                    i += 2 * $w;
+                }
+                if i + $w <= n {
+                    let d = $sub($load(pa.add(i)), $load(pb.add(i)));
+                    acc0 = madd!(d, d, acc0);
+                    i += $w;
+                }
+                let mut s = $hsum($add(acc0, acc1));
+                while i < n {
+                    let d = *a.get_unchecked(i) - *b.get_unchecked(i);
+                    s += d * d;
+                    i += 1;
+                }
+                s
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+                let n = a.len();
+                let (pa, pb) = (a.as_ptr(), b.as_ptr());
+                let (mut acc0, mut acc1) = ($zero(), $zero());
+                let mut i = 0;
+                while i + 2 * $w <= n {
+                    acc0 = madd!($load(pa.add(i)), $load(pb.add(i)), acc0);
+                    acc1 = madd!($load(pa.add(i + $w)), $load(pb.add(i + $w)), acc1);
+                    i += 2 * $w;
+                }
+                if i + $w <= n {
+                    acc0 = madd!($load(pa.add(i)), $load(pb.add(i)), acc0);
+                    i += $w;
+                }
+                let mut s = $hsum($add(acc0, acc1));
+                while i < n {
+                    s += *a.get_unchecked(i) * *b.get_unchecked(i);
+                    i += 1;
+                }
+                s
+            }
+        }
+    };
+    (@madd true, $add:ident, $mul:ident, $x:expr, $y:expr, $acc:expr) => {
+        _mm256_fmadd_ps($x, $y, $acc)
+    };
+    (@madd false, $add:ident, $mul:ident, $x:expr, $y:expr, $acc:expr) => {
+        $add($mul($x, $y), $acc)
+    };
+}
+
+narrow_family!(
+    avx2fma,
+    "avx2,fma",
+    8,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_add_ps,
+    _mm256_sub_ps,
+    _mm256_mul_ps,
+    hsum256,
+    fused = true
+);
+narrow_family!(
+    avx2,
+    "avx2",
+    8,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_add_ps,
+    _mm256_sub_ps,
+    _mm256_mul_ps,
+    hsum256,
+    fused = false
+);
+narrow_family!(
+    sse2,
+    "sse2",
+    4,
+    _mm_setzero_ps,
+    _mm_loadu_ps,
+    _mm_add_ps,
+    _mm_sub_ps,
+    _mm_mul_ps,
+    hsum128,
+    fused = false
+);

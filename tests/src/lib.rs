@@ -1,0 +1,1 @@
+//! Helpers for end-to-end tests that run the `freshvec` binary as a real process.
