@@ -3,5 +3,16 @@
 //! This crate knows nothing of async runtimes, RPC or consensus; the server and replication
 //! crates drive it. See `ARCHITECTURE.md` at the repository root for the map.
 
+pub mod collection;
 pub mod distance;
+pub mod error;
+pub mod index;
+pub mod kmeans;
 pub mod rng;
+pub mod texmex;
+pub mod topk;
+
+pub use collection::{Collection, Hit};
+pub use distance::Metric;
+pub use error::{Error, Result};
+pub use index::{Index, IndexParams, IndexStats, SearchParams};

@@ -201,10 +201,10 @@ macro_rules! narrow_family {
             batch_fns!($feat);
 
             macro_rules! madd {
-                        ($x:expr, $y:expr, $acc:expr) => {
-                            narrow_family!(@madd $fused, $add, $mul, $x, $y, $acc)
-                        };
-                    }
+                                        ($x:expr, $y:expr, $acc:expr) => {
+                                            narrow_family!(@madd $fused, $add, $mul, $x, $y, $acc)
+                                        };
+                                    }
 
             #[inline]
             #[target_feature(enable = $feat)]

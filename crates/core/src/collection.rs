@@ -1,0 +1,297 @@
+//! A sharded collection: S independent SPFresh shards, ids routed by mask (S a power of two)
+//! or modulo, searches fanned out in parallel and merged exactly.
+
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+use crate::index::{Index, IndexParams, IndexStats, SearchParams};
+use crate::topk::{merge_sorted, Scored};
+use rayon::prelude::*;
+
+#[derive(Debug)]
+pub struct Collection {
+    metric: Metric,
+    dim: usize,
+    shards: Vec<Index>,
+}
+
+/// One search hit: the vector id and its distance under the collection's metric.
+pub type Hit = Scored<u64>;
+
+impl Collection {
+    /// A new, empty collection of `shards` shards with the given per-shard parameters.
+    pub fn new(params: IndexParams, shards: usize) -> Result<Collection> {
+        if shards == 0 || shards > 1024 {
+            return Err(Error::InvalidParameter {
+                name: "shards",
+                reason: "must be 1..=1024".into(),
+            });
+        }
+        let shards = (0..shards)
+            .map(|i| {
+                let mut p = params.clone();
+                p.seed = params.seed.wrapping_add(i as u64);
+                Index::new(p)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Collection { metric: params.metric, dim: params.dim, shards })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard that owns `id`.
+    #[inline]
+    pub fn shard_of(&self, id: u64) -> usize {
+        let s = self.shards.len() as u64;
+        (if s.is_power_of_two() { id & (s - 1) } else { id % s }) as usize
+    }
+
+    /// Number of live vectors.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(Index::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks every row and prepares it for the metric in place.
+    fn prepare_rows(&self, ids: &[u64], vectors: &mut [f32]) -> Result<()> {
+        if vectors.len() != ids.len() * self.dim {
+            // Rows of one wrong width read as a dimension mismatch; anything else as a length one.
+            if !ids.is_empty() && vectors.len().is_multiple_of(ids.len()) {
+                return Err(Error::DimensionMismatch {
+                    want: self.dim,
+                    got: vectors.len() / ids.len(),
+                });
+            }
+            return Err(Error::LengthMismatch {
+                what: "vectors",
+                want: ids.len() * self.dim,
+                got: vectors.len(),
+            });
+        }
+        for (id, v) in ids.iter().zip(vectors.chunks_exact_mut(self.dim)) {
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(Error::NonFinite { id: *id });
+            }
+            if !self.metric.prepare(v) {
+                return Err(Error::ZeroVector { id: *id });
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits owned rows by shard, moving rows from the end so the input shrinks as the parts
+    /// grow.
+    fn route_owned(&self, ids: Vec<u64>, mut vectors: Vec<f32>) -> Vec<(Vec<u64>, Vec<f32>)> {
+        let dim = self.dim;
+        let s = self.shards.len();
+        if s == 1 {
+            return vec![(ids, vectors)];
+        }
+        let mut counts = vec![0usize; s];
+        for id in &ids {
+            counts[self.shard_of(*id)] += 1;
+        }
+        let mut parts: Vec<(Vec<u64>, Vec<f32>)> =
+            counts.iter().map(|&c| (Vec::with_capacity(c), Vec::with_capacity(c * dim))).collect();
+        let shrink_every = ((1 << 22) / dim.max(1)).max(1);
+        for i in (0..ids.len()).rev() {
+            let part = &mut parts[self.shard_of(ids[i])];
+            part.0.push(ids[i]);
+            part.1.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
+            if i % shrink_every == 0 {
+                vectors.truncate(i * dim);
+                vectors.shrink_to_fit();
+            }
+        }
+        parts
+    }
+
+    /// Builds every shard from owned rows (an empty collection), or upserts them otherwise.
+    pub fn bulk_load(&self, ids: Vec<u64>, mut vectors: Vec<f32>) -> Result<()> {
+        self.prepare_rows(&ids, &mut vectors)?;
+        for (shard, (ids, vectors)) in self.shards.iter().zip(self.route_owned(ids, vectors)) {
+            shard.bulk_load(&ids, vectors)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces vectors. Ids repeated within the batch: the last row wins.
+    pub fn upsert(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        let mut owned = vectors.to_vec();
+        self.prepare_rows(ids, &mut owned)?;
+        let mut seen = rustc_hash::FxHashSet::default();
+        let keep: Vec<usize> = (0..ids.len()).rev().filter(|&i| seen.insert(ids[i])).collect();
+        let dim = self.dim;
+        if self.shards.len() == 1 && keep.len() == ids.len() {
+            return self.shards[0].upsert(ids, &owned);
+        }
+        let mut parts: Vec<(Vec<u64>, Vec<f32>)> = vec![Default::default(); self.shards.len()];
+        for &i in keep.iter().rev() {
+            let part = &mut parts[self.shard_of(ids[i])];
+            part.0.push(ids[i]);
+            part.1.extend_from_slice(&owned[i * dim..(i + 1) * dim]);
+        }
+        for (shard, (ids, vectors)) in self.shards.iter().zip(&parts) {
+            if !ids.is_empty() {
+                shard.upsert(ids, vectors)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes ids; returns how many were live.
+    pub fn delete(&self, ids: &[u64]) -> usize {
+        ids.iter().map(|id| self.shards[self.shard_of(*id)].delete(&[*id])).sum()
+    }
+
+    fn prepare_query(&self, q: &[f32]) -> Result<Vec<f32>> {
+        if q.len() != self.dim {
+            return Err(Error::DimensionMismatch { want: self.dim, got: q.len() });
+        }
+        let mut q = q.to_vec();
+        if q.iter().any(|x| !x.is_finite()) {
+            return Err(Error::NonFinite { id: u64::MAX });
+        }
+        if !self.metric.prepare(&mut q) {
+            return Err(Error::ZeroVector { id: u64::MAX });
+        }
+        Ok(q)
+    }
+
+    fn report(&self, mut hits: Vec<Hit>) -> Vec<Hit> {
+        for h in &mut hits {
+            h.dist = self.metric.report(h.dist);
+        }
+        hits
+    }
+
+    /// The `k` nearest vectors across all shards, nearest first; shards are searched in
+    /// parallel and merged exactly.
+    pub fn search(&self, q: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        let q = self.prepare_query(q)?;
+        let hits = if self.shards.len() == 1 {
+            self.shards[0].search(&q, params)
+        } else {
+            let lists: Vec<Vec<Hit>> =
+                self.shards.par_iter().map(|s| s.search(&q, params)).collect();
+            merge_sorted(&lists, params.k)
+        };
+        Ok(self.report(hits))
+    }
+
+    /// Like [`Collection::search`], but visits shards in order of their lower bound and skips
+    /// a shard whose bound cannot beat the current k-th distance. Returns exactly what the full
+    /// fan-out returns.
+    pub fn search_pruned(&self, q: &[f32], params: &SearchParams) -> Result<(Vec<Hit>, usize)> {
+        let q = self.prepare_query(q)?;
+        let mut plans: Vec<(usize, crate::index::Plan)> =
+            self.shards.iter().enumerate().map(|(i, s)| (i, s.plan(&q, params))).collect();
+        plans.sort_by(|a, b| a.1.lower_bound.total_cmp(&b.1.lower_bound).then(a.0.cmp(&b.0)));
+        let mut best: Vec<Hit> = Vec::new();
+        let mut skipped = 0;
+        for (i, plan) in &plans {
+            if best.len() >= params.k && plan.lower_bound > best[params.k - 1].dist {
+                skipped += 1;
+                continue;
+            }
+            let hits = self.shards[*i].execute(plan, &q, params.k);
+            best = merge_sorted(&[best, hits], params.k);
+        }
+        Ok((self.report(best), skipped))
+    }
+
+    /// Waits until every shard's background rebalancing has drained.
+    pub fn wait_idle(&self) {
+        self.shards.par_iter().for_each(Index::wait_idle);
+    }
+
+    /// Statistics summed over shards.
+    pub fn stats(&self) -> IndexStats {
+        let mut total = IndexStats::default();
+        for s in &self.shards {
+            total.add(&s.stats());
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn clustered(rng: &mut Rng, n: usize, dim: usize, centers: usize) -> Vec<f32> {
+        let c: Vec<f32> = (0..centers * dim).map(|_| rng.normal() * 4.0).collect();
+        let mut out = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let k = rng.below(centers);
+            out.extend((0..dim).map(|j| c[k * dim + j] + rng.normal()));
+        }
+        out
+    }
+
+    #[test]
+    fn routing_uses_mask_for_powers_of_two_and_modulo_otherwise() {
+        let p = IndexParams { background_threads: 0, ..IndexParams::new(4, Metric::L2) };
+        let c4 = Collection::new(p.clone(), 4).unwrap();
+        let c3 = Collection::new(p, 3).unwrap();
+        for id in [0u64, 1, 5, 1023, u64::MAX] {
+            assert_eq!(c4.shard_of(id), (id & 3) as usize);
+            assert_eq!(c3.shard_of(id), (id % 3) as usize);
+        }
+    }
+
+    #[test]
+    fn pruned_search_returns_exactly_the_full_fan_out() {
+        let seed = 21;
+        println!("seed {seed}");
+        let mut rng = Rng::new(seed);
+        let (n, dim) = (6000, 16);
+        for metric in [Metric::L2, Metric::Dot, Metric::Cosine] {
+            let p = IndexParams { background_threads: 0, ..IndexParams::new(dim, metric) };
+            let c = Collection::new(p, 4).unwrap();
+            let data = clustered(&mut rng, n, dim, 40);
+            // Ids clustered by shard so pruning has shards to skip.
+            let ids: Vec<u64> = (0..n as u64).map(|i| (i * 4 / n as u64) + 4 * i).collect();
+            c.bulk_load(ids, data).unwrap();
+            let mut total_skipped = 0;
+            for _ in 0..200 {
+                let q: Vec<f32> = (0..dim).map(|_| rng.normal() * 4.0).collect();
+                for nprobe in [1, 4, 16] {
+                    let sp = SearchParams { k: 10, nprobe, exact: false };
+                    let full = c.search(&q, &sp).unwrap();
+                    let (pruned, skipped) = c.search_pruned(&q, &sp).unwrap();
+                    assert_eq!(full, pruned, "{metric} nprobe={nprobe}");
+                    total_skipped += skipped;
+                }
+            }
+            println!("{metric}: skipped {total_skipped} shard scans");
+        }
+    }
+
+    #[test]
+    fn bad_vectors_are_rejected_and_change_nothing() {
+        let p = IndexParams { background_threads: 0, ..IndexParams::new(3, Metric::Cosine) };
+        let c = Collection::new(p, 2).unwrap();
+        c.upsert(&[1, 2], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).unwrap();
+        assert!(matches!(c.upsert(&[3], &[f32::NAN, 0.0, 0.0]), Err(Error::NonFinite { id: 3 })));
+        assert!(matches!(c.upsert(&[4], &[0.0; 3]), Err(Error::ZeroVector { id: 4 })));
+        assert!(matches!(c.upsert(&[5], &[1.0; 4]), Err(Error::DimensionMismatch { .. })));
+        assert_eq!(c.len(), 2);
+        let hits =
+            c.search(&[1.0, 0.1, 0.0], &SearchParams { k: 5, nprobe: 4, exact: false }).unwrap();
+        assert_eq!(hits.iter().map(|h| h.key).collect::<Vec<_>>(), vec![1, 2]);
+    }
+}

@@ -1,0 +1,315 @@
+//! LIRE: the background protocol that keeps postings balanced without global rebuilds.
+//!
+//! One job kind, `maintain(posting)`, queued at most once per posting: garbage-collect stale
+//! members; split the posting by balanced 2-means if it is still over the limit and reassign the
+//! vectors the split may have displaced; merge it into its neighbours if it has become too small.
+//! Readers never wait for a job: a split publishes the two new postings before it retires the old
+//! one, and a retired posting keeps its members until the last reader lets go of it.
+
+use super::posting::{Members, Posting};
+use super::versions::{Slot, VersionWord};
+use super::Shared;
+use crate::distance::kernels;
+use crate::error::{Error, Result};
+use crate::kmeans;
+use crate::rng::Rng;
+use parking_lot::{Condvar, Mutex};
+use rustc_hash::FxHashSet;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The bounded queue of maintenance jobs.
+#[derive(Debug, Default)]
+pub(super) struct Jobs {
+    state: Mutex<JobState>,
+    /// Signalled when a job is queued or on shutdown.
+    work: Condvar,
+    /// Signalled when a job finishes.
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct JobState {
+    queue: VecDeque<Arc<Posting>>,
+    running: usize,
+    /// Postings over the hard size limit, waiting for their split.
+    overfull: usize,
+    shutdown: bool,
+}
+
+impl Jobs {
+    pub(super) fn enqueue(&self, p: &Arc<Posting>) {
+        if !p.try_mark_queued() {
+            return;
+        }
+        self.state.lock().queue.push_back(p.clone());
+        self.work.notify_one();
+    }
+
+    /// Records that `p` grew past the hard limit; writers are held back until it is split.
+    pub(super) fn mark_overfull(&self, p: &Arc<Posting>) {
+        if !p.overfull.swap(true, Ordering::AcqRel) {
+            self.state.lock().overfull += 1;
+        }
+        self.enqueue(p);
+    }
+
+    fn clear_overfull(&self, p: &Arc<Posting>) {
+        if p.overfull.swap(false, Ordering::AcqRel) {
+            self.state.lock().overfull -= 1;
+            self.done.notify_all();
+        }
+    }
+
+    pub(super) fn pending(&self) -> usize {
+        let s = self.state.lock();
+        s.queue.len() + s.running
+    }
+
+    /// Admission control for writers: waits while the queue is at `limit` or a posting is
+    /// over the hard size limit, up to `timeout`, then refuses.
+    pub(super) fn admit(&self, limit: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.state.lock();
+        let behind = |s: &JobState| s.queue.len() >= limit || s.overfull > 0;
+        while behind(&s) {
+            if self.done.wait_until(&mut s, deadline).timed_out() && behind(&s) {
+                return Err(Error::Overloaded { pending: s.queue.len() + s.running, limit });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn shutdown(&self) {
+        self.state.lock().shutdown = true;
+        self.work.notify_all();
+    }
+
+    /// Takes the next job, blocking while the queue is empty unless `block` is false.
+    fn take(&self, block: bool) -> Option<Arc<Posting>> {
+        let mut s = self.state.lock();
+        loop {
+            if s.shutdown {
+                return None;
+            }
+            if let Some(p) = s.queue.pop_front() {
+                s.running += 1;
+                return Some(p);
+            }
+            if !block {
+                return None;
+            }
+            self.work.wait(&mut s);
+        }
+    }
+
+    fn finish(&self) {
+        self.state.lock().running -= 1;
+        self.done.notify_all();
+    }
+
+    fn wait_quiet(&self) {
+        let mut s = self.state.lock();
+        while s.queue.is_empty() && s.running > 0 {
+            self.done.wait(&mut s);
+        }
+    }
+
+    fn is_quiet(&self) -> bool {
+        let s = self.state.lock();
+        s.queue.is_empty() && s.running == 0
+    }
+}
+
+impl Shared {
+    pub(super) fn worker(&self) {
+        let mut rng = Rng::new(self.params.seed ^ 0xb1a5);
+        while let Some(p) = self.jobs.take(true) {
+            self.maintain(&p, &mut rng);
+            self.jobs.clear_overfull(&p);
+            self.jobs.finish();
+        }
+    }
+
+    /// Runs queued jobs on the calling thread until none is queued or running.
+    pub(super) fn drain(&self) {
+        let mut rng = Rng::new(self.params.seed ^ 0xd7a1);
+        loop {
+            if let Some(p) = self.jobs.take(false) {
+                self.maintain(&p, &mut rng);
+                self.jobs.clear_overfull(&p);
+                self.jobs.finish();
+                continue;
+            }
+            self.jobs.wait_quiet();
+            if self.jobs.is_quiet() {
+                return;
+            }
+        }
+    }
+
+    fn maintain(&self, p: &Arc<Posting>, rng: &mut Rng) {
+        p.clear_queued();
+        let dim = self.params.dim;
+        // Copy the live members; appends that land meanwhile are picked up under the write lock.
+        let (seen, live) = {
+            let m = p.members.read();
+            if m.retired {
+                return;
+            }
+            let view = self.versions.view();
+            let mut live = Members::with_capacity(m.len(), dim);
+            for i in 0..m.len() {
+                if view.is_live(m.slots[i], m.words[i]) {
+                    live.slots.push(m.slots[i]);
+                    live.words.push(m.words[i]);
+                    live.vectors.extend_from_slice(m.vector(i, dim));
+                }
+            }
+            (m.len(), live)
+        };
+        if live.len() > self.params.split_limit {
+            self.split(p, seen, live, rng);
+        } else if live.len() < self.params.merge_limit && self.heads.len() > 1 {
+            self.merge(p);
+        } else {
+            self.gc(p);
+        }
+    }
+
+    /// Drops stale members in place.
+    fn gc(&self, p: &Arc<Posting>) {
+        let mut m = p.members.write();
+        if m.retired {
+            return;
+        }
+        let view = self.versions.view();
+        m.retain(self.params.dim, &p.centroid, |s, w| view.is_live(s, w));
+        self.counters.gc_runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn split(&self, p: &Arc<Posting>, seen: usize, live: Members, rng: &mut Rng) {
+        let dim = self.params.dim;
+        let l2 = kernels().l2sq;
+        let (c0, c1, side) = kmeans::two_means(&live.vectors, dim, rng);
+        let mut halves = [Members::with_capacity(0, dim), Members::with_capacity(0, dim)];
+        for (i, &s) in side.iter().enumerate() {
+            let v = live.vector(i, dim);
+            let c = if s { &c1 } else { &c0 };
+            halves[s as usize].push(live.slots[i], live.words[i], v, l2(v, c));
+        }
+        let [h0, h1] = halves;
+        let p0 = self.heads.insert(c0, h0);
+        let p1 = self.heads.insert(c1, h1);
+        {
+            // Members appended since the copy move to the nearer half; then no more appends.
+            // Lock order: the old posting, then the version view, which is dropped before the
+            // new postings are locked.
+            let mut m = p.members.write();
+            let tail: Vec<usize> = {
+                let view = self.versions.view();
+                (seen..m.len()).filter(|&i| view.is_live(m.slots[i], m.words[i])).collect()
+            };
+            for i in tail {
+                let v = m.vector(i, dim);
+                let (d0, d1) = (l2(v, &p0.centroid), l2(v, &p1.centroid));
+                let (t, d) = if d0 <= d1 { (&p0, d0) } else { (&p1, d1) };
+                t.members.write().push(m.slots[i], m.words[i], v, d);
+            }
+            m.retired = true;
+        }
+        self.heads.remove(p.id);
+        self.counters.splits.fetch_add(1, Ordering::Relaxed);
+        for half in [&p0, &p1] {
+            if half.members.read().len() > self.params.split_limit {
+                self.jobs.enqueue(half);
+            }
+        }
+        self.reassign_after_split(&p.centroid, [&p0, &p1]);
+    }
+
+    /// Reassigns the vectors a split may have displaced, using SPFresh's two necessary
+    /// conditions: a member of a new posting that is no nearer its new centroid than the old
+    /// one, and a member of a nearby posting that is nearer a new centroid than the old one.
+    /// Each candidate is placed again only if its nearest posting is not where it lives.
+    fn reassign_after_split(&self, old: &[f32], new: [&Arc<Posting>; 2]) {
+        let dim = self.params.dim;
+        let l2 = kernels().l2sq;
+        let mut cands: Vec<(Slot, VersionWord, Vec<f32>, Arc<Posting>)> = Vec::new();
+        let mut seen: FxHashSet<Slot> = FxHashSet::default();
+        for p in new {
+            let m = p.members.read();
+            let view = self.versions.view();
+            for i in 0..m.len() {
+                let v = m.vector(i, dim);
+                if view.is_live(m.slots[i], m.words[i])
+                    && l2(v, old) <= l2(v, &p.centroid)
+                    && seen.insert(m.slots[i])
+                {
+                    cands.push((m.slots[i], m.words[i], v.to_vec(), (*p).clone()));
+                }
+            }
+        }
+        let mut near = Vec::new();
+        self.heads.nearest(old, self.params.reassign_k + 2, &mut near);
+        for (_, b) in near.iter().filter(|(_, b)| !new.iter().any(|n| Arc::ptr_eq(n, b))) {
+            let m = b.members.read();
+            let view = self.versions.view();
+            for i in 0..m.len() {
+                let v = m.vector(i, dim);
+                let to_new = l2(v, &new[0].centroid).min(l2(v, &new[1].centroid));
+                if view.is_live(m.slots[i], m.words[i])
+                    && to_new <= l2(v, old)
+                    && seen.insert(m.slots[i])
+                {
+                    cands.push((m.slots[i], m.words[i], v.to_vec(), b.clone()));
+                }
+            }
+        }
+        let mut best = Vec::new();
+        for (slot, word, v, home) in cands {
+            // Only a strictly nearer posting justifies a move; ties (identical centroids after
+            // splitting identical vectors) stay put.
+            self.heads.nearest(&v, 1, &mut best);
+            if best
+                .first()
+                .is_none_or(|(d, b)| Arc::ptr_eq(b, &home) || *d >= l2(&v, &home.centroid))
+            {
+                continue;
+            }
+            if let Some(next) = self.versions.bump_if(slot, word) {
+                self.write_copies(slot, next, &v, None);
+                self.counters.reassigned.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Retires a posting that has become too small and places its live members again.
+    fn merge(&self, p: &Arc<Posting>) {
+        let dim = self.params.dim;
+        let moved: Vec<(Slot, VersionWord, Vec<f32>)> = {
+            let mut m = p.members.write();
+            if m.retired {
+                return;
+            }
+            m.retired = true;
+            let view = self.versions.view();
+            (0..m.len())
+                .filter(|&i| view.is_live(m.slots[i], m.words[i]))
+                .map(|i| (m.slots[i], m.words[i], m.vector(i, dim).to_vec()))
+                .collect()
+        };
+        // New copies are written before the posting leaves the head index, so searches keep
+        // finding every member throughout.
+        for (slot, word, v) in &moved {
+            if let Some(next) = self.versions.bump_if(*slot, *word) {
+                self.write_copies(*slot, next, v, Some(p));
+            }
+        }
+        self.heads.remove(p.id);
+        self.counters.merges.fetch_add(1, Ordering::Relaxed);
+        self.counters.reassigned.fetch_add(moved.len() as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,567 @@
+//! One shard's SPFresh index: postings around centroids, a head index over the centroids, a
+//! version map, and the LIRE background jobs that keep postings balanced (see `lire.rs`).
+//!
+//! Vectors handed to the index are already prepared for the metric (unit length under cosine).
+//! Structure (centroids, placement, splits) always uses squared L2; member scans use the metric.
+
+mod head;
+mod lire;
+mod posting;
+mod versions;
+
+use crate::distance::{kernels, Metric};
+use crate::error::{Error, Result};
+use crate::kmeans;
+use crate::rng::Rng;
+use crate::topk::{Scored, TopK};
+use head::HeadIndex;
+use lire::Jobs;
+use posting::{Members, Posting};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use versions::{Slot, VersionMap, VersionWord};
+
+/// A posting this many times over the split limit holds writers back until it is split.
+const HARD_LIMIT_FACTOR: usize = 4;
+
+/// Build and maintenance parameters of one index.
+#[derive(Clone, Debug)]
+pub struct IndexParams {
+    pub dim: usize,
+    pub metric: Metric,
+    /// Members per posting the bulk load aims for.
+    pub posting_size: usize,
+    /// A posting holding more members than this is split (after garbage collection).
+    pub split_limit: usize,
+    /// A posting with fewer live members than this is merged into its neighbours.
+    pub merge_limit: usize,
+    /// Most postings one vector is written to (boundary replicas, chosen by the RNG rule).
+    pub replicas: usize,
+    /// Nearest heads considered as replica targets.
+    pub replica_candidates: usize,
+    /// A replica's head may be at most `1 + replica_ratio` times as far (squared L2) as the
+    /// nearest head.
+    pub replica_ratio: f32,
+    /// Neighbouring postings examined for reassignment after a split.
+    pub reassign_k: usize,
+    /// Background LIRE threads; 0 runs jobs only when a caller drains them.
+    pub background_threads: usize,
+    /// Queued jobs beyond which writers wait, and then are refused.
+    pub max_pending_jobs: usize,
+    /// How long a writer waits for the job queue to fall below the limit.
+    pub backpressure_timeout: Duration,
+    pub seed: u64,
+}
+
+impl IndexParams {
+    /// Defaults chosen by measurement on the clustered presets (see `BENCHMARKS.md`).
+    pub fn new(dim: usize, metric: Metric) -> IndexParams {
+        IndexParams {
+            dim,
+            metric,
+            posting_size: 48,
+            split_limit: 96,
+            merge_limit: 8,
+            replicas: 2,
+            replica_candidates: 8,
+            replica_ratio: 0.15,
+            reassign_k: 32,
+            background_threads: 1,
+            max_pending_jobs: 4096,
+            backpressure_timeout: Duration::from_secs(5),
+            seed: 0x5eed,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, reason: &str| Err(Error::InvalidParameter { name, reason: reason.into() });
+        if self.dim == 0 {
+            return bad("dim", "must be at least 1");
+        }
+        if self.posting_size == 0 || self.split_limit < self.posting_size.max(2) {
+            return bad("split_limit", "must be at least posting_size and 2");
+        }
+        if self.merge_limit * 2 > self.split_limit {
+            return bad("merge_limit", "must be at most half of split_limit");
+        }
+        if self.replicas == 0 || self.replica_candidates < self.replicas {
+            return bad("replicas", "must be at least 1 and at most replica_candidates");
+        }
+        Ok(())
+    }
+}
+
+/// Parameters of one search.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchParams {
+    pub k: usize,
+    pub nprobe: usize,
+    /// Scan every posting instead of the `nprobe` nearest.
+    pub exact: bool,
+}
+
+/// Counters and gauges of one index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    pub vectors: u64,
+    pub postings: u64,
+    /// Posting members, live or stale, across all postings.
+    pub members: u64,
+    pub splits: u64,
+    pub merges: u64,
+    pub reassigned: u64,
+    pub gc_runs: u64,
+    pub pending_jobs: u64,
+    pub memory_bytes: u64,
+}
+
+impl IndexStats {
+    pub fn add(&mut self, o: &IndexStats) {
+        self.vectors += o.vectors;
+        self.postings += o.postings;
+        self.members += o.members;
+        self.splits += o.splits;
+        self.merges += o.merges;
+        self.reassigned += o.reassigned;
+        self.gc_runs += o.gc_runs;
+        self.pending_jobs += o.pending_jobs;
+        self.memory_bytes += o.memory_bytes;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    splits: AtomicU64,
+    merges: AtomicU64,
+    reassigned: AtomicU64,
+    gc_runs: AtomicU64,
+}
+
+/// State shared by the index handle and its background threads.
+#[derive(Debug)]
+struct Shared {
+    params: IndexParams,
+    heads: HeadIndex,
+    versions: VersionMap,
+    jobs: Jobs,
+    counters: Counters,
+}
+
+/// What one shard decided to scan for a query, with a lower bound on any distance it can
+/// return; the collection uses the bound to skip shards exactly.
+#[derive(Debug)]
+pub struct Plan {
+    postings: Vec<Arc<Posting>>,
+    pub lower_bound: f32,
+}
+
+/// One shard's SPFresh index. Dropping it stops its background threads.
+#[derive(Debug)]
+pub struct Index {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+thread_local! {
+    static DISTS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static NEAR: RefCell<Vec<(f32, Arc<Posting>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Index {
+    pub fn new(params: IndexParams) -> Result<Index> {
+        params.validate()?;
+        let shared = Arc::new(Shared {
+            heads: HeadIndex::new(params.dim),
+            versions: VersionMap::default(),
+            jobs: Jobs::default(),
+            counters: Counters::default(),
+            params,
+        });
+        let workers = (0..shared.params.background_threads)
+            .map(|i| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("lire-{i}"))
+                    .spawn(move || s.worker())
+                    .expect("spawning a background thread")
+            })
+            .collect();
+        Ok(Index { shared, workers })
+    }
+
+    pub fn params(&self) -> &IndexParams {
+        &self.shared.params
+    }
+
+    /// Number of live vectors.
+    pub fn len(&self) -> usize {
+        self.shared.versions.live()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Builds the index from scratch over `vectors` (row-major, prepared), consuming them: rows
+    /// are copied into postings from the end while the input shrinks, so peak memory stays near
+    /// the larger of the two rather than their sum. An index that already holds data takes the
+    /// rows as ordinary upserts instead.
+    pub fn bulk_load(&self, ids: &[u64], vectors: Vec<f32>) -> Result<()> {
+        self.shared.check_rows(ids, &vectors)?;
+        if !self.shared.heads.is_empty() {
+            return self.upsert(ids, &vectors);
+        }
+        self.shared.bulk_build(ids, vectors);
+        Ok(())
+    }
+
+    /// Inserts or replaces vectors (row-major, prepared). Waits, then fails with
+    /// [`Error::Overloaded`], while background rebalancing is too far behind.
+    pub fn upsert(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        let s = &*self.shared;
+        s.check_rows(ids, vectors)?;
+        s.jobs.admit(s.params.max_pending_jobs, s.params.backpressure_timeout)?;
+        if s.heads.is_empty() {
+            // The first vectors of an empty index become one posting around their mean.
+            let dim = s.params.dim;
+            let all: Vec<u32> = (0..ids.len() as u32).collect();
+            s.heads.insert(kmeans::mean(vectors, dim, &all), Members::with_capacity(0, dim));
+        }
+        let dim = s.params.dim;
+        let one = |(id, v): (&u64, &[f32])| {
+            let (slot, word) = s.versions.begin_upsert(*id);
+            s.write_copies(slot, word, v, None);
+        };
+        if ids.len() >= 64 {
+            ids.par_iter().zip(vectors.par_chunks_exact(dim)).with_min_len(16).for_each(one);
+        } else {
+            ids.iter().zip(vectors.chunks_exact(dim)).for_each(one);
+        }
+        Ok(())
+    }
+
+    /// Deletes ids; unknown ids are ignored. Returns how many were live.
+    pub fn delete(&self, ids: &[u64]) -> usize {
+        ids.iter().filter(|id| self.shared.versions.delete(**id)).count()
+    }
+
+    /// Chooses the postings a query scans and bounds the distances they can return.
+    pub fn plan(&self, q: &[f32], params: &SearchParams) -> Plan {
+        self.shared.plan(q, params)
+    }
+
+    /// Scans a plan: the `k` nearest live vectors, nearest first, keyed by external id.
+    pub fn execute(&self, plan: &Plan, q: &[f32], k: usize) -> Vec<Scored<u64>> {
+        self.shared.execute(plan, q, k)
+    }
+
+    /// Plans and executes one search.
+    pub fn search(&self, q: &[f32], params: &SearchParams) -> Vec<Scored<u64>> {
+        let plan = self.plan(q, params);
+        self.execute(&plan, q, params.k)
+    }
+
+    /// Blocks until no background job is queued or running, helping to run them.
+    pub fn wait_idle(&self) {
+        self.shared.drain();
+    }
+
+    pub fn stats(&self) -> IndexStats {
+        self.shared.stats()
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        self.shared.jobs.shutdown();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Shared {
+    fn check_rows(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        let dim = self.params.dim;
+        if vectors.len() != ids.len() * dim {
+            return Err(Error::LengthMismatch {
+                what: "vectors",
+                want: ids.len() * dim,
+                got: vectors.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Chooses up to `params.replicas` postings for `v` by the RNG rule among the nearest
+    /// heads: the nearest always; another only if it is within the replica ratio and no chosen
+    /// head lies closer to it than `v` does (so replicas go to different sides of `v`).
+    fn place(&self, v: &[f32], exclude: Option<&Arc<Posting>>, out: &mut Vec<Arc<Posting>>) {
+        out.clear();
+        let p = &self.params;
+        let l2 = kernels().l2sq;
+        NEAR.with(|near| {
+            let near = &mut *near.borrow_mut();
+            self.heads.nearest(v, p.replica_candidates + exclude.is_some() as usize, near);
+            let mut first = f32::INFINITY;
+            for (d, cand) in near.iter() {
+                if exclude.is_some_and(|e| Arc::ptr_eq(e, cand)) {
+                    continue;
+                }
+                if out.is_empty() {
+                    first = *d;
+                } else {
+                    if out.len() >= p.replicas || *d > first * (1.0 + p.replica_ratio) {
+                        break;
+                    }
+                    if out.iter().any(|c| l2(&c.centroid, &cand.centroid) < *d) {
+                        continue;
+                    }
+                }
+                out.push(cand.clone());
+            }
+        });
+    }
+
+    /// Writes the copies of one vector version to its chosen postings, choosing again if a
+    /// chosen posting was retired meanwhile.
+    fn write_copies(
+        &self,
+        slot: Slot,
+        word: VersionWord,
+        v: &[f32],
+        exclude: Option<&Arc<Posting>>,
+    ) {
+        let l2 = kernels().l2sq;
+        let mut targets = Vec::with_capacity(self.params.replicas);
+        let mut written: Vec<Arc<Posting>> = Vec::with_capacity(self.params.replicas);
+        for _attempt in 0..64 {
+            self.place(v, exclude, &mut targets);
+            let mut retry = false;
+            for t in &targets {
+                if written.iter().any(|w| Arc::ptr_eq(w, t)) {
+                    continue;
+                }
+                let len = {
+                    let mut m = t.members.write();
+                    if m.retired {
+                        retry = true;
+                        continue;
+                    }
+                    m.push(slot, word, v, l2(v, &t.centroid));
+                    m.len()
+                };
+                written.push(t.clone());
+                if len > self.params.split_limit * HARD_LIMIT_FACTOR {
+                    self.jobs.mark_overfull(t);
+                } else if len > self.params.split_limit {
+                    self.jobs.enqueue(t);
+                }
+            }
+            if !retry || written.len() >= self.params.replicas {
+                return;
+            }
+        }
+        debug_assert!(!written.is_empty(), "a vector found no posting to live in");
+    }
+
+    fn plan(&self, q: &[f32], params: &SearchParams) -> Plan {
+        let metric = self.params.metric.scan_metric();
+        if params.exact {
+            return Plan { postings: self.heads.all(), lower_bound: f32::NEG_INFINITY };
+        }
+        NEAR.with(|near| {
+            let near = &mut *near.borrow_mut();
+            self.heads.nearest(q, params.nprobe.max(1), near);
+            let qnorm =
+                if metric == Metric::Dot { (-(kernels().neg_dot)(q, q)).sqrt() } else { 0.0 };
+            let mut lower_bound = f32::INFINITY;
+            for (d, p) in near.iter() {
+                let radius = p.members.read().radius;
+                let lb = match metric {
+                    // |q - x| >= |q - c| - |x - c|
+                    Metric::L2 => (d.sqrt() - radius).max(0.0).powi(2),
+                    // -q.x = -q.c - q.(x - c) >= -q.c - |q| |x - c|
+                    _ => (kernels().neg_dot)(q, &p.centroid) - qnorm * radius,
+                };
+                lower_bound = lower_bound.min(lb);
+            }
+            // Leave room for rounding in the kernels.
+            let slack = lower_bound.abs() * 1e-4 + 1e-6;
+            Plan {
+                postings: near.drain(..).map(|(_, p)| p).collect(),
+                lower_bound: lower_bound - slack,
+            }
+        })
+    }
+
+    fn execute(&self, plan: &Plan, q: &[f32], k: usize) -> Vec<Scored<u64>> {
+        let dim = self.params.dim;
+        let scan = kernels().batch(self.params.metric.scan_metric());
+        let mut top: TopK<Slot> = TopK::new(k);
+        let mut maintain: Vec<&Arc<Posting>> = Vec::new();
+        DISTS.with(|dists| {
+            let dists = &mut *dists.borrow_mut();
+            for p in &plan.postings {
+                // Lock order: a posting's members, then the version view.
+                let m = p.members.read();
+                let view = self.versions.view();
+                let n = m.len();
+                dists.resize(n, 0.0);
+                scan(q, &m.vectors[..n * dim], &mut dists[..n]);
+                let (mut checked, mut stale) = (0usize, 0usize);
+                for (i, &d) in dists[..n].iter().enumerate() {
+                    if d > top.threshold() {
+                        continue;
+                    }
+                    checked += 1;
+                    if view.is_live(m.slots[i], m.words[i]) {
+                        top.push(d, m.slots[i]);
+                    } else {
+                        stale += 1;
+                    }
+                }
+                let small = n < self.params.merge_limit && !m.retired;
+                if small || (checked >= 8 && stale * 2 > checked) {
+                    maintain.push(p);
+                }
+            }
+        });
+        for p in maintain {
+            self.jobs.enqueue(p);
+        }
+        let view = self.versions.view();
+        let mut out: Vec<Scored<u64>> = top
+            .into_sorted()
+            .into_iter()
+            .map(|s| Scored { dist: s.dist, key: view.external(s.key) })
+            .collect();
+        out.sort_by(|a, b| a.cmp_total(b));
+        out
+    }
+
+    fn bulk_build(&self, ids: &[u64], mut vectors: Vec<f32>) {
+        let p = &self.params;
+        let dim = p.dim;
+        let n = ids.len();
+        if n == 0 {
+            return;
+        }
+        let mut rng = Rng::new(p.seed);
+        let (centroids, leaf) = kmeans::hierarchical(&vectors, dim, p.posting_size, 16, &mut rng);
+        let heads = centroids.len() / dim;
+        // Replica candidates of a vector: its leaf and the leaves nearest to that leaf.
+        let fan = p.replica_candidates.min(heads);
+        let neighbours: Vec<Vec<u32>> = (0..heads)
+            .into_par_iter()
+            .map(|h| {
+                let c = &centroids[h * dim..(h + 1) * dim];
+                let mut d: Vec<(f32, u32)> = centroids
+                    .chunks_exact(dim)
+                    .enumerate()
+                    .map(|(j, o)| ((kernels().l2sq)(c, o), j as u32))
+                    .collect();
+                let keep = fan.min(d.len());
+                d.select_nth_unstable_by(keep - 1, |a, b| a.0.total_cmp(&b.0));
+                d.truncate(keep);
+                d.sort_by(|a, b| a.0.total_cmp(&b.0));
+                d.into_iter().map(|x| x.1).collect()
+            })
+            .collect();
+        let targets: Vec<Vec<u32>> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let v = &vectors[i * dim..(i + 1) * dim];
+                let own = leaf[i];
+                let mut cands: Vec<(f32, u32)> = neighbours[own as usize]
+                    .iter()
+                    .chain(std::iter::once(&own))
+                    .map(|&h| ((kernels().l2sq)(v, &centroids[h as usize * dim..][..dim]), h))
+                    .collect();
+                cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                cands.dedup_by_key(|c| c.1);
+                // The leaf comes first even when k-means left v nearer another centroid, so the
+                // bulk layout keeps the balanced leaf sizes.
+                let mut chosen = vec![own];
+                let first = cands.iter().find(|c| c.1 == own).map_or(0.0, |c| c.0);
+                for &(d, h) in &cands {
+                    if chosen.len() >= p.replicas
+                        || d > first.max(cands[0].0) * (1.0 + p.replica_ratio)
+                    {
+                        break;
+                    }
+                    if h == own {
+                        continue;
+                    }
+                    let hc = &centroids[h as usize * dim..][..dim];
+                    if chosen
+                        .iter()
+                        .any(|&c| (kernels().l2sq)(&centroids[c as usize * dim..][..dim], hc) < d)
+                    {
+                        continue;
+                    }
+                    chosen.push(h);
+                }
+                chosen
+            })
+            .collect();
+        let mut sizes = vec![0usize; heads];
+        for t in targets.iter().flatten() {
+            sizes[*t as usize] += 1;
+        }
+        let mut members: Vec<Members> =
+            sizes.iter().map(|&s| Members::with_capacity(s, dim)).collect();
+        let slots: Vec<(Slot, VersionWord)> =
+            ids.iter().map(|id| self.versions.begin_upsert(*id)).collect();
+        // Copy rows from the end and give the input's memory back as we go.
+        let l2 = kernels().l2sq;
+        let shrink_every = (1 << 22) / dim.max(1);
+        for i in (0..n).rev() {
+            let v = &vectors[i * dim..(i + 1) * dim];
+            for &t in &targets[i] {
+                let c = &centroids[t as usize * dim..][..dim];
+                members[t as usize].push(slots[i].0, slots[i].1, v, l2(v, c));
+            }
+            if i % shrink_every == 0 {
+                vectors.truncate(i * dim);
+                vectors.shrink_to_fit();
+            }
+        }
+        drop(vectors);
+        for (h, m) in members.into_iter().enumerate() {
+            if !m.is_empty() {
+                self.heads.insert(centroids[h * dim..(h + 1) * dim].to_vec(), m);
+            }
+        }
+    }
+
+    fn stats(&self) -> IndexStats {
+        let postings = self.heads.all();
+        let (mut members, mut bytes) = (0u64, self.heads.heap_bytes() as u64);
+        for p in &postings {
+            let m = p.members.read();
+            members += m.len() as u64;
+            bytes += m.heap_bytes() as u64 + (p.centroid.len() * 4) as u64;
+        }
+        bytes += self.versions.slots() as u64 * 12 + self.versions.slots() as u64 * 16;
+        let c = &self.counters;
+        IndexStats {
+            vectors: self.versions.live() as u64,
+            postings: postings.len() as u64,
+            members,
+            splits: c.splits.load(Ordering::Relaxed),
+            merges: c.merges.load(Ordering::Relaxed),
+            reassigned: c.reassigned.load(Ordering::Relaxed),
+            gc_runs: c.gc_runs.load(Ordering::Relaxed),
+            pending_jobs: self.jobs.pending() as u64,
+            memory_bytes: bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+use super::*;
+use crate::distance::distance;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+
+fn gaussian_mixture(rng: &mut Rng, n: usize, dim: usize, centers: &[f32]) -> Vec<f32> {
+    let k = centers.len() / dim;
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = rng.below(k);
+        out.extend((0..dim).map(|j| centers[c * dim + j] + rng.normal()));
+    }
+    out
+}
+
+fn centers(rng: &mut Rng, k: usize, dim: usize) -> Vec<f32> {
+    (0..k * dim).map(|_| rng.normal() * 3.0).collect()
+}
+
+fn brute_force(model: &BTreeMap<u64, Vec<f32>>, q: &[f32], k: usize) -> Vec<u64> {
+    let mut all: Vec<(f32, u64)> =
+        model.iter().map(|(id, v)| (distance(Metric::L2, q, v), *id)).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    all.into_iter().take(k).map(|x| x.1).collect()
+}
+
+fn small_params(dim: usize) -> IndexParams {
+    IndexParams {
+        posting_size: 24,
+        split_limit: 48,
+        merge_limit: 4,
+        ..IndexParams::new(dim, Metric::L2)
+    }
+}
+
+#[test]
+fn recall_against_brute_force_meets_the_floor() {
+    let seed = 101;
+    println!("seed {seed}");
+    let mut rng = Rng::new(seed);
+    let dim = 32;
+    let c = centers(&mut rng, 50, dim);
+    let data = gaussian_mixture(&mut rng, 8000, dim, &c);
+    let model: BTreeMap<u64, Vec<f32>> =
+        data.chunks_exact(dim).enumerate().map(|(i, v)| (i as u64, v.to_vec())).collect();
+    let index = Index::new(IndexParams::new(dim, Metric::L2)).unwrap();
+    index.bulk_load(&(0..8000).collect::<Vec<u64>>(), data).unwrap();
+    assert_eq!(index.len(), 8000);
+    let queries = gaussian_mixture(&mut rng, 100, dim, &c);
+    let mut hit = 0;
+    for q in queries.chunks_exact(dim) {
+        let want = brute_force(&model, q, 10);
+        let got = index.search(q, &SearchParams { k: 10, nprobe: 24, exact: false });
+        hit += got.iter().filter(|h| want.contains(&h.key)).count();
+        let exact = index.search(q, &SearchParams { k: 10, nprobe: 0, exact: true });
+        assert_eq!(exact.iter().map(|h| h.key).collect::<Vec<_>>(), want);
+    }
+    let recall = hit as f64 / 1000.0;
+    println!("recall@10 = {recall:.3}");
+    assert!(recall >= 0.9, "recall {recall} below the 0.9 floor");
+}
+
+/// Every returned hit is a live id at its current vector's exact distance.
+fn check_hits(model: &BTreeMap<u64, Vec<f32>>, q: &[f32], hits: &[Scored<u64>]) {
+    for h in hits {
+        let v = model.get(&h.key).unwrap_or_else(|| panic!("deleted id {} returned", h.key));
+        assert_eq!(h.dist, distance(Metric::L2, q, v), "stale version of {} returned", h.key);
+    }
+}
+
+#[test]
+fn random_update_stream_keeps_every_live_id_and_no_stale_one() {
+    let seed = 202;
+    println!("seed {seed}");
+    let mut rng = Rng::new(seed);
+    let dim = 16;
+    let c = centers(&mut rng, 20, dim);
+    let index = Index::new(small_params(dim)).unwrap();
+    let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+    let base = gaussian_mixture(&mut rng, 2000, dim, &c);
+    for (i, v) in base.chunks_exact(dim).enumerate() {
+        model.insert(i as u64, v.to_vec());
+    }
+    index.bulk_load(&(0..2000).collect::<Vec<u64>>(), base).unwrap();
+    for round in 0..100 {
+        let n = 1 + rng.below(200);
+        let ids: Vec<u64> = (0..n)
+            .map(|_| rng.below(8000) as u64)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let vecs = gaussian_mixture(&mut rng, ids.len(), dim, &c);
+        index.upsert(&ids, &vecs).unwrap();
+        for (id, v) in ids.iter().zip(vecs.chunks_exact(dim)) {
+            model.insert(*id, v.to_vec());
+        }
+        let dels: Vec<u64> = (0..rng.below(40)).map(|_| rng.below(8000) as u64).collect();
+        for d in &dels {
+            if model.remove(d).is_some() {
+                assert_eq!(index.delete(&[*d]), 1);
+            } else {
+                assert_eq!(index.delete(&[*d]), 0);
+            }
+        }
+        if round % 10 == 0 {
+            let q = gaussian_mixture(&mut rng, 1, dim, &c);
+            let hits = index.search(&q, &SearchParams { k: 20, nprobe: 8, exact: false });
+            check_hits(&model, &q, &hits);
+        }
+    }
+    index.wait_idle();
+    let stats = index.stats();
+    println!("{stats:?}");
+    assert!(stats.splits > 0, "the stream should have split postings");
+    assert_eq!(index.len(), model.len());
+    // Every live id is found, at its current vector, by exact search.
+    for (id, v) in &model {
+        let hits = index.search(v, &SearchParams { k: 1, nprobe: 0, exact: true });
+        assert_eq!(hits[0].dist, 0.0);
+        let hits = index.search(v, &SearchParams { k: 3, nprobe: 0, exact: true });
+        assert!(hits.iter().any(|h| h.key == *id), "live id {id} lost");
+        check_hits(&model, v, &hits);
+    }
+    let all =
+        index.search(&[0.0; 16], &SearchParams { k: model.len() + 10, nprobe: 0, exact: true });
+    assert_eq!(all.len(), model.len());
+}
+
+#[test]
+fn searches_run_concurrently_with_updates_and_splits() {
+    let seed = 303;
+    println!("seed {seed}");
+    let mut rng = Rng::new(seed);
+    let dim = 16;
+    let c = centers(&mut rng, 10, dim);
+    let index = Index::new(small_params(dim)).unwrap();
+    // Every vector ever written, by id; hits must match one of them exactly.
+    let n = 6000;
+    let vectors = gaussian_mixture(&mut rng, n, dim, &c);
+    index.bulk_load(&(0..500).collect::<Vec<u64>>(), vectors[..500 * dim].to_vec()).unwrap();
+    let stop = AtomicBool::new(false);
+    let searches = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (index, stop, vectors, searches) = (&index, &stop, &vectors, &searches);
+            s.spawn(move || {
+                let mut rng = Rng::new(seed + t);
+                while !stop.load(Ordering::Relaxed) {
+                    let q: Vec<f32> = (0..dim).map(|_| rng.normal() * 3.0).collect();
+                    for h in index.search(&q, &SearchParams { k: 10, nprobe: 6, exact: false }) {
+                        let v = &vectors[h.key as usize * dim..][..dim];
+                        assert_eq!(h.dist, distance(Metric::L2, &q, v));
+                    }
+                    searches.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        for start in (500..n).step_by(100) {
+            let ids: Vec<u64> = (start as u64..start as u64 + 100).collect();
+            index.upsert(&ids, &vectors[start * dim..(start + 100) * dim]).unwrap();
+        }
+        index.wait_idle();
+        stop.store(true, Ordering::Relaxed);
+    });
+    let stats = index.stats();
+    println!("{stats:?}, {} searches", searches.load(Ordering::Relaxed));
+    assert!(stats.splits > 10);
+    assert_eq!(index.len(), n);
+    for i in (0..n).step_by(7) {
+        let v = &vectors[i * dim..][..dim];
+        let hits = index.search(v, &SearchParams { k: 5, nprobe: 0, exact: true });
+        assert!(hits.iter().any(|h| h.key == i as u64), "id {i} lost");
+    }
+}
+
+#[test]
+fn splitting_a_posting_of_identical_vectors_loses_nothing() {
+    let index = Index::new(small_params(8)).unwrap();
+    let v = [0.25f32; 8];
+    for chunk in 0..10u64 {
+        let ids: Vec<u64> = (chunk * 100..chunk * 100 + 100).collect();
+        let data: Vec<f32> = ids.iter().flat_map(|_| v).collect();
+        index.upsert(&ids, &data).unwrap();
+    }
+    index.wait_idle();
+    let stats = index.stats();
+    assert!(stats.splits >= 10, "{stats:?}");
+    let hits = index.search(&v, &SearchParams { k: 2000, nprobe: 0, exact: true });
+    assert_eq!(hits.len(), 1000);
+    assert!(hits.iter().all(|h| h.dist == 0.0));
+    assert!(stats.postings as usize >= 1000 / 48);
+}
+
+#[test]
+fn writers_are_refused_when_rebalancing_falls_behind() {
+    let seed = 404;
+    println!("seed {seed}");
+    let mut rng = Rng::new(seed);
+    let dim = 8;
+    let params = IndexParams {
+        background_threads: 0,
+        max_pending_jobs: 3,
+        backpressure_timeout: Duration::from_millis(50),
+        ..small_params(dim)
+    };
+    let index = Index::new(params).unwrap();
+    let c = centers(&mut rng, 8, dim);
+    let mut refused = None;
+    for round in 0..200u64 {
+        let ids: Vec<u64> = (round * 50..round * 50 + 50).collect();
+        let data = gaussian_mixture(&mut rng, 50, dim, &c);
+        match index.upsert(&ids, &data) {
+            Ok(()) => {}
+            Err(Error::Overloaded { .. }) => {
+                refused = Some(round);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let round = refused.expect("the queue limit was never enforced");
+    assert!(index.stats().pending_jobs <= 3 + 2, "the queue grew past its bound");
+    // Nothing acknowledged was lost, and draining lets writes in again.
+    index.wait_idle();
+    assert_eq!(index.len(), round as usize * 50);
+    index.upsert(&[1_000_000], &[0.0; 8]).unwrap();
+}

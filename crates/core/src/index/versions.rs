@@ -1,0 +1,186 @@
+//! The version map of one shard: external ids to dense internal slots, and per slot the
+//! current version word that decides which posting copies are live.
+//!
+//! A version word holds a 31-bit counter and a tombstone bit. Every posting member records the
+//! word it was written with; a member is live exactly when its word equals the slot's current
+//! word, so an upsert (counter + 1) or a delete (tombstone) makes every older copy stale at once,
+//! without touching the postings. Readers never lock: slots live in fixed-size chunks that are
+//! never moved, and a reader holds the chunk table's read guard for the length of one search.
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// Dense per-shard slot of a vector id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slot(pub u32);
+
+/// The version word recorded with a posting member.
+pub type VersionWord = u32;
+
+pub const TOMBSTONE: u32 = 1 << 31;
+const COUNTER: u32 = TOMBSTONE - 1;
+const CHUNK_BITS: u32 = 14;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+#[derive(Debug)]
+struct Cell {
+    version: AtomicU32,
+    external: AtomicU64,
+}
+
+type Chunk = Box<[Cell]>;
+
+#[derive(Debug, Default)]
+pub struct VersionMap {
+    ids: Mutex<FxHashMap<u64, Slot>>,
+    chunks: RwLock<Vec<Chunk>>,
+    slots: AtomicUsize,
+    live: AtomicUsize,
+}
+
+/// A read view for the length of one search: version checks and id lookups without locking.
+pub struct VersionView<'a> {
+    chunks: RwLockReadGuard<'a, Vec<Chunk>>,
+}
+
+impl std::fmt::Debug for VersionView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionView").field("chunks", &self.chunks.len()).finish()
+    }
+}
+
+impl VersionView<'_> {
+    #[inline]
+    fn cell(&self, slot: Slot) -> &Cell {
+        let s = slot.0 as usize;
+        &self.chunks[s >> CHUNK_BITS][s & (CHUNK - 1)]
+    }
+
+    #[inline]
+    pub fn current(&self, slot: Slot) -> VersionWord {
+        self.cell(slot).version.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub fn is_live(&self, slot: Slot, word: VersionWord) -> bool {
+        self.current(slot) == word
+    }
+
+    #[inline]
+    pub fn external(&self, slot: Slot) -> u64 {
+        self.cell(slot).external.load(Ordering::Relaxed)
+    }
+}
+
+impl VersionMap {
+    pub fn view(&self) -> VersionView<'_> {
+        VersionView { chunks: self.chunks.read() }
+    }
+
+    /// Number of ids whose current word is not a tombstone.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Number of slots ever handed out.
+    pub fn slots(&self) -> usize {
+        self.slots.load(Ordering::Relaxed)
+    }
+
+    pub fn lookup(&self, id: u64) -> Option<Slot> {
+        self.ids.lock().get(&id).copied()
+    }
+
+    /// Bumps the id's counter (creating its slot on first sight) and clears any tombstone;
+    /// returns the slot and the new word that the caller's copies must carry.
+    pub fn begin_upsert(&self, id: u64) -> (Slot, VersionWord) {
+        let slot = self.slot_for(id);
+        let view = self.view();
+        let prev = view
+            .cell(slot)
+            .version
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some(((w & COUNTER) + 1) & COUNTER)
+            })
+            .expect("closure always returns Some");
+        if prev & TOMBSTONE != 0 {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        }
+        (slot, ((prev & COUNTER) + 1) & COUNTER)
+    }
+
+    /// Tombstones the id. Returns false when it was unknown or already deleted.
+    pub fn delete(&self, id: u64) -> bool {
+        let Some(slot) = self.lookup(id) else { return false };
+        let view = self.view();
+        let prev = view.cell(slot).version.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+            (w & TOMBSTONE == 0).then_some(((w & COUNTER) + 1) | TOMBSTONE)
+        });
+        if prev.is_ok() {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        prev.is_ok()
+    }
+
+    /// Moves a slot from `word` to the next counter value, for a background reassign that
+    /// rewrites the vector's copies. Fails when anything changed the slot since `word` was read.
+    pub fn bump_if(&self, slot: Slot, word: VersionWord) -> Option<VersionWord> {
+        let next = ((word & COUNTER) + 1) & COUNTER;
+        let view = self.view();
+        view.cell(slot)
+            .version
+            .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| next)
+    }
+
+    fn slot_for(&self, id: u64) -> Slot {
+        let mut ids = self.ids.lock();
+        if let Some(s) = ids.get(&id) {
+            return *s;
+        }
+        let s = self.slots.load(Ordering::Relaxed);
+        let slot = Slot(u32::try_from(s).expect("more than 2^32 ids in one shard"));
+        if s >> CHUNK_BITS >= self.chunks.read().len() {
+            let chunk: Chunk = (0..CHUNK)
+                .map(|_| Cell { version: AtomicU32::new(TOMBSTONE), external: AtomicU64::new(0) })
+                .collect();
+            self.chunks.write().push(chunk);
+        }
+        self.view().cell(slot).external.store(id, Ordering::Relaxed);
+        self.slots.store(s + 1, Ordering::Release);
+        ids.insert(id, slot);
+        slot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_make_old_copies_stale() {
+        let m = VersionMap::default();
+        let (s, w1) = m.begin_upsert(42);
+        assert!(m.view().is_live(s, w1));
+        assert_eq!(m.live(), 1);
+        let (s2, w2) = m.begin_upsert(42);
+        assert_eq!(s, s2);
+        assert!(!m.view().is_live(s, w1) && m.view().is_live(s, w2));
+        assert!(m.delete(42));
+        assert!(!m.delete(42));
+        assert!(!m.view().is_live(s, w2));
+        assert_eq!(m.live(), 0);
+        let (_, w3) = m.begin_upsert(42);
+        assert!(m.view().is_live(s, w3) && w3 != w2 && w3 != w1);
+        assert_eq!(m.live(), 1);
+        assert_eq!(m.bump_if(s, w1), None);
+        let w4 = m.bump_if(s, w3).unwrap();
+        assert!(m.view().is_live(s, w4));
+        for i in 0..(CHUNK as u64 + 5) {
+            m.begin_upsert(1000 + i);
+        }
+        assert_eq!(m.view().external(m.lookup(1000 + CHUNK as u64).unwrap()), 1000 + CHUNK as u64);
+    }
+}

@@ -1,0 +1,213 @@
+//! Clustering for the index: hierarchical balanced k-means for bulk loads and a balanced
+//! 2-means for splitting one posting. Pure functions over row-major `f32` blocks; the structure
+//! of the index always uses squared L2 (cosine vectors are unit length, so it agrees there).
+
+use crate::distance::kernels;
+use crate::rng::Rng;
+use rayon::prelude::*;
+
+/// Index and squared L2 distance of the nearest of `centroids` (row-major, `dim` wide).
+pub fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> (usize, f32) {
+    let l2 = kernels().l2sq;
+    let mut best = (0, f32::INFINITY);
+    for (i, c) in centroids.chunks_exact(dim).enumerate() {
+        let d = l2(v, c);
+        if d < best.1 {
+            best = (i, d);
+        }
+    }
+    best
+}
+
+fn row(data: &[f32], dim: usize, i: usize) -> &[f32] {
+    &data[i * dim..(i + 1) * dim]
+}
+
+/// Lloyd's k-means on the rows `idxs` of `data`, trained on at most `max_train` of them.
+/// Returns `k` centroids (fewer when there are fewer rows). Empty clusters are reseeded from
+/// the largest one, so no centroid is left unused.
+pub fn kmeans(
+    data: &[f32],
+    dim: usize,
+    idxs: &[u32],
+    k: usize,
+    iters: usize,
+    max_train: usize,
+    rng: &mut Rng,
+) -> Vec<f32> {
+    let k = k.min(idxs.len()).max(1);
+    let train: Vec<u32> = if idxs.len() > max_train {
+        rng.sample(idxs.len(), max_train).into_iter().map(|i| idxs[i]).collect()
+    } else {
+        idxs.to_vec()
+    };
+    let mut cent: Vec<f32> = Vec::with_capacity(k * dim);
+    for i in rng.sample(train.len(), k) {
+        cent.extend_from_slice(row(data, dim, train[i] as usize));
+    }
+    let mut assign = vec![0u32; train.len()];
+    for _ in 0..iters {
+        assign.par_iter_mut().zip(train.par_iter()).for_each(|(a, &t)| {
+            *a = nearest(&cent, dim, row(data, dim, t as usize)).0 as u32;
+        });
+        let mut sums = vec![0f64; k * dim];
+        let mut counts = vec![0usize; k];
+        for (&a, &t) in assign.iter().zip(&train) {
+            let a = a as usize;
+            counts[a] += 1;
+            for (s, x) in sums[a * dim..(a + 1) * dim].iter_mut().zip(row(data, dim, t as usize)) {
+                *s += *x as f64;
+            }
+        }
+        for c in 0..k {
+            if counts[c] == 0 {
+                // Reseed an empty cluster next to the biggest one, nudged so they separate.
+                let big = (0..k).max_by_key(|&j| counts[j]).unwrap_or(0);
+                let src: Vec<f32> = cent[big * dim..(big + 1) * dim].to_vec();
+                for (j, x) in cent[c * dim..(c + 1) * dim].iter_mut().enumerate() {
+                    *x = src[j] * (1.0 + 1e-3 * (rng.unit() - 0.5));
+                }
+                continue;
+            }
+            for j in 0..dim {
+                cent[c * dim + j] = (sums[c * dim + j] / counts[c] as f64) as f32;
+            }
+        }
+    }
+    cent
+}
+
+/// Mean of the rows `idxs` of `data`.
+pub fn mean(data: &[f32], dim: usize, idxs: &[u32]) -> Vec<f32> {
+    let mut sums = vec![0f64; dim];
+    for &i in idxs {
+        for (s, x) in sums.iter_mut().zip(row(data, dim, i as usize)) {
+            *s += *x as f64;
+        }
+    }
+    let n = idxs.len().max(1) as f64;
+    sums.into_iter().map(|s| (s / n) as f32).collect()
+}
+
+/// Hierarchical k-means: splits the rows into leaves of at most `leaf_size` by recursive
+/// k-means with branching `branch`. Returns the leaves' centroids (row-major) and, per row,
+/// its leaf. Rows that k-means cannot separate (identical vectors) are cut into equal chunks,
+/// so every leaf respects the size limit.
+pub fn hierarchical(
+    data: &[f32],
+    dim: usize,
+    leaf_size: usize,
+    branch: usize,
+    rng: &mut Rng,
+) -> (Vec<f32>, Vec<u32>) {
+    let n = data.len().checked_div(dim).unwrap_or(0);
+    let mut leaves: Vec<Vec<u32>> = Vec::new();
+    let mut stack: Vec<Vec<u32>> = vec![(0..n as u32).collect()];
+    while let Some(idxs) = stack.pop() {
+        if idxs.len() <= leaf_size.max(1) {
+            if !idxs.is_empty() {
+                leaves.push(idxs);
+            }
+            continue;
+        }
+        let k = branch.min(idxs.len().div_ceil(leaf_size)).max(2);
+        let cent = kmeans(data, dim, &idxs, k, 8, 256 * k, rng);
+        let kk = cent.len() / dim.max(1);
+        let labels: Vec<u32> = idxs
+            .par_iter()
+            .map(|&i| nearest(&cent, dim, row(data, dim, i as usize)).0 as u32)
+            .collect();
+        let mut parts: Vec<Vec<u32>> = vec![Vec::new(); kk];
+        for (&i, &l) in idxs.iter().zip(&labels) {
+            parts[l as usize].push(i);
+        }
+        if parts.iter().any(|p| p.len() * 20 > idxs.len() * 19) {
+            // Next to no progress: the rows are (nearly) identical. Cut them into equal chunks.
+            let chunk = idxs.len().div_ceil(k);
+            stack.extend(idxs.chunks(chunk).map(|c| c.to_vec()));
+            continue;
+        }
+        stack.extend(parts.into_iter().filter(|p| !p.is_empty()));
+    }
+    let mut centroids = Vec::with_capacity(leaves.len() * dim);
+    let mut assign = vec![0u32; n];
+    for (li, leaf) in leaves.iter().enumerate() {
+        centroids.extend(mean(data, dim, leaf));
+        for &i in leaf {
+            assign[i as usize] = li as u32;
+        }
+    }
+    (centroids, assign)
+}
+
+/// Balanced 2-means over `n` rows: two centroids and, per row, whether it goes to the second.
+/// Each side gets at least a quarter of the rows, so a split always makes progress, even on
+/// identical vectors (then the halves share a centroid and nothing is lost).
+pub fn two_means(data: &[f32], dim: usize, rng: &mut Rng) -> (Vec<f32>, Vec<f32>, Vec<bool>) {
+    let n = data.len() / dim.max(1);
+    let all: Vec<u32> = (0..n as u32).collect();
+    let cent = kmeans(data, dim, &all, 2, 6, n, rng);
+    let l2 = kernels().l2sq;
+    let (c0, c1) = if cent.len() >= 2 * dim {
+        (cent[..dim].to_vec(), cent[dim..2 * dim].to_vec())
+    } else {
+        (cent[..dim].to_vec(), cent[..dim].to_vec())
+    };
+    // Order rows by how much closer they are to c0 than to c1, then cut inside the balance band.
+    let mut margin: Vec<(f32, u32)> = (0..n)
+        .map(|i| {
+            let v = row(data, dim, i);
+            (l2(v, &c0) - l2(v, &c1), i as u32)
+        })
+        .collect();
+    margin.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let natural = margin.iter().filter(|m| m.0 <= 0.0).count();
+    let lo = n / 4;
+    let cut = natural.clamp(lo.max(1).min(n), (n - lo).max(1).min(n));
+    let mut side = vec![false; n];
+    for &(_, i) in &margin[cut..] {
+        side[i as usize] = true;
+    }
+    let first: Vec<u32> = margin[..cut].iter().map(|m| m.1).collect();
+    let second: Vec<u32> = margin[cut..].iter().map(|m| m.1).collect();
+    (mean(data, dim, &first), mean(data, dim, &second), side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hierarchical_respects_leaf_size_and_covers_every_row() {
+        let seed = 3;
+        println!("seed {seed}");
+        let mut rng = Rng::new(seed);
+        let dim = 8;
+        let data: Vec<f32> = (0..5000 * dim).map(|_| rng.normal()).collect();
+        let (cent, assign) = hierarchical(&data, dim, 64, 16, &mut rng);
+        let leaves = cent.len() / dim;
+        let mut sizes = vec![0usize; leaves];
+        for &a in &assign {
+            sizes[a as usize] += 1;
+        }
+        assert!(sizes.iter().all(|&s| (1..=64).contains(&s)), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 5000);
+    }
+
+    #[test]
+    fn identical_rows_still_split_into_bounded_leaves() {
+        let mut rng = Rng::new(5);
+        let data = vec![1.5f32; 1000 * 4];
+        let (_, assign) = hierarchical(&data, 4, 100, 8, &mut rng);
+        let mut sizes = std::collections::HashMap::new();
+        for a in assign {
+            *sizes.entry(a).or_insert(0) += 1;
+        }
+        assert!(sizes.values().all(|&s| s <= 100));
+        assert_eq!(sizes.values().sum::<usize>(), 1000);
+        let (c0, c1, side) = two_means(&data[..40 * 4], 4, &mut rng);
+        assert_eq!(c0, c1);
+        let ones = side.iter().filter(|s| **s).count();
+        assert!((10..=30).contains(&ones), "{ones}");
+    }
+}
