@@ -1,5 +1,25 @@
-//! The `freshvec` binary.
+//! The `freshvec` binary: for now the embedded benchmark harness (`freshvec bench`).
 
-fn main() {
-    println!("freshvec {}", env!("CARGO_PKG_VERSION"));
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "freshvec", version, about = "A vector database for data that keeps changing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Benchmark the embedded engine on TEXMEX files (or a generated dataset).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench(args) => bench::run(args),
+    }
 }

@@ -46,6 +46,9 @@ pub struct IndexParams {
     /// A replica's head may be at most `1 + replica_ratio` times as far (squared L2) as the
     /// nearest head.
     pub replica_ratio: f32,
+    /// The RNG rule skips a replica head `h` when a chosen head `c` has
+    /// `rng_factor * d(c, h) < d(v, h)`; 0 disables the rule, larger values are stricter.
+    pub rng_factor: f32,
     /// Neighbouring postings examined for reassignment after a split.
     pub reassign_k: usize,
     /// Background LIRE threads; 0 runs jobs only when a caller drains them.
@@ -69,6 +72,7 @@ impl IndexParams {
             replicas: 2,
             replica_candidates: 8,
             replica_ratio: 0.15,
+            rng_factor: 1.0,
             reassign_k: 32,
             background_threads: 1,
             max_pending_jobs: 4096,
@@ -102,6 +106,16 @@ pub struct SearchParams {
     pub nprobe: usize,
     /// Scan every posting instead of the `nprobe` nearest.
     pub exact: bool,
+}
+
+impl SearchParams {
+    /// Postings probed per shard unless a search asks otherwise: the smallest value that
+    /// reaches recall@10 >= 0.95 on the clustered presets (see `BENCHMARKS.md`).
+    pub const DEFAULT_NPROBE: usize = 16;
+
+    pub fn new(k: usize) -> SearchParams {
+        SearchParams { k, nprobe: Self::DEFAULT_NPROBE, exact: false }
+    }
 }
 
 /// Counters and gauges of one index.
@@ -318,7 +332,7 @@ impl Shared {
                     if out.len() >= p.replicas || *d > first * (1.0 + p.replica_ratio) {
                         break;
                     }
-                    if out.iter().any(|c| l2(&c.centroid, &cand.centroid) < *d) {
+                    if out.iter().any(|c| p.rng_factor * l2(&c.centroid, &cand.centroid) < *d) {
                         continue;
                     }
                 }
@@ -498,10 +512,10 @@ impl Shared {
                         continue;
                     }
                     let hc = &centroids[h as usize * dim..][..dim];
-                    if chosen
-                        .iter()
-                        .any(|&c| (kernels().l2sq)(&centroids[c as usize * dim..][..dim], hc) < d)
-                    {
+                    if chosen.iter().any(|&c| {
+                        p.rng_factor * (kernels().l2sq)(&centroids[c as usize * dim..][..dim], hc)
+                            < d
+                    }) {
                         continue;
                     }
                     chosen.push(h);

@@ -1,0 +1,407 @@
+//! `freshvec bench`: the embedded benchmark. Bulk-loads a base, applies updates as upserts,
+//! waits for background rebalancing to drain, then measures one-at-a-time searches. Its JSON
+//! uses the field names of the shared peers benchmark so both can be compared in one table.
+
+mod dataset;
+
+use anyhow::Context;
+use clap::Args;
+use dataset::Dataset;
+use freshvec_core::{distance, Collection, IndexParams, IndexStats, Metric, SearchParams};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// TEXMEX folder (base.fvecs, updates.fvecs, updates_ids.ivecs, queries.fvecs,
+    /// groundtruth.ivecs).
+    #[arg(long, conflicts_with = "generate")]
+    data: Option<PathBuf>,
+    /// Generate a dataset shaped like a shared preset instead (seed or medium).
+    #[arg(long)]
+    generate: Option<String>,
+    /// With --generate: uniform vectors instead of a Gaussian mixture.
+    #[arg(long)]
+    uniform: bool,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// Postings probed per shard (default: the engine's default).
+    #[arg(long)]
+    nprobe: Option<usize>,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Concurrent search clients.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[arg(long, default_value_t = 1024)]
+    update_batch: usize,
+    /// Also measure a recall/QPS curve over nprobe.
+    #[arg(long)]
+    sweep: bool,
+    /// The nprobe values of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,6,8,12,16,24,32,48,64,96")]
+    sweep_nprobe: Vec<usize>,
+    /// Search with exact shard pruning instead of full fan-out.
+    #[arg(long)]
+    pruned: bool,
+    /// Minimum seconds per search measurement.
+    #[arg(long, default_value_t = 1.0)]
+    min_seconds: f64,
+    /// Measure search latency while updates stream at these fractions of the measured
+    /// maximum update rate (e.g. 0.1,0.5).
+    #[arg(long, value_delimiter = ',')]
+    update_load: Vec<f64>,
+    /// After the run, bulk-build a fresh index on the final vectors and compare recall.
+    #[arg(long)]
+    fresh_compare: bool,
+    #[arg(long, default_value = "l2")]
+    metric: String,
+    #[arg(long)]
+    posting_size: Option<usize>,
+    #[arg(long)]
+    split_limit: Option<usize>,
+    #[arg(long)]
+    replicas: Option<usize>,
+    #[arg(long)]
+    replica_ratio: Option<f32>,
+    #[arg(long)]
+    rng_factor: Option<f32>,
+    #[arg(long)]
+    replica_candidates: Option<usize>,
+    #[arg(long)]
+    background_threads: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+struct SearchRun {
+    qps: f64,
+    recall: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    queries: usize,
+}
+
+fn params_from(args: &BenchArgs, dim: usize) -> anyhow::Result<IndexParams> {
+    let metric = Metric::parse(&args.metric).context("--metric must be l2, dot or cosine")?;
+    let mut p = IndexParams::new(dim, metric);
+    if let Some(v) = args.posting_size {
+        p.posting_size = v;
+    }
+    if let Some(v) = args.split_limit {
+        p.split_limit = v;
+    }
+    if let Some(v) = args.replicas {
+        p.replicas = v;
+        p.replica_candidates = p.replica_candidates.max(v);
+    }
+    if let Some(v) = args.replica_ratio {
+        p.replica_ratio = v;
+    }
+    if let Some(v) = args.rng_factor {
+        p.rng_factor = v;
+    }
+    if let Some(v) = args.replica_candidates {
+        p.replica_candidates = v;
+    }
+    if let Some(v) = args.background_threads {
+        p.background_threads = v;
+    }
+    p.seed = args.seed;
+    Ok(p)
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM`).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn recall(coll: &Collection, ds: &Dataset, sp: &SearchParams, pruned: bool) -> f64 {
+    let mut hit = 0usize;
+    let mut total = 0usize;
+    for (q, gt) in ds.queries.chunks_exact(ds.dim).zip(&ds.groundtruth) {
+        let hits = search(coll, q, sp, pruned);
+        let gt = &gt[..sp.k.min(gt.len())];
+        hit += hits.iter().filter(|h| gt.contains(&h.key)).count();
+        total += gt.len();
+    }
+    hit as f64 / total.max(1) as f64
+}
+
+fn search(
+    coll: &Collection,
+    q: &[f32],
+    sp: &SearchParams,
+    pruned: bool,
+) -> Vec<freshvec_core::Hit> {
+    let r = if pruned { coll.search_pruned(q, sp).map(|x| x.0) } else { coll.search(q, sp) };
+    r.expect("benchmark queries are valid")
+}
+
+/// One-at-a-time queries from `threads` clients, repeating the query set until `min_seconds`
+/// have passed.
+fn measure(coll: &Collection, ds: &Dataset, sp: &SearchParams, args: &BenchArgs) -> SearchRun {
+    let rec = recall(coll, ds, sp, args.pruned);
+    let nq = ds.n_queries();
+    let min = Duration::from_secs_f64(args.min_seconds);
+    let start = Instant::now();
+    let lat: Vec<Vec<f64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..args.threads.max(1))
+            .map(|t| {
+                s.spawn(move || {
+                    let mut lat = Vec::new();
+                    let mut i = t * nq / args.threads.max(1);
+                    while start.elapsed() < min || lat.len() < nq / args.threads.max(1) {
+                        let q = &ds.queries[(i % nq) * ds.dim..][..ds.dim];
+                        let t0 = Instant::now();
+                        std::hint::black_box(search(coll, q, sp, args.pruned));
+                        lat.push(t0.elapsed().as_secs_f64() * 1e3);
+                        i += 1;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("search client")).collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut all: Vec<f64> = lat.into_iter().flatten().collect();
+    all.sort_by(f64::total_cmp);
+    SearchRun {
+        qps: all.len() as f64 / elapsed,
+        recall: rec,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+        queries: all.len(),
+    }
+}
+
+fn stats_json(s: &IndexStats) -> Value {
+    json!({
+        "vectors": s.vectors, "postings": s.postings, "members": s.members,
+        "splits": s.splits, "merges": s.merges, "reassigned": s.reassigned,
+        "gc_runs": s.gc_runs, "pending_jobs": s.pending_jobs, "memory_mb": s.memory_bytes as f64 / 1048576.0,
+    })
+}
+
+/// Upserts `count` update rows (cycling) at `rate` vectors/s until `stop`, returning how many
+/// were written.
+fn paced_updates(
+    coll: &Collection,
+    ds: &Dataset,
+    rate: f64,
+    stop: &AtomicBool,
+    written: &AtomicU64,
+) {
+    let dim = ds.dim;
+    let nu = ds.update_ids.len();
+    if nu == 0 || rate <= 0.0 {
+        return;
+    }
+    let batch = ((rate / 200.0).ceil() as usize).clamp(1, 1024).min(nu);
+    let start = Instant::now();
+    let mut done = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let due = start + Duration::from_secs_f64(done as f64 / rate);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+            continue;
+        }
+        let at = done % nu;
+        let n = batch.min(nu - at);
+        coll.upsert(&ds.update_ids[at..at + n], &ds.updates[at * dim..(at + n) * dim])
+            .expect("paced upsert");
+        done += n;
+        written.store(done as u64, Ordering::Relaxed);
+    }
+}
+
+fn load(args: &BenchArgs) -> anyhow::Result<Dataset> {
+    match (&args.data, &args.generate) {
+        (Some(dir), _) => Dataset::read(dir).with_context(|| format!("reading {}", dir.display())),
+        (None, Some(preset)) => Dataset::generate(preset, !args.uniform, args.seed),
+        (None, None) => anyhow::bail!("give --data DIR or --generate seed|medium"),
+    }
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut ds = load(&args)?;
+    let dim = ds.dim;
+    let n = ds.n_base();
+    eprintln!(
+        "dataset: n={n} d={dim} updates={} queries={} (loaded in {:.1}s); kernels: {}",
+        ds.update_ids.len(),
+        ds.n_queries(),
+        t0.elapsed().as_secs_f64(),
+        distance::level_name(distance::kernels().level)
+    );
+    let params = params_from(&args, dim)?;
+    let coll = Collection::new(params.clone(), args.shards)?;
+    let sp = SearchParams {
+        k: args.k,
+        nprobe: args.nprobe.unwrap_or(SearchParams::DEFAULT_NPROBE),
+        exact: false,
+    };
+
+    // Build: the collection takes the base by value (no copy).
+    let base = std::mem::take(&mut ds.base);
+    let t = Instant::now();
+    coll.bulk_load((0..n as u64).collect(), base)?;
+    let build_s = t.elapsed().as_secs_f64();
+    eprintln!("build: {build_s:.2}s, {:?}", coll.stats());
+    let after_build = coll.stats();
+
+    // Updates in batches; acknowledged = upsert returned.
+    let nu = ds.update_ids.len();
+    let pb = bar(nu as u64, "updates");
+    let t = Instant::now();
+    for at in (0..nu).step_by(args.update_batch.max(1)) {
+        let m = args.update_batch.min(nu - at);
+        coll.upsert(&ds.update_ids[at..at + m], &ds.updates[at * dim..(at + m) * dim])?;
+        pb.inc(m as u64);
+    }
+    let update_s = t.elapsed().as_secs_f64();
+    coll.wait_idle();
+    let update_all_s = t.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let stats = coll.stats();
+    let per_k = |x: u64, y: u64| if nu == 0 { 0.0 } else { (x - y) as f64 * 1000.0 / nu as f64 };
+    eprintln!(
+        "updates: {:.0}/s acked, {:.0}/s incl. rebalance; {stats:?}",
+        nu as f64 / update_s,
+        nu as f64 / update_all_s
+    );
+
+    let main = measure(&coll, &ds, &sp, &args);
+    eprintln!(
+        "search nprobe={}: {:.0} qps, recall@{} {:.4}, p50 {:.3} ms, p99 {:.3} ms",
+        sp.nprobe, main.qps, args.k, main.recall, main.p50_ms, main.p99_ms
+    );
+
+    let mut sweep = Vec::new();
+    if args.sweep {
+        for &np in &args.sweep_nprobe {
+            let s = SearchParams { nprobe: np, ..sp };
+            let r = measure(&coll, &ds, &s, &args);
+            eprintln!(
+                "  nprobe={np:>4}: {:>9.0} qps  recall {:.4}  p99 {:.3} ms",
+                r.qps, r.recall, r.p99_ms
+            );
+            sweep.push(json!({"nprobe": np, "search_qps": r.qps, "recall_at_k": r.recall, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}));
+        }
+    }
+
+    let max_rate = if update_s > 0.0 { nu as f64 / update_s } else { 0.0 };
+    let mut concurrency = Vec::new();
+    for &frac in &args.update_load {
+        let stop = AtomicBool::new(false);
+        let written = AtomicU64::new(0);
+        let t = Instant::now();
+        let r = std::thread::scope(|s| {
+            s.spawn(|| paced_updates(&coll, &ds, frac * max_rate, &stop, &written));
+            let r = measure(&coll, &ds, &sp, &args);
+            stop.store(true, Ordering::Relaxed);
+            r
+        });
+        let rate = written.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+        coll.wait_idle();
+        eprintln!(
+            "under updates at {:.0}% ({rate:.0}/s): {:.0} qps, p50 {:.3} ms, p99 {:.3} ms ({:.2}x idle p99)",
+            frac * 100.0, r.qps, r.p50_ms, r.p99_ms, r.p99_ms / main.p99_ms
+        );
+        concurrency.push(json!({
+            "fraction_of_max_update_rate": frac, "update_rate": rate, "search_qps": r.qps,
+            "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "p99_vs_idle": r.p99_ms / main.p99_ms,
+        }));
+    }
+    let peak = peak_rss_mb();
+    let raw_mb = (n * dim * 4) as f64 / 1048576.0;
+
+    let fresh = if args.fresh_compare {
+        let final_stats = coll.stats();
+        drop(coll);
+        let fresh = Collection::new(params.clone(), args.shards)?;
+        let again = load(&args)?;
+        fresh.bulk_load((0..n as u64).collect(), again.final_vectors())?;
+        let r = recall(&fresh, &ds, &sp, args.pruned);
+        eprintln!(
+            "fresh bulk build on the final vectors: recall {r:.4} (after updates: {:.4})",
+            main.recall
+        );
+        Some(
+            json!({"recall_at_k": r, "recall_after_updates": main.recall, "delta": main.recall - r,
+                    "stats_after_updates": stats_json(&final_stats), "stats_fresh": stats_json(&fresh.stats())}),
+        )
+    } else {
+        None
+    };
+
+    let out = json!({
+        "system": "freshvec",
+        "dataset": {"n_base": n, "dim": dim, "n_updates": nu, "n_queries": ds.n_queries(),
+                    "source": args.data.as_ref().map(|p| p.display().to_string()).or(args.generate.clone())},
+        "params": {"shards": args.shards, "nprobe": sp.nprobe, "k": args.k, "threads": args.threads,
+                   "update_batch": args.update_batch, "metric": params.metric.to_string(),
+                   "posting_size": params.posting_size, "split_limit": params.split_limit,
+                   "merge_limit": params.merge_limit, "replicas": params.replicas,
+                   "replica_ratio": params.replica_ratio, "rng_factor": params.rng_factor, "replica_candidates": params.replica_candidates, "background_threads": params.background_threads,
+                   "pruned": args.pruned, "simd": distance::level_name(distance::kernels().level)},
+        "k": args.k, "n_base": n, "n_updates": nu,
+        "build_s": build_s,
+        "update_s": update_s,
+        "update_qps": if update_s > 0.0 { nu as f64 / update_s } else { 0.0 },
+        "update_qps_incl_rebalance": if update_all_s > 0.0 { nu as f64 / update_all_s } else { 0.0 },
+        "search_qps": main.qps, "recall_at_k": main.recall, "p50_ms": main.p50_ms, "p99_ms": main.p99_ms,
+        "timed_queries": main.queries,
+        "peak_rss_mb": peak, "raw_vectors_mb": raw_mb, "peak_rss_vs_raw": peak / raw_mb,
+        "stats_after_build": stats_json(&after_build),
+        "stats": stats_json(&stats),
+        "per_1000_updates": {"splits": per_k(stats.splits, after_build.splits),
+                             "merges": per_k(stats.merges, after_build.merges),
+                             "reassigned": per_k(stats.reassigned, after_build.reassigned)},
+        "sweep": sweep,
+        "concurrency": concurrency,
+        "fresh": fresh,
+    });
+    let text = serde_json::to_string_pretty(&out)?;
+    match &args.json {
+        Some(p) => {
+            std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
+}
