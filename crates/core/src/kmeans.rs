@@ -140,6 +140,64 @@ pub fn hierarchical(
     (centroids, assign)
 }
 
+/// For each centroid, the `fan` nearest centroids (itself first), by squared L2.
+pub fn neighbour_lists(centroids: &[f32], dim: usize, fan: usize) -> Vec<Vec<u32>> {
+    let heads = centroids.len() / dim.max(1);
+    let fan = fan.min(heads).max(1);
+    (0..heads)
+        .into_par_iter()
+        .map(|h| {
+            let c = row(centroids, dim, h);
+            let mut d: Vec<(f32, u32)> = centroids
+                .chunks_exact(dim)
+                .enumerate()
+                .map(|(j, o)| ((kernels().l2sq)(c, o), j as u32))
+                .collect();
+            d.select_nth_unstable_by(fan - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            d.truncate(fan);
+            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            d.into_iter().map(|x| x.1).collect()
+        })
+        .collect()
+}
+
+/// Lloyd refinement of hierarchical leaves: each row moves to the nearest centroid among its
+/// leaf's `fan` neighbours, then centroids become the means of their rows. Hierarchical cuts
+/// leave rows nearer a sibling's centroid than their own; a search probing the nearest
+/// centroids would miss them, so this restores (local) Voronoi consistency cheaply.
+pub fn refine(data: &[f32], dim: usize, centroids: &mut [f32], assign: &mut [u32], fan: usize) {
+    let near = neighbour_lists(centroids, dim, fan);
+    let cent: &[f32] = centroids;
+    assign.par_iter_mut().enumerate().for_each(|(i, a)| {
+        let v = row(data, dim, i);
+        let l2 = kernels().l2sq;
+        let mut best = (l2(v, row(cent, dim, *a as usize)), *a);
+        for &h in &near[*a as usize] {
+            let d = l2(v, row(cent, dim, h as usize));
+            if d < best.0 {
+                best = (d, h);
+            }
+        }
+        *a = best.1;
+    });
+    let heads = centroids.len() / dim.max(1);
+    let mut sums = vec![0f64; heads * dim];
+    let mut counts = vec![0usize; heads];
+    for (i, &a) in assign.iter().enumerate() {
+        counts[a as usize] += 1;
+        for (s, x) in sums[a as usize * dim..][..dim].iter_mut().zip(row(data, dim, i)) {
+            *s += *x as f64;
+        }
+    }
+    for h in 0..heads {
+        if counts[h] > 0 {
+            for j in 0..dim {
+                centroids[h * dim + j] = (sums[h * dim + j] / counts[h] as f64) as f32;
+            }
+        }
+    }
+}
+
 /// Balanced 2-means over `n` rows: two centroids and, per row, whether it goes to the second.
 /// Each side gets at least a quarter of the rows, so a split always makes progress, even on
 /// identical vectors (then the halves share a centroid and nothing is lost).

@@ -163,14 +163,12 @@ impl Shared {
             let mut live = Members::with_capacity(m.len(), dim);
             for i in 0..m.len() {
                 if view.is_live(m.slots[i], m.words[i]) {
-                    live.slots.push(m.slots[i]);
-                    live.words.push(m.words[i]);
-                    live.vectors.extend_from_slice(m.vector(i, dim));
+                    live.push(m.slots[i], m.words[i], m.vector(i, dim), 0.0);
                 }
             }
             (m.len(), live)
         };
-        if live.len() > self.params.split_limit {
+        if live.len() > self.split_limit() {
             self.split(p, seen, live, rng);
         } else if live.len() < self.params.merge_limit && self.heads.len() > 1 {
             self.merge(p);
@@ -223,7 +221,7 @@ impl Shared {
         self.heads.remove(p.id);
         self.counters.splits.fetch_add(1, Ordering::Relaxed);
         for half in [&p0, &p1] {
-            if half.members.read().len() > self.params.split_limit {
+            if half.members.read().len() > self.split_limit() {
                 self.jobs.enqueue(half);
             }
         }

@@ -25,6 +25,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use versions::{Slot, VersionMap, VersionWord};
 
+/// Relative bound on the rounding error of a scanned distance, as a fraction of
+/// `|q|^2 + |x|^2`; f32 sums over thousands of components stay well inside it.
+const ROUNDING: f32 = 1e-5;
+
 /// A posting this many times over the split limit holds writers back until it is split.
 const HARD_LIMIT_FACTOR: usize = 4;
 
@@ -33,9 +37,11 @@ const HARD_LIMIT_FACTOR: usize = 4;
 pub struct IndexParams {
     pub dim: usize,
     pub metric: Metric,
-    /// Members per posting the bulk load aims for.
+    /// Members per posting the bulk load aims for, at least; the index raises it to the
+    /// square root of its live vector count so the head index stays small as data grows.
     pub posting_size: usize,
-    /// A posting holding more members than this is split (after garbage collection).
+    /// A posting holding more members than this is split (after garbage collection); raised
+    /// with the posting size, to twice it.
     pub split_limit: usize,
     /// A posting with fewer live members than this is merged into its neighbours.
     pub merge_limit: usize,
@@ -66,8 +72,8 @@ impl IndexParams {
         IndexParams {
             dim,
             metric,
-            posting_size: 48,
-            split_limit: 96,
+            posting_size: 32,
+            split_limit: 64,
             merge_limit: 8,
             replicas: 2,
             replica_candidates: 8,
@@ -181,7 +187,7 @@ pub struct Index {
 }
 
 thread_local! {
-    static DISTS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCAN: RefCell<(Vec<f32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     static NEAR: RefCell<Vec<(f32, Arc<Posting>)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -311,6 +317,19 @@ impl Shared {
         Ok(())
     }
 
+    /// Members per posting aimed for with `live` vectors: the configured size or the square
+    /// root of `live`, whichever is larger. Head search then costs about as much as scanning
+    /// one posting.
+    fn posting_target(p: &IndexParams, live: usize) -> usize {
+        p.posting_size.max(live.isqrt())
+    }
+
+    /// The current split threshold (see [`IndexParams::split_limit`]).
+    fn split_limit(&self) -> usize {
+        let p = &self.params;
+        p.split_limit.max(2 * Self::posting_target(p, self.versions.live()))
+    }
+
     /// Chooses up to `params.replicas` postings for `v` by the RNG rule among the nearest
     /// heads: the nearest always; another only if it is within the replica ratio and no chosen
     /// head lies closer to it than `v` does (so replicas go to different sides of `v`).
@@ -370,9 +389,10 @@ impl Shared {
                     m.len()
                 };
                 written.push(t.clone());
-                if len > self.params.split_limit * HARD_LIMIT_FACTOR {
+                let limit = self.split_limit();
+                if len > limit * HARD_LIMIT_FACTOR {
                     self.jobs.mark_overfull(t);
-                } else if len > self.params.split_limit {
+                } else if len > limit {
                     self.jobs.enqueue(t);
                 }
             }
@@ -415,32 +435,52 @@ impl Shared {
 
     fn execute(&self, plan: &Plan, q: &[f32], k: usize) -> Vec<Scored<u64>> {
         let dim = self.params.dim;
-        let scan = kernels().batch(self.params.metric.scan_metric());
+        let metric = self.params.metric.scan_metric();
+        let pair = kernels().pair(metric);
+        // The scan computes q.x for a whole posting (L2 expands to |q|^2 + |x|^2 - 2 q.x with
+        // stored norms: one multiply-add per component) and lowers each value by a bound on
+        // its rounding error; survivors of that filter get their distance computed exactly.
+        let neg_dot = kernels().neg_dot_batch;
+        let qn = -(kernels().neg_dot)(q, q);
+        let l2 = metric == Metric::L2;
         let mut top: TopK<Slot> = TopK::new(k);
         let mut maintain: Vec<&Arc<Posting>> = Vec::new();
-        DISTS.with(|dists| {
-            let dists = &mut *dists.borrow_mut();
+        SCAN.with(|scratch| {
+            let (dists, hits) = &mut *scratch.borrow_mut();
             for p in &plan.postings {
                 // Lock order: a posting's members, then the version view.
                 let m = p.members.read();
                 let view = self.versions.view();
                 let n = m.len();
                 dists.resize(n, 0.0);
-                scan(q, &m.vectors[..n * dim], &mut dists[..n]);
-                let (mut checked, mut stale) = (0usize, 0usize);
+                neg_dot(q, &m.vectors[..n * dim], &mut dists[..n]);
+                for (d, norm) in dists[..n].iter_mut().zip(&m.norms) {
+                    let expanded = if l2 { qn + norm + 2.0 * *d } else { *d };
+                    *d = expanded - ROUNDING * (qn + norm);
+                }
+                // Branch-free shortlist against the threshold as it stood before this posting;
+                // the heap checks each survivor against the current one.
+                let threshold = top.threshold();
+                hits.resize(n, 0);
+                let mut found = 0;
                 for (i, &d) in dists[..n].iter().enumerate() {
-                    if d > top.threshold() {
+                    hits[found] = i as u32;
+                    found += (d <= threshold) as usize;
+                }
+                let mut stale = 0usize;
+                for &i in &hits[..found] {
+                    let i = i as usize;
+                    if dists[i] > top.threshold() {
                         continue;
                     }
-                    checked += 1;
                     if view.is_live(m.slots[i], m.words[i]) {
-                        top.push(d, m.slots[i]);
+                        top.push(pair(q, m.vector(i, dim)), m.slots[i]);
                     } else {
                         stale += 1;
                     }
                 }
                 let small = n < self.params.merge_limit && !m.retired;
-                if small || (checked >= 8 && stale * 2 > checked) {
+                if small || (found >= 8 && stale * 2 > found) {
                     maintain.push(p);
                 }
             }
@@ -466,50 +506,28 @@ impl Shared {
             return;
         }
         let mut rng = Rng::new(p.seed);
-        let (centroids, leaf) = kmeans::hierarchical(&vectors, dim, p.posting_size, 16, &mut rng);
+        let (mut centroids, mut leaf) =
+            kmeans::hierarchical(&vectors, dim, Self::posting_target(p, n), 16, &mut rng);
         let heads = centroids.len() / dim;
-        // Replica candidates of a vector: its leaf and the leaves nearest to that leaf.
-        let fan = p.replica_candidates.min(heads);
-        let neighbours: Vec<Vec<u32>> = (0..heads)
-            .into_par_iter()
-            .map(|h| {
-                let c = &centroids[h * dim..(h + 1) * dim];
-                let mut d: Vec<(f32, u32)> = centroids
-                    .chunks_exact(dim)
-                    .enumerate()
-                    .map(|(j, o)| ((kernels().l2sq)(c, o), j as u32))
-                    .collect();
-                let keep = fan.min(d.len());
-                d.select_nth_unstable_by(keep - 1, |a, b| a.0.total_cmp(&b.0));
-                d.truncate(keep);
-                d.sort_by(|a, b| a.0.total_cmp(&b.0));
-                d.into_iter().map(|x| x.1).collect()
-            })
-            .collect();
+        let fan = p.replica_candidates.max(16);
+        for _ in 0..2 {
+            kmeans::refine(&vectors, dim, &mut centroids, &mut leaf, fan);
+        }
+        // Replica candidates of a vector: the heads nearest to its leaf's head.
+        let neighbours = kmeans::neighbour_lists(&centroids, dim, p.replica_candidates);
         let targets: Vec<Vec<u32>> = (0..n)
             .into_par_iter()
             .map(|i| {
                 let v = &vectors[i * dim..(i + 1) * dim];
-                let own = leaf[i];
-                let mut cands: Vec<(f32, u32)> = neighbours[own as usize]
+                let mut cands: Vec<(f32, u32)> = neighbours[leaf[i] as usize]
                     .iter()
-                    .chain(std::iter::once(&own))
                     .map(|&h| ((kernels().l2sq)(v, &centroids[h as usize * dim..][..dim]), h))
                     .collect();
                 cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                cands.dedup_by_key(|c| c.1);
-                // The leaf comes first even when k-means left v nearer another centroid, so the
-                // bulk layout keeps the balanced leaf sizes.
-                let mut chosen = vec![own];
-                let first = cands.iter().find(|c| c.1 == own).map_or(0.0, |c| c.0);
+                let mut chosen: Vec<u32> = Vec::with_capacity(p.replicas);
                 for &(d, h) in &cands {
-                    if chosen.len() >= p.replicas
-                        || d > first.max(cands[0].0) * (1.0 + p.replica_ratio)
-                    {
+                    if chosen.len() >= p.replicas || d > cands[0].0 * (1.0 + p.replica_ratio) {
                         break;
-                    }
-                    if h == own {
-                        continue;
                     }
                     let hc = &centroids[h as usize * dim..][..dim];
                     if chosen.iter().any(|&c| {
@@ -546,9 +564,14 @@ impl Shared {
             }
         }
         drop(vectors);
+        let limit = self.split_limit();
         for (h, m) in members.into_iter().enumerate() {
             if !m.is_empty() {
-                self.heads.insert(centroids[h * dim..(h + 1) * dim].to_vec(), m);
+                let len = m.len();
+                let posting = self.heads.insert(centroids[h * dim..(h + 1) * dim].to_vec(), m);
+                if len > limit {
+                    self.jobs.enqueue(&posting);
+                }
             }
         }
     }

@@ -30,6 +30,8 @@ pub struct Members {
     pub slots: Vec<Slot>,
     pub words: Vec<VersionWord>,
     pub vectors: Vec<f32>,
+    /// Squared L2 norm of each vector, so an L2 scan needs one multiply-add per component.
+    pub norms: Vec<f32>,
     /// Upper bound on the L2 distance (not squared) from the centroid to any member, for exact
     /// shard pruning.
     pub radius: f32,
@@ -42,6 +44,7 @@ impl Members {
             slots: Vec::with_capacity(n),
             words: Vec::with_capacity(n),
             vectors: Vec::with_capacity(n * dim),
+            norms: Vec::with_capacity(n),
             radius: 0.0,
         }
     }
@@ -66,10 +69,12 @@ impl Members {
             self.slots.reserve_exact(extra);
             self.words.reserve_exact(extra);
             self.vectors.reserve_exact(extra * v.len());
+            self.norms.reserve_exact(extra);
         }
         self.slots.push(slot);
         self.words.push(word);
         self.vectors.extend_from_slice(v);
+        self.norms.push(-(kernels().neg_dot)(v, v));
         self.radius = self.radius.max(dist_to_centroid.sqrt() * (1.0 + 1e-5));
     }
 
@@ -90,6 +95,7 @@ impl Members {
             if w != r {
                 self.slots[w] = self.slots[r];
                 self.words[w] = self.words[r];
+                self.norms[w] = self.norms[r];
                 self.vectors.copy_within(r * dim..(r + 1) * dim, w * dim);
             }
             radius = radius.max(l2(&self.vectors[w * dim..(w + 1) * dim], centroid));
@@ -98,6 +104,8 @@ impl Members {
         self.slots.truncate(w);
         self.words.truncate(w);
         self.vectors.truncate(w * dim);
+        self.norms.truncate(w);
+        self.norms.shrink_to_fit();
         self.slots.shrink_to_fit();
         self.words.shrink_to_fit();
         self.vectors.shrink_to_fit();
@@ -106,7 +114,11 @@ impl Members {
 
     /// Heap bytes held, for the memory statistics.
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * 4 + self.words.capacity() * 4 + self.vectors.capacity() * 4
+        (self.slots.capacity()
+            + self.words.capacity()
+            + self.vectors.capacity()
+            + self.norms.capacity())
+            * 4
     }
 }
 

@@ -77,11 +77,11 @@ fn random_update_stream_keeps_every_live_id_and_no_stale_one() {
     let c = centers(&mut rng, 20, dim);
     let index = Index::new(small_params(dim)).unwrap();
     let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
-    let base = gaussian_mixture(&mut rng, 2000, dim, &c);
+    let base = gaussian_mixture(&mut rng, 1000, dim, &c);
     for (i, v) in base.chunks_exact(dim).enumerate() {
         model.insert(i as u64, v.to_vec());
     }
-    index.bulk_load(&(0..2000).collect::<Vec<u64>>(), base).unwrap();
+    index.bulk_load(&(0..1000).collect::<Vec<u64>>(), base).unwrap();
     for round in 0..100 {
         let n = 1 + rng.below(200);
         let ids: Vec<u64> = (0..n)
