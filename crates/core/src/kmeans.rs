@@ -89,20 +89,22 @@ pub fn mean(data: &[f32], dim: usize, idxs: &[u32]) -> Vec<f32> {
     sums.into_iter().map(|s| (s / n) as f32).collect()
 }
 
-/// Hierarchical k-means: splits the rows into leaves of at most `leaf_size` by recursive
-/// k-means with branching `branch`. Returns the leaves' centroids (row-major) and, per row,
+/// Hierarchical k-means: splits the rows into leaves of at most `leaf_size` by k-means with
+/// `first` centroids, then recursively with branching `branch` inside oversized clusters. Returns the leaves' centroids (row-major) and, per row,
 /// its leaf. Rows that k-means cannot separate (identical vectors) are cut into equal chunks,
 /// so every leaf respects the size limit.
 pub fn hierarchical(
     data: &[f32],
     dim: usize,
     leaf_size: usize,
+    first: usize,
     branch: usize,
     rng: &mut Rng,
 ) -> (Vec<f32>, Vec<u32>) {
     let n = data.len().checked_div(dim).unwrap_or(0);
     let mut leaves: Vec<Vec<u32>> = Vec::new();
     let mut stack: Vec<Vec<u32>> = vec![(0..n as u32).collect()];
+    let mut top = true;
     while let Some(idxs) = stack.pop() {
         if idxs.len() <= leaf_size.max(1) {
             if !idxs.is_empty() {
@@ -110,8 +112,9 @@ pub fn hierarchical(
             }
             continue;
         }
-        let k = branch.min(idxs.len().div_ceil(leaf_size)).max(2);
-        let cent = kmeans(data, dim, &idxs, k, 8, 256 * k, rng);
+        let fanout = if std::mem::take(&mut top) { first } else { branch };
+        let k = fanout.min(idxs.len().div_ceil(leaf_size)).max(2);
+        let cent = kmeans(data, dim, &idxs, k, 8, (256 * k).min(64 * k + 16_384), rng);
         let kk = cent.len() / dim.max(1);
         let labels: Vec<u32> = idxs
             .par_iter()
@@ -242,7 +245,7 @@ mod tests {
         let mut rng = Rng::new(seed);
         let dim = 8;
         let data: Vec<f32> = (0..5000 * dim).map(|_| rng.normal()).collect();
-        let (cent, assign) = hierarchical(&data, dim, 64, 16, &mut rng);
+        let (cent, assign) = hierarchical(&data, dim, 64, 40, 16, &mut rng);
         let leaves = cent.len() / dim;
         let mut sizes = vec![0usize; leaves];
         for &a in &assign {
@@ -256,7 +259,7 @@ mod tests {
     fn identical_rows_still_split_into_bounded_leaves() {
         let mut rng = Rng::new(5);
         let data = vec![1.5f32; 1000 * 4];
-        let (_, assign) = hierarchical(&data, 4, 100, 8, &mut rng);
+        let (_, assign) = hierarchical(&data, 4, 100, 8, 8, &mut rng);
         let mut sizes = std::collections::HashMap::new();
         for a in assign {
             *sizes.entry(a).or_insert(0) += 1;

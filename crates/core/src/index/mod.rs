@@ -29,6 +29,11 @@ use versions::{Slot, VersionMap, VersionWord};
 /// `|q|^2 + |x|^2`; f32 sums over thousands of components stay well inside it.
 const ROUNDING: f32 = 1e-5;
 
+/// The bulk load's first level of k-means aims straight for the final posting count (every
+/// vector in its nearest centroid's posting, as an IVF would), up to this many centroids to
+/// bound the cost; oversized clusters are then split further.
+const FLAT_KMEANS_MAX: usize = 4096;
+
 /// A posting this many times over the split limit holds writers back until it is split.
 const HARD_LIMIT_FACTOR: usize = 4;
 
@@ -117,7 +122,7 @@ pub struct SearchParams {
 impl SearchParams {
     /// Postings probed per shard unless a search asks otherwise: the smallest value that
     /// reaches recall@10 >= 0.95 on the clustered presets (see `BENCHMARKS.md`).
-    pub const DEFAULT_NPROBE: usize = 16;
+    pub const DEFAULT_NPROBE: usize = 48;
 
     pub fn new(k: usize) -> SearchParams {
         SearchParams { k, nprobe: Self::DEFAULT_NPROBE, exact: false }
@@ -506,8 +511,10 @@ impl Shared {
             return;
         }
         let mut rng = Rng::new(p.seed);
+        let target = Self::posting_target(p, n);
+        let first = n.div_ceil(target).clamp(2, FLAT_KMEANS_MAX);
         let (mut centroids, mut leaf) =
-            kmeans::hierarchical(&vectors, dim, Self::posting_target(p, n), 16, &mut rng);
+            kmeans::hierarchical(&vectors, dim, target, first, 16, &mut rng);
         let heads = centroids.len() / dim;
         let fan = p.replica_candidates.max(16);
         for _ in 0..2 {
