@@ -217,8 +217,10 @@ impl Shared {
                 t.members.write().push(m.slots[i], m.words[i], v, d);
             }
             m.retired = true;
+            // Leave the head index before writers can see the retirement, so none keeps
+            // choosing this posting.
+            self.heads.remove(p.id);
         }
-        self.heads.remove(p.id);
         self.counters.splits.fetch_add(1, Ordering::Relaxed);
         for half in [&p0, &p1] {
             if half.members.read().len() > self.split_limit() {
