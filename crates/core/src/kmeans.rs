@@ -8,15 +8,21 @@ use rayon::prelude::*;
 
 /// Index and squared L2 distance of the nearest of `centroids` (row-major, `dim` wide).
 pub fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> (usize, f32) {
-    let l2 = kernels().l2sq;
-    let mut best = (0, f32::INFINITY);
-    for (i, c) in centroids.chunks_exact(dim).enumerate() {
-        let d = l2(v, c);
-        if d < best.1 {
-            best = (i, d);
-        }
+    thread_local! {
+        static DISTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    best
+    DISTS.with(|d| {
+        let d = &mut *d.borrow_mut();
+        d.resize(centroids.len() / dim.max(1), 0.0);
+        (kernels().l2sq_batch)(v, centroids, d);
+        let mut best = (0, f32::INFINITY);
+        for (i, &x) in d.iter().enumerate() {
+            if x < best.1 {
+                best = (i, x);
+            }
+        }
+        best
+    })
 }
 
 fn row(data: &[f32], dim: usize, i: usize) -> &[f32] {

@@ -77,6 +77,25 @@ impl<K: Ord + Copy> TopK<K> {
         true
     }
 
+    /// Offers a candidate whose key the caller knows is not in the heap yet.
+    #[inline]
+    pub fn push_distinct(&mut self, dist: f32, key: K) {
+        if self.k == 0 {
+            return;
+        }
+        let cand = Scored { dist, key };
+        if self.heap.len() == self.k {
+            if cand.cmp_total(&self.heap[0]) != Ordering::Less {
+                return;
+            }
+            self.heap[0] = cand;
+            self.sift_down(0);
+        } else {
+            self.heap.push(cand);
+            self.sift_up(self.heap.len() - 1);
+        }
+    }
+
     /// The kept candidates, nearest first.
     pub fn into_sorted(mut self) -> Vec<Scored<K>> {
         self.heap.sort_by(|a, b| a.cmp_total(b));
@@ -84,10 +103,9 @@ impl<K: Ord + Copy> TopK<K> {
     }
 
     /// Drains the kept candidates, nearest first, leaving the heap empty for reuse.
-    pub fn drain_sorted(&mut self) -> Vec<Scored<K>> {
-        let mut out = std::mem::take(&mut self.heap);
-        out.sort_by(|a, b| a.cmp_total(b));
-        out
+    pub fn drain_sorted(&mut self) -> std::vec::Drain<'_, Scored<K>> {
+        self.heap.sort_by(|a, b| a.cmp_total(b));
+        self.heap.drain(..)
     }
 
     fn sift_up(&mut self, mut i: usize) {

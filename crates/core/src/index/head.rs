@@ -4,6 +4,7 @@
 
 use super::posting::{Members, Posting, PostingId};
 use crate::distance::kernels;
+use crate::topk::TopK;
 use parking_lot::RwLock;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -22,11 +23,9 @@ struct Heads {
     alive: usize,
 }
 
-/// Per-thread buffers for head searches: distances to every slot, and the live candidates.
-type Scratch = (Vec<f32>, Vec<(f32, u32)>);
-
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Per-thread buffers for head searches: distances to every slot, and the nearest ones.
+    static SCRATCH: RefCell<(Vec<f32>, TopK<u32>)> = RefCell::new((Vec::new(), TopK::new(0)));
 }
 
 impl HeadIndex {
@@ -47,30 +46,24 @@ impl HeadIndex {
     pub fn nearest(&self, q: &[f32], n: usize, out: &mut Vec<(f32, Arc<Posting>)>) {
         out.clear();
         SCRATCH.with(|s| {
-            let (dists, cand) = &mut *s.borrow_mut();
+            let (dists, top) = &mut *s.borrow_mut();
             let heads = self.inner.read();
-            let slots = heads.postings.len();
-            dists.resize(slots, 0.0);
+            dists.resize(heads.postings.len(), 0.0);
             (kernels().l2sq_batch)(q, &heads.centroids, dists);
-            cand.clear();
-            cand.extend(
-                dists
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| heads.postings[*i].is_some())
-                    .map(|(i, d)| (*d, i as u32)),
-            );
-            let n = n.min(cand.len());
-            if n == 0 {
-                return;
+            for &f in &heads.free {
+                dists[f as usize] = f32::INFINITY;
             }
-            if n < cand.len() {
-                cand.select_nth_unstable_by(n - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                cand.truncate(n);
+            top.reset(n);
+            for (i, &d) in dists.iter().enumerate() {
+                if d < top.threshold() {
+                    top.push_distinct(d, i as u32);
+                }
             }
-            cand.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            out.extend(cand.iter().map(|&(d, i)| {
-                (d, heads.postings[i as usize].clone().expect("filtered to live slots"))
+            out.extend(top.drain_sorted().filter(|s| s.dist.is_finite()).map(|s| {
+                (
+                    s.dist,
+                    heads.postings[s.key as usize].clone().expect("free slots are infinitely far"),
+                )
             }));
         });
     }

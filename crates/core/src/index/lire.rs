@@ -259,9 +259,13 @@ impl Shared {
             let view = self.versions.view();
             for i in 0..m.len() {
                 let v = m.vector(i, dim);
+                // Necessary: nearer a new centroid than the old one. Sufficient to move: nearer
+                // a new centroid than its own; a vector nearer some third posting was there
+                // before this split and is not this split's to move.
                 let to_new = l2(v, &new[0].centroid).min(l2(v, &new[1].centroid));
                 if view.is_live(m.slots[i], m.words[i])
                     && to_new <= l2(v, old)
+                    && to_new < l2(v, &b.centroid)
                     && seen.insert(m.slots[i])
                 {
                     cands.push((m.slots[i], m.words[i], v.to_vec(), b.clone()));
