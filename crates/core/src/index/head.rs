@@ -99,6 +99,11 @@ impl HeadIndex {
         }
     }
 
+    /// The live posting at `id`, if any.
+    pub fn get(&self, id: PostingId) -> Option<Arc<Posting>> {
+        self.inner.read().postings.get(id.0 as usize).cloned().flatten()
+    }
+
     /// Every live posting.
     pub fn all(&self) -> Vec<Arc<Posting>> {
         self.inner.read().postings.iter().flatten().cloned().collect()

@@ -184,6 +184,7 @@ impl Shared {
             return;
         }
         let view = self.versions.view();
+        p.stale.store(0, Ordering::Relaxed);
         m.retain(self.params.dim, &p.centroid, |s, w| view.is_live(s, w));
         self.counters.gc_runs.fetch_add(1, Ordering::Relaxed);
     }

@@ -261,7 +261,8 @@ impl Index {
         }
         let dim = s.params.dim;
         let one = |(id, v): (&u64, &[f32])| {
-            let (slot, word) = s.versions.begin_upsert(*id);
+            let (slot, word, old_home) = s.versions.begin_upsert(*id);
+            s.note_stale(old_home);
             s.write_copies(slot, word, v, None);
         };
         if ids.len() >= 64 {
@@ -274,7 +275,8 @@ impl Index {
 
     /// Deletes ids; unknown ids are ignored. Returns how many were live.
     pub fn delete(&self, ids: &[u64]) -> usize {
-        ids.iter().filter(|id| self.shared.versions.delete(**id)).count()
+        let s = &self.shared;
+        ids.iter().filter_map(|id| s.versions.delete(*id)).map(|home| s.note_stale(home)).count()
     }
 
     /// Chooses the postings a query scans and bounds the distances they can return.
@@ -330,6 +332,20 @@ impl Shared {
     /// one posting.
     fn posting_target(p: &IndexParams, live: usize) -> usize {
         p.posting_size.max(live.isqrt())
+    }
+
+    /// Counts a stale copy against the posting that held a vector's replaced or deleted
+    /// version, and queues that posting's garbage collection once a quarter of it is stale.
+    fn note_stale(&self, home: u32) {
+        if home == versions::NO_HOME {
+            return;
+        }
+        if let Some(p) = self.heads.get(posting::PostingId(home)) {
+            let stale = p.stale.fetch_add(1, Ordering::Relaxed) + 1;
+            if stale >= 8 && stale * 4 > p.members.read().len() {
+                self.jobs.enqueue(&p);
+            }
+        }
     }
 
     /// The current split threshold (see [`IndexParams::split_limit`]).
@@ -403,6 +419,9 @@ impl Shared {
                     m.push(slot, word, v, l2(v, &t.centroid));
                     m.len()
                 };
+                if written.is_empty() {
+                    self.versions.set_home(slot, word, t.id.0);
+                }
                 written.push(t.clone());
                 let limit = self.split_limit();
                 if len > limit * HARD_LIMIT_FACTOR {
@@ -564,7 +583,7 @@ impl Shared {
         let mut members: Vec<Members> =
             sizes.iter().map(|&s| Members::with_capacity(s, dim)).collect();
         let slots: Vec<(Slot, VersionWord)> =
-            ids.iter().map(|id| self.versions.begin_upsert(*id)).collect();
+            ids.iter().map(|id| self.versions.begin_upsert(*id)).map(|(s, w, _)| (s, w)).collect();
         // Copy rows from the end and give the input's memory back as we go.
         let l2 = kernels().l2sq;
         let shrink_every = (1 << 22) / dim.max(1);
@@ -581,14 +600,19 @@ impl Shared {
         }
         drop(vectors);
         let limit = self.split_limit();
+        let mut ids_of = vec![versions::NO_HOME; heads];
         for (h, m) in members.into_iter().enumerate() {
             if !m.is_empty() {
                 let len = m.len();
                 let posting = self.heads.insert(centroids[h * dim..(h + 1) * dim].to_vec(), m);
+                ids_of[h] = posting.id.0;
                 if len > limit {
                     self.jobs.enqueue(&posting);
                 }
             }
+        }
+        for ((slot, word), t) in slots.iter().zip(&targets) {
+            self.versions.set_home(*slot, *word, ids_of[t[0] as usize]);
         }
     }
 

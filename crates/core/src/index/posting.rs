@@ -4,7 +4,7 @@
 use super::versions::{Slot, VersionWord};
 use crate::distance::kernels;
 use parking_lot::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Position of a posting in the head index; reused after a posting is retired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,6 +19,8 @@ pub struct Posting {
     pub queued: AtomicBool,
     /// Set while the posting holds more members than the hard limit; writers wait meanwhile.
     pub overfull: AtomicBool,
+    /// Copies made stale since the last garbage collection, as far as writers could tell.
+    pub stale: AtomicUsize,
 }
 
 /// The members of a posting, struct-of-arrays so the vectors are one contiguous block.
@@ -130,6 +132,7 @@ impl Posting {
             members: RwLock::new(members),
             queued: AtomicBool::new(false),
             overfull: AtomicBool::new(false),
+            stale: AtomicUsize::new(0),
         }
     }
 

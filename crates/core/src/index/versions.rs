@@ -27,7 +27,12 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 struct Cell {
     version: AtomicU32,
     external: AtomicU64,
+    /// The posting that received the current version's first copy (`NO_HOME` if none yet),
+    /// so replacing or deleting the vector can tell that posting it now holds a stale copy.
+    home: AtomicU32,
 }
+
+pub const NO_HOME: u32 = u32::MAX;
 
 type Chunk = Box<[Cell]>;
 
@@ -93,34 +98,51 @@ impl VersionMap {
     }
 
     /// Bumps the id's counter (creating its slot on first sight) and clears any tombstone;
-    /// returns the slot and the new word that the caller's copies must carry.
-    pub fn begin_upsert(&self, id: u64) -> (Slot, VersionWord) {
+    /// returns the slot, the new word that the caller's copies must carry, and the home
+    /// posting of the version this one replaces (`NO_HOME` if it was not live).
+    pub fn begin_upsert(&self, id: u64) -> (Slot, VersionWord, u32) {
         let slot = self.slot_for(id);
         let view = self.view();
-        let prev = view
-            .cell(slot)
+        let cell = view.cell(slot);
+        let prev = cell
             .version
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
                 Some(((w & COUNTER) + 1) & COUNTER)
             })
             .expect("closure always returns Some");
+        let home = cell.home.swap(NO_HOME, Ordering::AcqRel);
+        let next = ((prev & COUNTER) + 1) & COUNTER;
         if prev & TOMBSTONE != 0 {
             self.live.fetch_add(1, Ordering::Relaxed);
+            return (slot, next, NO_HOME);
         }
-        (slot, ((prev & COUNTER) + 1) & COUNTER)
+        (slot, next, home)
     }
 
-    /// Tombstones the id. Returns false when it was unknown or already deleted.
-    pub fn delete(&self, id: u64) -> bool {
-        let Some(slot) = self.lookup(id) else { return false };
+    /// Tombstones the id. Returns the home posting of the deleted version (`NO_HOME` if
+    /// unknown), or `None` when the id was unknown or already deleted.
+    pub fn delete(&self, id: u64) -> Option<u32> {
+        let slot = self.lookup(id)?;
         let view = self.view();
-        let prev = view.cell(slot).version.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-            (w & TOMBSTONE == 0).then_some(((w & COUNTER) + 1) | TOMBSTONE)
-        });
-        if prev.is_ok() {
-            self.live.fetch_sub(1, Ordering::Relaxed);
+        let cell = view.cell(slot);
+        cell.version
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w & TOMBSTONE == 0).then_some(((w & COUNTER) + 1) | TOMBSTONE)
+            })
+            .ok()?;
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        Some(cell.home.swap(NO_HOME, Ordering::AcqRel))
+    }
+
+    /// Records where the first copy of `word` went, unless the slot moved on meanwhile.
+    pub fn set_home(&self, slot: Slot, word: VersionWord, home: u32) {
+        let view = self.view();
+        let cell = view.cell(slot);
+        cell.home.store(home, Ordering::Release);
+        if cell.version.load(Ordering::Acquire) != word {
+            // A newer version took over; its writer owns the home field.
+            let _ = cell.home.compare_exchange(home, NO_HOME, Ordering::AcqRel, Ordering::Relaxed);
         }
-        prev.is_ok()
     }
 
     /// Moves a slot from `word` to the next counter value, for a background reassign that
@@ -144,7 +166,11 @@ impl VersionMap {
         let slot = Slot(u32::try_from(s).expect("more than 2^32 ids in one shard"));
         if s >> CHUNK_BITS >= self.chunks.read().len() {
             let chunk: Chunk = (0..CHUNK)
-                .map(|_| Cell { version: AtomicU32::new(TOMBSTONE), external: AtomicU64::new(0) })
+                .map(|_| Cell {
+                    version: AtomicU32::new(TOMBSTONE),
+                    external: AtomicU64::new(0),
+                    home: AtomicU32::new(NO_HOME),
+                })
                 .collect();
             self.chunks.write().push(chunk);
         }
@@ -162,17 +188,17 @@ mod tests {
     #[test]
     fn versions_make_old_copies_stale() {
         let m = VersionMap::default();
-        let (s, w1) = m.begin_upsert(42);
+        let (s, w1, _) = m.begin_upsert(42);
         assert!(m.view().is_live(s, w1));
         assert_eq!(m.live(), 1);
-        let (s2, w2) = m.begin_upsert(42);
+        let (s2, w2, _) = m.begin_upsert(42);
         assert_eq!(s, s2);
         assert!(!m.view().is_live(s, w1) && m.view().is_live(s, w2));
-        assert!(m.delete(42));
-        assert!(!m.delete(42));
+        assert!(m.delete(42).is_some());
+        assert!(m.delete(42).is_none());
         assert!(!m.view().is_live(s, w2));
         assert_eq!(m.live(), 0);
-        let (_, w3) = m.begin_upsert(42);
+        let (_, w3, _) = m.begin_upsert(42);
         assert!(m.view().is_live(s, w3) && w3 != w2 && w3 != w1);
         assert_eq!(m.live(), 1);
         assert_eq!(m.bump_if(s, w1), None);

@@ -128,16 +128,20 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// Peak resident set size of this process in MiB (`VmHWM`).
-fn peak_rss_mb() -> f64 {
+/// A `/proc/self/status` memory field (`VmHWM` peak, `VmRSS` current) in MiB.
+fn status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -262,10 +266,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dim = ds.dim;
     let n = ds.n_base();
     eprintln!(
-        "dataset: n={n} d={dim} updates={} queries={} (loaded in {:.1}s); kernels: {}",
+        "dataset: n={n} d={dim} updates={} queries={} (loaded in {:.1}s, rss {:.0} MiB); kernels: {}",
         ds.update_ids.len(),
         ds.n_queries(),
         t0.elapsed().as_secs_f64(),
+        status_mb("VmRSS:"),
         distance::level_name(distance::kernels().level)
     );
     let params = params_from(&args, dim)?;
@@ -281,7 +286,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     coll.bulk_load((0..n as u64).collect(), base)?;
     let build_s = t.elapsed().as_secs_f64();
-    eprintln!("build: {build_s:.2}s, {:?}", coll.stats());
+    eprintln!(
+        "build: {build_s:.2}s, rss {:.0} MiB (peak {:.0}), {:?}",
+        status_mb("VmRSS:"),
+        peak_rss_mb(),
+        coll.stats()
+    );
     let after_build = coll.stats();
 
     // Updates in batches; acknowledged = upsert returned.
@@ -300,9 +310,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let stats = coll.stats();
     let per_k = |x: u64, y: u64| if nu == 0 { 0.0 } else { (x - y) as f64 * 1000.0 / nu as f64 };
     eprintln!(
-        "updates: {:.0}/s acked, {:.0}/s incl. rebalance; {stats:?}",
+        "updates: {:.0}/s acked, {:.0}/s incl. rebalance; rss {:.0} MiB (peak {:.0}); {stats:?}",
         nu as f64 / update_s,
-        nu as f64 / update_all_s
+        nu as f64 / update_all_s,
+        status_mb("VmRSS:"),
+        peak_rss_mb()
     );
 
     let main = measure(&coll, &ds, &sp, &args);
