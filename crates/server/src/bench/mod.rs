@@ -336,6 +336,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
 
+    // The peak of the standard run (build, updates, searches), before any extra update load.
+    let peak = peak_rss_mb();
     let max_rate = if update_s > 0.0 { nu as f64 / update_s } else { 0.0 };
     let mut concurrency = Vec::new();
     for &frac in &args.update_load {
@@ -359,7 +361,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "p99_vs_idle": r.p99_ms / main.p99_ms,
         }));
     }
-    let peak = peak_rss_mb();
+    let peak_after_load = peak_rss_mb();
     let raw_mb = (n * dim * 4) as f64 / 1048576.0;
 
     let fresh = if args.fresh_compare {
@@ -399,6 +401,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "search_qps": main.qps, "recall_at_k": main.recall, "p50_ms": main.p50_ms, "p99_ms": main.p99_ms,
         "timed_queries": main.queries,
         "peak_rss_mb": peak, "raw_vectors_mb": raw_mb, "peak_rss_vs_raw": peak / raw_mb,
+        "peak_rss_mb_incl_update_load": peak_after_load,
         "stats_after_build": stats_json(&after_build),
         "stats": stats_json(&stats),
         "per_1000_updates": {"splits": per_k(stats.splits, after_build.splits),
