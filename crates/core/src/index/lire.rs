@@ -127,9 +127,7 @@ impl Shared {
     pub(super) fn worker(&self) {
         let mut rng = Rng::new(self.params.seed ^ 0xb1a5);
         while let Some(p) = self.jobs.take(true) {
-            self.maintain(&p, &mut rng);
-            self.jobs.clear_overfull(&p);
-            self.jobs.finish();
+            self.run_job(&p, &mut rng);
         }
     }
 
@@ -138,9 +136,7 @@ impl Shared {
         let mut rng = Rng::new(self.params.seed ^ 0xd7a1);
         loop {
             if let Some(p) = self.jobs.take(false) {
-                self.maintain(&p, &mut rng);
-                self.jobs.clear_overfull(&p);
-                self.jobs.finish();
+                self.run_job(&p, &mut rng);
                 continue;
             }
             self.jobs.wait_quiet();
@@ -150,8 +146,16 @@ impl Shared {
         }
     }
 
-    fn maintain(&self, p: &Arc<Posting>, rng: &mut Rng) {
+    /// Runs one job; the posting's queued flag is cleared only afterwards, so two jobs never
+    /// work on the same posting at once.
+    fn run_job(&self, p: &Arc<Posting>, rng: &mut Rng) {
+        self.maintain(p, rng);
         p.clear_queued();
+        self.jobs.clear_overfull(p);
+        self.jobs.finish();
+    }
+
+    fn maintain(&self, p: &Arc<Posting>, rng: &mut Rng) {
         let dim = self.params.dim;
         // Copy the live members; appends that land meanwhile are picked up under the write lock.
         let (seen, live) = {
@@ -293,6 +297,10 @@ impl Shared {
 
     /// Retires a posting that has become too small and places its live members again.
     fn merge(&self, p: &Arc<Posting>) {
+        let _serial = self.merging.lock();
+        if self.heads.len() <= 1 {
+            return;
+        }
         let dim = self.params.dim;
         let moved: Vec<(Slot, VersionWord, Vec<f32>)> = {
             let mut m = p.members.write();

@@ -140,6 +140,9 @@ pub struct IndexStats {
     pub merges: u64,
     pub reassigned: u64,
     pub gc_runs: u64,
+    /// Searches run, and posting members they scanned (live or stale).
+    pub searches: u64,
+    pub scanned: u64,
     pub pending_jobs: u64,
     pub memory_bytes: u64,
 }
@@ -153,6 +156,8 @@ impl IndexStats {
         self.merges += o.merges;
         self.reassigned += o.reassigned;
         self.gc_runs += o.gc_runs;
+        self.searches += o.searches;
+        self.scanned += o.scanned;
         self.pending_jobs += o.pending_jobs;
         self.memory_bytes += o.memory_bytes;
     }
@@ -164,6 +169,8 @@ struct Counters {
     merges: AtomicU64,
     reassigned: AtomicU64,
     gc_runs: AtomicU64,
+    searches: AtomicU64,
+    scanned: AtomicU64,
 }
 
 /// State shared by the index handle and its background threads.
@@ -174,6 +181,8 @@ struct Shared {
     versions: VersionMap,
     jobs: Jobs,
     counters: Counters,
+    /// Serialises merges, so two of them can never retire the last two postings.
+    merging: parking_lot::Mutex<()>,
 }
 
 /// What one shard decided to scan for a query, with a lower bound on any distance it can
@@ -192,7 +201,7 @@ pub struct Index {
 }
 
 thread_local! {
-    static SCAN: RefCell<(Vec<f32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCAN: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static NEAR: RefCell<Vec<(f32, Arc<Posting>)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -204,6 +213,7 @@ impl Index {
             versions: VersionMap::default(),
             jobs: Jobs::default(),
             counters: Counters::default(),
+            merging: parking_lot::Mutex::new(()),
             params,
         });
         let workers = (0..shared.params.background_threads)
@@ -478,38 +488,41 @@ impl Shared {
         let l2 = metric == Metric::L2;
         let mut top: TopK<Slot> = TopK::new(k);
         let mut maintain: Vec<&Arc<Posting>> = Vec::new();
+        let mut scanned = 0usize;
         SCAN.with(|scratch| {
-            let (dists, hits) = &mut *scratch.borrow_mut();
+            let dists = &mut *scratch.borrow_mut();
             for p in &plan.postings {
                 // Lock order: a posting's members, then the version view.
                 let m = p.members.read();
                 let view = self.versions.view();
                 let n = m.len();
+                scanned += n;
                 dists.resize(n, 0.0);
                 neg_dot(q, &m.vectors[..n * dim], &mut dists[..n]);
                 for (d, norm) in dists[..n].iter_mut().zip(&m.norms) {
                     let expanded = if l2 { qn + norm + 2.0 * *d } else { *d };
                     *d = expanded - ROUNDING * (qn + norm);
                 }
-                // Branch-free shortlist against the threshold as it stood before this posting;
-                // the heap checks each survivor against the current one.
-                let threshold = top.threshold();
-                hits.resize(n, 0);
-                let mut found = 0;
-                for (i, &d) in dists[..n].iter().enumerate() {
-                    hits[found] = i as u32;
-                    found += (d <= threshold) as usize;
-                }
+                // Most members lose against the k-th distance; a vectorised minimum per block of
+                // 16 skips whole blocks, and only blocks with a contender are looked at closely.
+                let mut found = 0usize;
                 let mut stale = 0usize;
-                for &i in &hits[..found] {
-                    let i = i as usize;
-                    if dists[i] > top.threshold() {
+                for (b, block) in dists[..n].chunks(16).enumerate() {
+                    let min = block.iter().fold(f32::INFINITY, |a, &d| a.min(d));
+                    if min > top.threshold() {
                         continue;
                     }
-                    if view.is_live(m.slots[i], m.words[i]) {
-                        top.push(pair(q, m.vector(i, dim)), m.slots[i]);
-                    } else {
-                        stale += 1;
+                    for (j, &d) in block.iter().enumerate() {
+                        if d > top.threshold() {
+                            continue;
+                        }
+                        let i = b * 16 + j;
+                        found += 1;
+                        if view.is_live(m.slots[i], m.words[i]) {
+                            top.push(pair(q, m.vector(i, dim)), m.slots[i]);
+                        } else {
+                            stale += 1;
+                        }
                     }
                 }
                 let small = n < self.params.merge_limit && !m.retired;
@@ -521,6 +534,8 @@ impl Shared {
         for p in maintain {
             self.jobs.enqueue(p);
         }
+        self.counters.searches.fetch_add(1, Ordering::Relaxed);
+        self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
         let view = self.versions.view();
         let mut out: Vec<Scored<u64>> = top
             .into_sorted()
@@ -634,6 +649,8 @@ impl Shared {
             merges: c.merges.load(Ordering::Relaxed),
             reassigned: c.reassigned.load(Ordering::Relaxed),
             gc_runs: c.gc_runs.load(Ordering::Relaxed),
+            searches: c.searches.load(Ordering::Relaxed),
+            scanned: c.scanned.load(Ordering::Relaxed),
             pending_jobs: self.jobs.pending() as u64,
             memory_bytes: bytes,
         }

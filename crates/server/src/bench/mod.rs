@@ -215,7 +215,7 @@ fn stats_json(s: &IndexStats) -> Value {
     json!({
         "vectors": s.vectors, "postings": s.postings, "members": s.members,
         "splits": s.splits, "merges": s.merges, "reassigned": s.reassigned,
-        "gc_runs": s.gc_runs, "pending_jobs": s.pending_jobs, "memory_mb": s.memory_bytes as f64 / 1048576.0,
+        "gc_runs": s.gc_runs, "searches": s.searches, "scanned": s.scanned, "pending_jobs": s.pending_jobs, "memory_mb": s.memory_bytes as f64 / 1048576.0,
     })
 }
 
@@ -327,12 +327,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.sweep {
         for &np in &args.sweep_nprobe {
             let s = SearchParams { nprobe: np, ..sp };
+            let before = coll.stats();
             let r = measure(&coll, &ds, &s, &args);
+            let after = coll.stats();
+            let per_query = (after.scanned - before.scanned) as f64
+                / (after.searches - before.searches).max(1) as f64;
             eprintln!(
-                "  nprobe={np:>4}: {:>9.0} qps  recall {:.4}  p99 {:.3} ms",
+                "  nprobe={np:>4}: {:>9.0} qps  recall {:.4}  p99 {:.3} ms  scanned/query {per_query:.0}",
                 r.qps, r.recall, r.p99_ms
             );
-            sweep.push(json!({"nprobe": np, "search_qps": r.qps, "recall_at_k": r.recall, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}));
+            sweep.push(json!({"nprobe": np, "search_qps": r.qps, "recall_at_k": r.recall, "p50_ms": r.p50_ms,
+                              "p99_ms": r.p99_ms, "scanned_per_query": per_query,
+                              "bytes_per_query": per_query * (dim * 4) as f64}));
         }
     }
 
