@@ -155,9 +155,17 @@ fn searches_run_concurrently_with_updates_and_splits() {
                 }
             });
         }
-        for start in (500..n).step_by(100) {
-            let ids: Vec<u64> = (start as u64..start as u64 + 100).collect();
-            index.upsert(&ids, &vectors[start * dim..(start + 100) * dim]).unwrap();
+        // Rewrite the same vectors (new versions, same content) until enough searches have
+        // overlapped the writes and the splits they cause, within a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut rounds = 0;
+        while rounds < 3 || searches.load(Ordering::Relaxed) < 2000 {
+            assert!(std::time::Instant::now() < deadline, "searches starved by writers");
+            for start in (500..n).step_by(100) {
+                let ids: Vec<u64> = (start as u64..start as u64 + 100).collect();
+                index.upsert(&ids, &vectors[start * dim..(start + 100) * dim]).unwrap();
+            }
+            rounds += 1;
         }
         index.wait_idle();
         stop.store(true, Ordering::Relaxed);
