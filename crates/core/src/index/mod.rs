@@ -29,6 +29,32 @@ use versions::{Slot, VersionMap, VersionWord};
 /// `|q|^2 + |x|^2`; f32 sums over thousands of components stay well inside it.
 const ROUNDING: f32 = 1e-5;
 
+/// The RNG rule over candidates sorted nearest first, `(squared L2 to v, head)`: the nearest
+/// always; another only within the replica ratio of the nearest and only if no chosen head lies
+/// closer to it (scaled by `rng_factor`) than `v` does, so replicas land on different sides of
+/// `v`. Shared by placement and the bulk load.
+fn choose_replicas<T>(
+    p: &IndexParams,
+    cands: impl Iterator<Item = (f32, T)>,
+    head_distance: impl Fn(&T, &T) -> f32,
+    out: &mut Vec<T>,
+) {
+    let mut first = f32::INFINITY;
+    for (d, cand) in cands {
+        if out.is_empty() {
+            first = d;
+        } else {
+            if out.len() >= p.replicas || d > first * (1.0 + p.replica_ratio) {
+                break;
+            }
+            if out.iter().any(|c| p.rng_factor * head_distance(c, &cand) < d) {
+                continue;
+            }
+        }
+        out.push(cand);
+    }
+}
+
 /// The bulk load's first level of k-means aims straight for the final posting count (every
 /// vector in its nearest centroid's posting, as an IVF would), up to this many centroids to
 /// bound the cost; oversized clusters are then split further.
@@ -370,27 +396,16 @@ impl Shared {
     fn place(&self, v: &[f32], exclude: &[Arc<Posting>], out: &mut Vec<Arc<Posting>>) {
         out.clear();
         let p = &self.params;
-        let l2 = kernels().l2sq;
         NEAR.with(|near| {
             let near = &mut *near.borrow_mut();
             self.heads.nearest(v, p.replica_candidates + exclude.len(), near);
-            let mut first = f32::INFINITY;
-            for (d, cand) in near.iter() {
-                if exclude.iter().any(|e| Arc::ptr_eq(e, cand)) {
-                    continue;
-                }
-                if out.is_empty() {
-                    first = *d;
-                } else {
-                    if out.len() >= p.replicas || *d > first * (1.0 + p.replica_ratio) {
-                        break;
-                    }
-                    if out.iter().any(|c| p.rng_factor * l2(&c.centroid, &cand.centroid) < *d) {
-                        continue;
-                    }
-                }
-                out.push(cand.clone());
-            }
+            let live = near
+                .iter()
+                .filter(|(_, c)| !exclude.iter().any(|e| Arc::ptr_eq(e, c)))
+                .map(|(d, c)| (*d, c.clone()));
+            let between =
+                |a: &Arc<Posting>, b: &Arc<Posting>| (kernels().l2sq)(&a.centroid, &b.centroid);
+            choose_replicas(p, live, between, out);
         });
     }
 
@@ -575,19 +590,9 @@ impl Shared {
                     .collect();
                 cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 let mut chosen: Vec<u32> = Vec::with_capacity(p.replicas);
-                for &(d, h) in &cands {
-                    if chosen.len() >= p.replicas || d > cands[0].0 * (1.0 + p.replica_ratio) {
-                        break;
-                    }
-                    let hc = &centroids[h as usize * dim..][..dim];
-                    if chosen.iter().any(|&c| {
-                        p.rng_factor * (kernels().l2sq)(&centroids[c as usize * dim..][..dim], hc)
-                            < d
-                    }) {
-                        continue;
-                    }
-                    chosen.push(h);
-                }
+                let c = |h: &u32| &centroids[*h as usize * dim..][..dim];
+                let between = |a: &u32, b: &u32| (kernels().l2sq)(c(a), c(b));
+                choose_replicas(p, cands.into_iter(), between, &mut chosen);
                 chosen
             })
             .collect();
