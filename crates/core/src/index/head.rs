@@ -1,13 +1,29 @@
-//! The head index: the centroids of all postings of a shard, one contiguous block scanned with
-//! the batch kernel. Postings are added and removed as LIRE splits and merges them; a removed
-//! posting's position is reused by the next one added.
+//! The head index: the centroids of all postings of a shard. Postings are added and removed as
+//! LIRE splits and merges them; a removed posting's position is reused by the next one added.
+//!
+//! Searches scan every centroid (one contiguous block, one batch kernel call). For placing
+//! vectors, past [`FLAT_HEADS`] centroids a coarse layer groups them around about
+//! `sqrt(heads)` group centres; a placement scans the centres, then the centroids of the
+//! nearest groups only. The layer is
+//! rebuilt (k-means over the centroids) whenever the head count has doubled or halved since the
+//! last build, so its cost stays amortised; between builds new centroids join their nearest
+//! group.
 
 use super::posting::{Members, Posting, PostingId};
 use crate::distance::kernels;
+use crate::kmeans;
+use crate::rng::Rng;
 use crate::topk::TopK;
 use parking_lot::RwLock;
 use std::cell::RefCell;
 use std::sync::Arc;
+
+/// Up to this many centroids a lookup scans them all.
+pub const FLAT_HEADS: usize = 512;
+/// A placement scans at least this many groups, and enough to hold three times the heads
+/// asked for.
+const MIN_GROUPS: usize = 6;
+const NO_GROUP: u32 = u32::MAX;
 
 #[derive(Debug)]
 pub struct HeadIndex {
@@ -21,11 +37,94 @@ struct Heads {
     postings: Vec<Option<Arc<Posting>>>,
     free: Vec<u32>,
     alive: usize,
+    groups: Groups,
+}
+
+/// The coarse layer: group centres, and per group its slots and a contiguous copy of their
+/// centroids (so a group is scanned with one batch kernel call).
+#[derive(Debug, Default)]
+struct Groups {
+    centres: Vec<f32>,
+    slots: Vec<Vec<u32>>,
+    blocks: Vec<Vec<f32>>,
+    group_of: Vec<u32>,
+    /// Live heads when the layer was last built; 0 when there is no layer.
+    built_at: usize,
 }
 
 thread_local! {
-    /// Per-thread buffers for head searches: distances to every slot, and the nearest ones.
-    static SCRATCH: RefCell<(Vec<f32>, TopK<u32>)> = RefCell::new((Vec::new(), TopK::new(0)));
+    /// Per-thread buffers for head searches: distances, and the nearest heads and groups.
+    static SCRATCH: RefCell<(Vec<f32>, TopK<u32>, TopK<u32>)> =
+        RefCell::new((Vec::new(), TopK::new(0), TopK::new(0)));
+}
+
+impl Heads {
+    fn centroid(&self, slot: u32, dim: usize) -> &[f32] {
+        &self.centroids[slot as usize * dim..][..dim]
+    }
+
+    fn needs_rebuild(&self) -> bool {
+        let built = self.groups.built_at;
+        if built == 0 {
+            self.alive > FLAT_HEADS
+        } else {
+            self.alive > 2 * built || self.alive * 2 < built
+        }
+    }
+
+    /// Rebuilds the coarse layer from the live centroids (or drops it when they are few).
+    fn rebuild(&mut self, dim: usize) {
+        let live: Vec<u32> = (0..self.postings.len() as u32)
+            .filter(|&s| self.postings[s as usize].is_some())
+            .collect();
+        let mut g = Groups { group_of: vec![NO_GROUP; self.postings.len()], ..Groups::default() };
+        if live.len() > FLAT_HEADS {
+            let k = live.len().isqrt();
+            let mut rng = Rng::new(live.len() as u64);
+            g.centres = kmeans::kmeans(&self.centroids, dim, &live, k, 6, live.len(), &mut rng);
+            g.slots = vec![Vec::new(); g.centres.len() / dim];
+            g.blocks = vec![Vec::new(); g.centres.len() / dim];
+            for &s in &live {
+                let (c, _) = kmeans::nearest(&g.centres, dim, self.centroid(s, dim));
+                g.slots[c].push(s);
+                g.blocks[c].extend_from_slice(self.centroid(s, dim));
+                g.group_of[s as usize] = c as u32;
+            }
+            g.built_at = live.len();
+        }
+        self.groups = g;
+    }
+
+    fn join_group(&mut self, slot: u32, dim: usize) {
+        if self.groups.built_at == 0 {
+            return;
+        }
+        let (c, _) = kmeans::nearest(&self.groups.centres, dim, self.centroid(slot, dim));
+        self.groups.slots[c].push(slot);
+        let centroid = &self.centroids[slot as usize * dim..][..dim];
+        self.groups.blocks[c].extend_from_slice(centroid);
+        let s = slot as usize;
+        if self.groups.group_of.len() <= s {
+            self.groups.group_of.resize(s + 1, NO_GROUP);
+        }
+        self.groups.group_of[s] = c as u32;
+    }
+
+    fn leave_group(&mut self, slot: u32, dim: usize) {
+        let Some(&c) = self.groups.group_of.get(slot as usize) else { return };
+        if c == NO_GROUP {
+            return;
+        }
+        let (members, block) =
+            (&mut self.groups.slots[c as usize], &mut self.groups.blocks[c as usize]);
+        if let Some(i) = members.iter().position(|&s| s == slot) {
+            let last = members.len() - 1;
+            members.swap_remove(i);
+            block.copy_within(last * dim..(last + 1) * dim, i * dim);
+            block.truncate(last * dim);
+        }
+        self.groups.group_of[slot as usize] = NO_GROUP;
+    }
 }
 
 impl HeadIndex {
@@ -42,28 +141,60 @@ impl HeadIndex {
     }
 
     /// The `n` nearest live postings to `q` by squared L2 to their centroids, nearest first,
-    /// written into `out` (cleared first).
+    /// written into `out` (cleared first): an exact scan of every centroid, for searches.
     pub fn nearest(&self, q: &[f32], n: usize, out: &mut Vec<(f32, Arc<Posting>)>) {
+        self.lookup(q, n, false, out);
+    }
+
+    /// Like [`HeadIndex::nearest`], but past [`FLAT_HEADS`] heads only the centroids of the
+    /// nearest groups are scanned: for placing vectors, where a near-nearest posting will do.
+    pub fn nearest_approx(&self, q: &[f32], n: usize, out: &mut Vec<(f32, Arc<Posting>)>) {
+        self.lookup(q, n, true, out);
+    }
+
+    fn lookup(&self, q: &[f32], n: usize, approx: bool, out: &mut Vec<(f32, Arc<Posting>)>) {
         out.clear();
         SCRATCH.with(|s| {
-            let (dists, top) = &mut *s.borrow_mut();
+            let (dists, top, near_groups) = &mut *s.borrow_mut();
             let heads = self.inner.read();
-            dists.resize(heads.postings.len(), 0.0);
-            (kernels().l2sq_batch)(q, &heads.centroids, dists);
-            for &f in &heads.free {
-                dists[f as usize] = f32::INFINITY;
-            }
             top.reset(n);
-            for (i, &d) in dists.iter().enumerate() {
-                if d < top.threshold() {
-                    top.push_distinct(d, i as u32);
+            if !approx || heads.groups.built_at == 0 {
+                dists.resize(heads.postings.len(), 0.0);
+                (kernels().l2sq_batch)(q, &heads.centroids, dists);
+                for &f in &heads.free {
+                    dists[f as usize] = f32::INFINITY;
+                }
+                for (i, &d) in dists.iter().enumerate() {
+                    if d < top.threshold() {
+                        top.push_distinct(d, i as u32);
+                    }
+                }
+            } else {
+                let g = &heads.groups;
+                dists.resize(g.slots.len(), 0.0);
+                (kernels().l2sq_batch)(q, &g.centres, dists);
+                let per_group = heads.alive.div_ceil(g.slots.len().max(1)).max(1);
+                near_groups.reset(MIN_GROUPS.max(3 * n.div_ceil(per_group)));
+                for (i, &d) in dists.iter().enumerate() {
+                    if d < near_groups.threshold() {
+                        near_groups.push_distinct(d, i as u32);
+                    }
+                }
+                for group in near_groups.drain_sorted() {
+                    let (slots, block) =
+                        (&g.slots[group.key as usize], &g.blocks[group.key as usize]);
+                    dists.resize(slots.len(), 0.0);
+                    (kernels().l2sq_batch)(q, block, dists);
+                    for (&slot, &d) in slots.iter().zip(dists.iter()) {
+                        if d < top.threshold() {
+                            top.push_distinct(d, slot);
+                        }
+                    }
                 }
             }
             out.extend(top.drain_sorted().filter(|s| s.dist.is_finite()).map(|s| {
-                (
-                    s.dist,
-                    heads.postings[s.key as usize].clone().expect("free slots are infinitely far"),
-                )
+                let posting = heads.postings[s.key as usize].clone();
+                (s.dist, posting.expect("only live slots are scored"))
             }));
         });
     }
@@ -85,6 +216,11 @@ impl HeadIndex {
         let posting = Arc::new(Posting::new(PostingId(slot), centroid, members));
         heads.postings[s] = Some(posting.clone());
         heads.alive += 1;
+        if heads.needs_rebuild() {
+            heads.rebuild(self.dim);
+        } else {
+            heads.join_group(slot, self.dim);
+        }
         posting
     }
 
@@ -96,6 +232,10 @@ impl HeadIndex {
             heads.postings[s] = None;
             heads.free.push(id.0);
             heads.alive -= 1;
+            heads.leave_group(id.0, self.dim);
+            if heads.needs_rebuild() {
+                heads.rebuild(self.dim);
+            }
         }
     }
 
@@ -109,9 +249,65 @@ impl HeadIndex {
         self.inner.read().postings.iter().flatten().cloned().collect()
     }
 
-    /// Bytes held by the centroid block.
+    /// Bytes held by the centroid block and the coarse layer.
     pub fn heap_bytes(&self) -> usize {
         let h = self.inner.read();
-        h.centroids.capacity() * 4 + h.postings.capacity() * 8
+        let g = &h.groups;
+        h.centroids.capacity() * 4
+            + h.postings.capacity() * 8
+            + g.centres.capacity() * 4
+            + g.group_of.capacity() * 4
+            + g.slots.iter().map(|s| s.capacity() * 4).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_lookup_finds_nearly_what_a_full_scan_finds() {
+        let seed = 77;
+        println!("seed {seed}");
+        let mut rng = Rng::new(seed);
+        let dim = 16;
+        let heads = HeadIndex::new(dim);
+        // Posting centroids are clustered like the data they summarise.
+        let centres: Vec<Vec<f32>> =
+            (0..60).map(|_| (0..dim).map(|_| rng.normal() * 1.5).collect()).collect();
+        let mut all = Vec::new();
+        for _ in 0..3000 {
+            let m = &centres[rng.below(60)];
+            let c: Vec<f32> = m.iter().map(|x| x + rng.normal()).collect();
+            all.push(c.clone());
+            heads.insert(c, Members::default());
+        }
+        // Remove a third so groups have holes and the layer is rebuilt at least once more.
+        for id in (0..3000).step_by(3) {
+            heads.remove(PostingId(id));
+        }
+        assert_eq!(heads.len(), 2000);
+        let mut out = Vec::new();
+        let (mut found, mut wanted) = (0, 0);
+        for _ in 0..200 {
+            let m = &centres[rng.below(60)];
+            let q: Vec<f32> = m.iter().map(|x| x + rng.normal()).collect();
+            let mut exact: Vec<(f32, u32)> = (0..3000u32)
+                .filter(|i| i % 3 != 0)
+                .map(|i| ((kernels().l2sq)(&q, &all[i as usize]), i))
+                .collect();
+            exact.sort_by(|a, b| a.0.total_cmp(&b.0));
+            heads.nearest_approx(&q, 10, &mut out);
+            assert_eq!(out.len(), 10);
+            assert!(out.iter().all(|(_, p)| p.id.0 % 3 != 0), "a removed head was returned");
+            found += exact[..10].iter().filter(|e| out.iter().any(|(_, p)| p.id.0 == e.1)).count();
+            wanted += 10;
+        }
+        let recall = found as f64 / wanted as f64;
+        println!("head recall@10 = {recall:.3}");
+        // A placement only needs a near-nearest posting; searches scan every centroid.
+        assert!(recall >= 0.8, "coarse layer recall {recall}");
+        heads.nearest(&all[1], 1, &mut out);
+        assert_eq!(out[0].1.id.0, 1, "the exact lookup finds a head's own centroid");
     }
 }

@@ -281,7 +281,7 @@ impl Shared {
         for (slot, word, v, home) in cands {
             // Only a strictly nearer posting justifies a move; ties (identical centroids after
             // splitting identical vectors) stay put.
-            self.heads.nearest(&v, 1, &mut best);
+            self.heads.nearest_approx(&v, 1, &mut best);
             if best
                 .first()
                 .is_none_or(|(d, b)| Arc::ptr_eq(b, &home) || *d >= l2(&v, &home.centroid))

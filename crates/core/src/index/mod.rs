@@ -68,7 +68,7 @@ const HARD_LIMIT_FACTOR: usize = 4;
 pub struct IndexParams {
     pub dim: usize,
     pub metric: Metric,
-    /// Members per posting the bulk load aims for, at least; the index raises it to the
+    /// Members per posting the bulk load aims for, at least; the index raises it to half the
     /// square root of its live vector count so the head index stays small as data grows.
     pub posting_size: usize,
     /// A posting holding more members than this is split (after garbage collection); raised
@@ -363,11 +363,13 @@ impl Shared {
         Ok(())
     }
 
-    /// Members per posting aimed for with `live` vectors: the configured size or the square
-    /// root of `live`, whichever is larger. Head search then costs about as much as scanning
-    /// one posting.
+    /// Members per posting aimed for with `live` vectors: the configured size or half the
+    /// square root of `live`, whichever is larger. Smaller postings scan fewer vectors for the
+    /// same recall; half the square root balances that against the exact head scan a search
+    /// makes (measured on the medium preset: sqrt(n) needed 23k scanned members per query for
+    /// recall 0.95, sqrt(n)/2 needs 11k; see `BENCHMARKS.md`).
     fn posting_target(p: &IndexParams, live: usize) -> usize {
-        p.posting_size.max(live.isqrt())
+        p.posting_size.max(live.isqrt() / 2)
     }
 
     /// Counts a stale copy against the posting that held a vector's replaced or deleted
@@ -398,7 +400,7 @@ impl Shared {
         let p = &self.params;
         NEAR.with(|near| {
             let near = &mut *near.borrow_mut();
-            self.heads.nearest(v, p.replica_candidates + exclude.len(), near);
+            self.heads.nearest_approx(v, p.replica_candidates + exclude.len(), near);
             let live = near
                 .iter()
                 .filter(|(_, c)| !exclude.iter().any(|e| Arc::ptr_eq(e, c)))
@@ -600,8 +602,10 @@ impl Shared {
         for t in targets.iter().flatten() {
             sizes[*t as usize] += 1;
         }
+        // A quarter of headroom per posting: updates append without reallocating at first, and
+        // capacity never written is never resident.
         let mut members: Vec<Members> =
-            sizes.iter().map(|&s| Members::with_capacity(s, dim)).collect();
+            sizes.iter().map(|&s| Members::with_capacity(s + s / 4, dim)).collect();
         let slots: Vec<(Slot, VersionWord)> =
             ids.iter().map(|id| self.versions.begin_upsert(*id)).map(|(s, w, _)| (s, w)).collect();
         // Copy rows from the end and give the input's memory back as we go.
