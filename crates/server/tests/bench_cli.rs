@@ -13,7 +13,7 @@ fn bench_on_a_generated_dataset_writes_comparable_json() {
     let out = dir.join("bench.json");
     let status = Command::new(env!("CARGO_BIN_EXE_freshvec"))
         .args(["bench", "--generate", "seed", "--seed", &seed.to_string(), "--min-seconds", "0.05"])
-        .args(["--sweep", "--sweep-nprobe", "4,64", "--json"])
+        .args(["--sweep", "--sweep-nprobe", "4,96", "--json"])
         .arg(&out)
         .status()
         .expect("running freshvec");

@@ -148,7 +148,7 @@ pub struct SearchParams {
 impl SearchParams {
     /// Postings probed per shard unless a search asks otherwise: the smallest value that
     /// reaches recall@10 >= 0.95, with a margin, on the clustered presets (see `BENCHMARKS.md`).
-    pub const DEFAULT_NPROBE: usize = 64;
+    pub const DEFAULT_NPROBE: usize = 96;
 
     pub fn new(k: usize) -> SearchParams {
         SearchParams { k, nprobe: Self::DEFAULT_NPROBE, exact: false }
