@@ -2,9 +2,9 @@
 //! LIRE splits and merges them; a removed posting's position is reused by the next one added.
 //!
 //! Searches scan every centroid (one contiguous block, one batch kernel call). For placing
-//! vectors, past [`FLAT_HEADS`] centroids a coarse layer groups them around about
-//! `sqrt(heads)` group centres; a placement scans the centres, then the centroids of the
-//! nearest groups only. The layer is
+//! vectors, past [`FLAT_HEADS`] centroids a coarse layer groups them, about `sqrt(heads)` to a
+//! group and none more than twice that; a placement scans the group centres, then the
+//! centroids of the nearest groups only (each group's centroids are copied contiguously). The layer is
 //! rebuilt (k-means over the centroids) whenever the head count has doubled or halved since the
 //! last build, so its cost stays amortised; between builds new centroids join their nearest
 //! group.
@@ -79,17 +79,43 @@ impl Heads {
             .collect();
         let mut g = Groups { group_of: vec![NO_GROUP; self.postings.len()], ..Groups::default() };
         if live.len() > FLAT_HEADS {
-            let k = live.len().isqrt();
+            // Centroids crowd where the data is dense, so plain k-means leaves some groups many
+            // times the average; those are clustered again, so every group stays small.
+            let avg = live.len().isqrt();
             let mut rng = Rng::new(live.len() as u64);
-            g.centres = kmeans::kmeans(&self.centroids, dim, &live, k, 6, live.len(), &mut rng);
-            g.slots = vec![Vec::new(); g.centres.len() / dim];
-            g.blocks = vec![Vec::new(); g.centres.len() / dim];
-            for &s in &live {
-                let (c, _) = kmeans::nearest(&g.centres, dim, self.centroid(s, dim));
-                g.slots[c].push(s);
-                g.blocks[c].extend_from_slice(self.centroid(s, dim));
-                g.group_of[s as usize] = c as u32;
+            let mut pending = vec![live.clone()];
+            let (mut centres, mut members) = (Vec::new(), Vec::new());
+            while let Some(set) = pending.pop() {
+                let k = set.len().div_ceil(avg);
+                if k <= 1 || set.len() <= 2 * avg {
+                    centres.extend(kmeans::mean(&self.centroids, dim, &set));
+                    members.push(set);
+                    continue;
+                }
+                let c = kmeans::kmeans(&self.centroids, dim, &set, k, 6, set.len(), &mut rng);
+                let mut parts = vec![Vec::new(); c.len() / dim];
+                for &s in &set {
+                    parts[kmeans::nearest(&c, dim, self.centroid(s, dim)).0].push(s);
+                }
+                if parts.iter().any(|p| p.len() == set.len()) {
+                    // Identical centroids: cut the set into chunks instead.
+                    for chunk in set.chunks(avg) {
+                        centres.extend(kmeans::mean(&self.centroids, dim, chunk));
+                        members.push(chunk.to_vec());
+                    }
+                    continue;
+                }
+                pending.extend(parts.into_iter().filter(|p| !p.is_empty()));
             }
+            g.blocks = vec![Vec::new(); members.len()];
+            for (c, set) in members.iter().enumerate() {
+                for &s in set {
+                    g.blocks[c].extend_from_slice(self.centroid(s, dim));
+                    g.group_of[s as usize] = c as u32;
+                }
+            }
+            g.centres = centres;
+            g.slots = members;
             g.built_at = live.len();
         }
         self.groups = g;
