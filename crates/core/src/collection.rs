@@ -196,13 +196,20 @@ impl Collection {
     /// fan-out returns.
     pub fn search_pruned(&self, q: &[f32], params: &SearchParams) -> Result<(Vec<Hit>, usize)> {
         let q = self.prepare_query(q)?;
-        let mut plans: Vec<(usize, crate::index::Plan)> =
-            self.shards.iter().enumerate().map(|(i, s)| (i, s.plan(&q, params))).collect();
-        plans.sort_by(|a, b| a.1.lower_bound.total_cmp(&b.1.lower_bound).then(a.0.cmp(&b.0)));
+        let mut plans: Vec<(usize, f32, crate::index::Plan)> = self
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let plan = s.plan(&q, params);
+                (i, s.lower_bound(&plan, &q), plan)
+            })
+            .collect();
+        plans.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         let mut best: Vec<Hit> = Vec::new();
         let mut skipped = 0;
-        for (i, plan) in &plans {
-            if best.len() >= params.k && plan.lower_bound > best[params.k - 1].dist {
+        for (i, lower_bound, plan) in &plans {
+            if best.len() >= params.k && *lower_bound > best[params.k - 1].dist {
                 skipped += 1;
                 continue;
             }

@@ -211,12 +211,13 @@ struct Shared {
     merging: parking_lot::Mutex<()>,
 }
 
-/// What one shard decided to scan for a query, with a lower bound on any distance it can
-/// return; the collection uses the bound to skip shards exactly.
+/// What one shard decided to scan for a query. [`Index::lower_bound`] bounds any distance a
+/// plan can return; the collection's pruned search uses it to skip shards exactly.
 #[derive(Debug)]
 pub struct Plan {
-    postings: Vec<Arc<Posting>>,
-    pub lower_bound: f32,
+    /// The postings to scan, with the squared L2 distance from the query to their centroids.
+    postings: Vec<(f32, Arc<Posting>)>,
+    exact: bool,
 }
 
 /// One shard's SPFresh index. Dropping it stops its background threads.
@@ -318,6 +319,12 @@ impl Index {
     /// Chooses the postings a query scans and bounds the distances they can return.
     pub fn plan(&self, q: &[f32], params: &SearchParams) -> Plan {
         self.shared.plan(q, params)
+    }
+
+    /// A lower bound on the scan distance of anything `plan` can return (triangle inequality
+    /// with each posting's radius; Cauchy-Schwarz for dot).
+    pub fn lower_bound(&self, plan: &Plan, q: &[f32]) -> f32 {
+        self.shared.lower_bound(plan, q)
     }
 
     /// Scans a plan: the `k` nearest live vectors, nearest first, keyed by external id.
@@ -464,33 +471,34 @@ impl Shared {
     }
 
     fn plan(&self, q: &[f32], params: &SearchParams) -> Plan {
-        let metric = self.params.metric.scan_metric();
         if params.exact {
-            return Plan { postings: self.heads.all(), lower_bound: f32::NEG_INFINITY };
+            let postings = self.heads.all().into_iter().map(|p| (f32::NEG_INFINITY, p)).collect();
+            return Plan { postings, exact: true };
         }
-        NEAR.with(|near| {
-            let near = &mut *near.borrow_mut();
-            self.heads.nearest(q, params.nprobe.max(1), near);
-            let qnorm =
-                if metric == Metric::Dot { (-(kernels().neg_dot)(q, q)).sqrt() } else { 0.0 };
-            let mut lower_bound = f32::INFINITY;
-            for (d, p) in near.iter() {
-                let radius = p.members.read().radius;
-                let lb = match metric {
-                    // |q - x| >= |q - c| - |x - c|
-                    Metric::L2 => (d.sqrt() - radius).max(0.0).powi(2),
-                    // -q.x = -q.c - q.(x - c) >= -q.c - |q| |x - c|
-                    _ => (kernels().neg_dot)(q, &p.centroid) - qnorm * radius,
-                };
-                lower_bound = lower_bound.min(lb);
-            }
-            // Leave room for rounding in the kernels.
-            let slack = lower_bound.abs() * 1e-4 + 1e-6;
-            Plan {
-                postings: near.drain(..).map(|(_, p)| p).collect(),
-                lower_bound: lower_bound - slack,
-            }
-        })
+        let mut postings = Vec::with_capacity(params.nprobe.max(1));
+        self.heads.nearest(q, params.nprobe.max(1), &mut postings);
+        Plan { postings, exact: false }
+    }
+
+    fn lower_bound(&self, plan: &Plan, q: &[f32]) -> f32 {
+        let metric = self.params.metric.scan_metric();
+        if plan.exact {
+            return f32::NEG_INFINITY;
+        }
+        let qnorm = if metric == Metric::Dot { (-(kernels().neg_dot)(q, q)).sqrt() } else { 0.0 };
+        let mut lower_bound = f32::INFINITY;
+        for (d, p) in &plan.postings {
+            let radius = p.members.read().radius;
+            let lb = match metric {
+                // |q - x| >= |q - c| - |x - c|
+                Metric::L2 => (d.sqrt() - radius).max(0.0).powi(2),
+                // -q.x = -q.c - q.(x - c) >= -q.c - |q| |x - c|
+                _ => (kernels().neg_dot)(q, &p.centroid) - qnorm * radius,
+            };
+            lower_bound = lower_bound.min(lb);
+        }
+        // Leave room for rounding in the kernels.
+        lower_bound - (lower_bound.abs() * 1e-4 + 1e-6)
     }
 
     fn execute(&self, plan: &Plan, q: &[f32], k: usize) -> Vec<Scored<u64>> {
@@ -508,7 +516,7 @@ impl Shared {
         let mut scanned = 0usize;
         SCAN.with(|scratch| {
             let dists = &mut *scratch.borrow_mut();
-            for p in &plan.postings {
+            for (_, p) in &plan.postings {
                 // Lock order: a posting's members, then the version view.
                 let m = p.members.read();
                 let view = self.versions.view();
