@@ -10,6 +10,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+pub mod codes;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod scalar;

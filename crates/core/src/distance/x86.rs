@@ -303,3 +303,118 @@ narrow_family!(
     hsum128,
     fused = false
 );
+
+/// Integer dot products of `i8` codes (components in `[-127, 127]`), the first step of the
+/// quantized scan. Every level computes the exact `i32` sum, so each must equal the scalar
+/// reference bit for bit. The `unsafe` and its justification are as above: callers reach these
+/// only through [`super::codes::code_kernels`], which checks the CPU first.
+pub(super) mod codes {
+    use super::super::codes::{CodeKernels, CodeLevel};
+    use std::arch::x86_64::*;
+
+    macro_rules! code_table {
+        ($fn_name:ident, $dot:path, $level:expr) => {
+            pub(in super::super) fn $fn_name() -> CodeKernels {
+                fn dot(a: &[i8], b: &[i8]) -> i32 {
+                    assert_eq!(a.len(), b.len());
+                    // SAFETY: this table is only handed out after the CPU check for its level.
+                    unsafe { $dot(a, b) }
+                }
+                fn dot_batch(q: &[i8], block: &[i8], out: &mut [i32]) {
+                    assert_eq!(block.len(), q.len() * out.len(), "block must hold out.len() rows");
+                    let d = q.len();
+                    for (i, o) in out.iter_mut().enumerate() {
+                        // SAFETY: as above; the row lies within the block checked above.
+                        *o = unsafe { $dot(q, block.get_unchecked(i * d..(i + 1) * d)) };
+                    }
+                }
+                CodeKernels { level: $level, dot, dot_batch }
+            }
+        };
+    }
+
+    code_table!(table_vnni, dot_vnni, CodeLevel::Avx512Vnni);
+    code_table!(table_avx512bw, dot_avx512bw, CodeLevel::Avx512Bw);
+    code_table!(table_avx2, dot_avx2, CodeLevel::Avx2);
+
+    /// `|a|` as unsigned bytes and `b` carrying the sign of `a`, so `|a| * (b sign(a)) = a * b`
+    /// and the unsigned-by-signed multiply instructions apply.
+    #[inline]
+    #[target_feature(enable = "avx512bw")]
+    fn abs_and_signed(a: __m512i, b: __m512i) -> (__m512i, __m512i) {
+        let negative = _mm512_movepi8_mask(a);
+        (_mm512_abs_epi8(a), _mm512_mask_sub_epi8(b, negative, _mm512_setzero_si512(), b))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512bw")]
+    fn tail_mask(rest: usize) -> __mmask64 {
+        if rest >= 64 {
+            !0
+        } else {
+            (1u64 << rest) - 1
+        }
+    }
+
+    #[target_feature(enable = "avx512bw,avx512vnni")]
+    unsafe fn dot_vnni(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < n {
+            let m = tail_mask(n - i);
+            let va = _mm512_maskz_loadu_epi8(m, pa.add(i));
+            let vb = _mm512_maskz_loadu_epi8(m, pb.add(i));
+            let (ua, sb) = abs_and_signed(va, vb);
+            acc = _mm512_dpbusd_epi32(acc, ua, sb);
+            i += 64;
+        }
+        _mm512_reduce_add_epi32(acc)
+    }
+
+    #[target_feature(enable = "avx512bw")]
+    unsafe fn dot_avx512bw(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let ones = _mm512_set1_epi16(1);
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < n {
+            let m = tail_mask(n - i);
+            let va = _mm512_maskz_loadu_epi8(m, pa.add(i));
+            let vb = _mm512_maskz_loadu_epi8(m, pb.add(i));
+            let (ua, sb) = abs_and_signed(va, vb);
+            // Pairs of products of at most 127 * 127 fit an i16 without saturating.
+            let pairs = _mm512_maddubs_epi16(ua, sb);
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, ones));
+            i += 64;
+        }
+        _mm512_reduce_add_epi32(acc)
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_si256();
+        let mut i = 0;
+        while i + 32 <= n {
+            let va = _mm256_loadu_si256(pa.add(i) as *const __m256i);
+            let vb = _mm256_loadu_si256(pb.add(i) as *const __m256i);
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(va, va), _mm256_sign_epi8(vb, va));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+            i += 32;
+        }
+        let s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        let mut total = _mm_cvtsi128_si32(s);
+        while i < n {
+            total += *a.get_unchecked(i) as i32 * *b.get_unchecked(i) as i32;
+            i += 1;
+        }
+        total
+    }
+}
