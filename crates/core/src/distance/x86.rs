@@ -356,42 +356,36 @@ pub(super) mod codes {
         }
     }
 
-    #[target_feature(enable = "avx512bw,avx512vnni")]
-    unsafe fn dot_vnni(a: &[i8], b: &[i8]) -> i32 {
-        let n = a.len();
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut acc = _mm512_setzero_si512();
-        let mut i = 0;
-        while i < n {
-            let m = tail_mask(n - i);
-            let va = _mm512_maskz_loadu_epi8(m, pa.add(i));
-            let vb = _mm512_maskz_loadu_epi8(m, pb.add(i));
-            let (ua, sb) = abs_and_signed(va, vb);
-            acc = _mm512_dpbusd_epi32(acc, ua, sb);
-            i += 64;
-        }
-        _mm512_reduce_add_epi32(acc)
+    /// The 512-bit loop shared by both AVX-512 levels: 64 codes at a time (the tail by mask),
+    /// each step folding `|a|` and sign-carrying `b` into the `i32` accumulator.
+    macro_rules! dot_512 {
+        ($name:ident, $feat:literal, |$ua:ident, $sb:ident, $acc:ident| $step:expr) => {
+            #[target_feature(enable = $feat)]
+            unsafe fn $name(a: &[i8], b: &[i8]) -> i32 {
+                let n = a.len();
+                let (pa, pb) = (a.as_ptr(), b.as_ptr());
+                let mut acc = _mm512_setzero_si512();
+                let mut i = 0;
+                while i < n {
+                    let m = tail_mask(n - i);
+                    let va = _mm512_maskz_loadu_epi8(m, pa.add(i));
+                    let vb = _mm512_maskz_loadu_epi8(m, pb.add(i));
+                    let ($ua, $sb) = abs_and_signed(va, vb);
+                    let $acc = acc;
+                    acc = $step;
+                    i += 64;
+                }
+                _mm512_reduce_add_epi32(acc)
+            }
+        };
     }
 
-    #[target_feature(enable = "avx512bw")]
-    unsafe fn dot_avx512bw(a: &[i8], b: &[i8]) -> i32 {
-        let n = a.len();
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let ones = _mm512_set1_epi16(1);
-        let mut acc = _mm512_setzero_si512();
-        let mut i = 0;
-        while i < n {
-            let m = tail_mask(n - i);
-            let va = _mm512_maskz_loadu_epi8(m, pa.add(i));
-            let vb = _mm512_maskz_loadu_epi8(m, pb.add(i));
-            let (ua, sb) = abs_and_signed(va, vb);
-            // Pairs of products of at most 127 * 127 fit an i16 without saturating.
-            let pairs = _mm512_maddubs_epi16(ua, sb);
-            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, ones));
-            i += 64;
-        }
-        _mm512_reduce_add_epi32(acc)
-    }
+    dot_512!(dot_vnni, "avx512bw,avx512vnni", |ua, sb, acc| _mm512_dpbusd_epi32(acc, ua, sb));
+    // Pairs of products of at most 127 * 127 fit an i16 without saturating.
+    dot_512!(dot_avx512bw, "avx512bw", |ua, sb, acc| _mm512_add_epi32(
+        acc,
+        _mm512_madd_epi16(_mm512_maddubs_epi16(ua, sb), _mm512_set1_epi16(1))
+    ));
 
     #[target_feature(enable = "avx2")]
     unsafe fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
