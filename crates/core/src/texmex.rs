@@ -55,25 +55,3 @@ fn read_rows<T>(path: &Path, decode: fn([u8; 4]) -> T) -> io::Result<(usize, Vec
     }
     Ok((dim.unwrap_or(0), out))
 }
-
-/// Writes rows in `.fvecs` layout.
-pub fn write_fvecs(path: &Path, dim: usize, data: &[f32]) -> io::Result<()> {
-    write_rows(path, dim, data.iter().map(|x| x.to_le_bytes()))
-}
-
-/// Writes rows in `.ivecs` layout.
-pub fn write_ivecs(path: &Path, dim: usize, data: &[i32]) -> io::Result<()> {
-    write_rows(path, dim, data.iter().map(|x| x.to_le_bytes()))
-}
-
-fn write_rows(path: &Path, dim: usize, values: impl Iterator<Item = [u8; 4]>) -> io::Result<()> {
-    use std::io::Write;
-    let mut w = io::BufWriter::new(File::create(path)?);
-    for (i, v) in values.enumerate() {
-        if i % dim == 0 {
-            w.write_all(&(dim as i32).to_le_bytes())?;
-        }
-        w.write_all(&v)?;
-    }
-    w.flush()
-}

@@ -157,24 +157,29 @@ impl Shared {
 
     fn maintain(&self, p: &Arc<Posting>, rng: &mut Rng) {
         let dim = self.params.dim;
-        // Copy the live members; appends that land meanwhile are picked up under the write lock.
-        let (seen, live) = {
+        // Count the live members; only a split needs a copy of them (appends that land
+        // meanwhile are picked up under the write lock).
+        let limit = self.split_limit();
+        let (seen, live, copy) = {
             let m = p.members.read();
             if m.retired {
                 return;
             }
             let view = self.versions.view();
-            let mut live = Members::with_capacity(m.len(), dim);
-            for i in 0..m.len() {
-                if view.is_live(m.slots[i], m.words[i]) {
-                    live.push(m.slots[i], m.words[i], m.vector(i, dim), 0.0);
+            let live: Vec<usize> =
+                (0..m.len()).filter(|&i| view.is_live(m.slots[i], m.words[i])).collect();
+            let copy = (live.len() > limit).then(|| {
+                let mut copy = Members::with_capacity(live.len(), dim);
+                for &i in &live {
+                    copy.push(m.slots[i], m.words[i], m.vector(i, dim), 0.0);
                 }
-            }
-            (m.len(), live)
+                copy
+            });
+            (m.len(), live.len(), copy)
         };
-        if live.len() > self.split_limit() {
-            self.split(p, seen, live, rng);
-        } else if live.len() < self.params.merge_limit && self.heads.len() > 1 {
+        if let Some(copy) = copy {
+            self.split(p, seen, copy, rng);
+        } else if live < self.params.merge_limit && self.heads.len() > 1 {
             self.merge(p);
         } else {
             self.gc(p);

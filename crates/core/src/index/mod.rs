@@ -432,6 +432,7 @@ impl Shared {
         let mut targets = Vec::with_capacity(self.params.replicas);
         let mut written: Vec<Arc<Posting>> = Vec::with_capacity(self.params.replicas);
         let mut excluded: Vec<Arc<Posting>> = exclude.into_iter().cloned().collect();
+        let limit = self.split_limit();
         loop {
             self.place(v, &excluded, &mut targets);
             if targets.is_empty() {
@@ -457,7 +458,6 @@ impl Shared {
                     self.versions.set_home(slot, word, t.id.0);
                 }
                 written.push(t.clone());
-                let limit = self.split_limit();
                 if len > limit * HARD_LIMIT_FACTOR {
                     self.jobs.mark_overfull(t);
                 } else if len > limit {

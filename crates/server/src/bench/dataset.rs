@@ -89,25 +89,24 @@ impl Dataset {
         let update_ids: Vec<u64> = rng.sample(n, nu).into_iter().map(|i| i as u64).collect();
         let updates = draw(&mut rng, nu);
         let queries = draw(&mut rng, nq);
-        let mut fin = base.clone();
-        for (j, id) in update_ids.iter().enumerate() {
-            let id = *id as usize;
-            fin[id * dim..(id + 1) * dim].copy_from_slice(&updates[j * dim..(j + 1) * dim]);
-        }
+        let fin = apply_updates(base.clone(), &update_ids, &updates, dim);
         let groundtruth = exact_topk(&fin, &queries, dim, 10);
         Ok(Dataset { dim, base, updates, update_ids, queries, groundtruth })
     }
 
     /// The base with every update applied.
     pub fn final_vectors(&self) -> Vec<f32> {
-        let dim = self.dim;
-        let mut fin = self.base.clone();
-        for (j, id) in self.update_ids.iter().enumerate() {
-            let id = *id as usize;
-            fin[id * dim..(id + 1) * dim].copy_from_slice(&self.updates[j * dim..(j + 1) * dim]);
-        }
-        fin
+        apply_updates(self.base.clone(), &self.update_ids, &self.updates, self.dim)
     }
+}
+
+/// `base` with row `ids[j]` replaced by row `j` of `updates`.
+fn apply_updates(mut base: Vec<f32>, ids: &[u64], updates: &[f32], dim: usize) -> Vec<f32> {
+    for (j, id) in ids.iter().enumerate() {
+        let id = *id as usize;
+        base[id * dim..(id + 1) * dim].copy_from_slice(&updates[j * dim..(j + 1) * dim]);
+    }
+    base
 }
 
 /// Exact top-k ids by squared L2 (ties by smaller id).
