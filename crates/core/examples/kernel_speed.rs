@@ -35,7 +35,7 @@ fn main() {
     }
     // The same rows as i8 codes: a quarter of the bytes.
     let quant = |x: &f32| (x * 40.0).clamp(-127.0, 127.0) as i8;
-    let codes: Vec<i8> = block.iter().map(quant).collect();
+    let codes: Vec<u8> = block.iter().map(|x| (quant(x) as i32 + 128) as u8).collect();
     let qc: Vec<i8> = q.iter().map(quant).collect();
     let mut iout = vec![0i32; rows];
     for level in available_code_levels() {

@@ -213,7 +213,7 @@ impl Collection {
                 skipped += 1;
                 continue;
             }
-            let hits = self.shards[*i].execute(plan, &q, params.k);
+            let hits = self.shards[*i].execute(plan, &q, params);
             best = merge_sorted(&[best, hits], params.k);
         }
         Ok((self.report(best), skipped))
@@ -277,7 +277,7 @@ mod tests {
             for _ in 0..200 {
                 let q: Vec<f32> = (0..dim).map(|_| rng.normal() * 4.0).collect();
                 for nprobe in [1, 4, 16] {
-                    let sp = SearchParams { k: 10, nprobe, exact: false };
+                    let sp = SearchParams::new(10).with_nprobe(nprobe);
                     let full = c.search(&q, &sp).unwrap();
                     let (pruned, skipped) = c.search_pruned(&q, &sp).unwrap();
                     assert_eq!(full, pruned, "{metric} nprobe={nprobe}");
@@ -297,8 +297,7 @@ mod tests {
         assert!(matches!(c.upsert(&[4], &[0.0; 3]), Err(Error::ZeroVector { id: 4 })));
         assert!(matches!(c.upsert(&[5], &[1.0; 4]), Err(Error::DimensionMismatch { .. })));
         assert_eq!(c.len(), 2);
-        let hits =
-            c.search(&[1.0, 0.1, 0.0], &SearchParams { k: 5, nprobe: 4, exact: false }).unwrap();
+        let hits = c.search(&[1.0, 0.1, 0.0], &SearchParams::new(5).with_nprobe(4)).unwrap();
         assert_eq!(hits.iter().map(|h| h.key).collect::<Vec<_>>(), vec![1, 2]);
     }
 }

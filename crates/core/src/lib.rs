@@ -15,4 +15,4 @@ pub mod topk;
 pub use collection::{Collection, Hit};
 pub use distance::Metric;
 pub use error::{Error, Result};
-pub use index::{Index, IndexParams, IndexStats, SearchParams};
+pub use index::{Encoding, Index, IndexParams, IndexStats, SearchParams};

@@ -1,16 +1,22 @@
-//! Quantized vectors: symmetric `i8` codes with one scale per vector, and integer dot-product
-//! kernels over them with the same runtime dispatch as the `f32` kernels.
+//! Quantized vectors: symmetric codes in `[-127, 127]` with one scale per vector, and integer
+//! dot-product kernels over them with the same runtime dispatch as the `f32` kernels.
 //!
 //! This is the arithmetic of the quantized posting scan: a member stores its residual to the
 //! posting centroid as codes `x` with scale `s` (residual ~ `s * x`); the query's residual to the
 //! same centroid is quantized once per posting to codes `y` with scale `t`, and
-//! `|q - v|^2 ~ |q - c|^2 - 2 s t (x . y) + |s x|^2`. Candidates found that way are re-ranked
+//! `|q - v|^2 ~ |q - c|^2 - 2 s t (x . y) + |r|^2`. Candidates found that way are re-ranked
 //! with exact `f32` distances.
+//!
+//! Stored codes are kept as unsigned bytes `x + 128` ([`encode`]) and query codes as signed
+//! bytes ([`quantize`]): the unsigned-by-signed multiply-add instructions then take a stored row
+//! as it is, and the offset is removed once per row from the query's code sum.
 
 use std::sync::OnceLock;
 
 /// The largest code magnitude; the kernels rely on `|code| <= 127`.
 pub const CODE_MAX: i8 = 127;
+/// Added to a stored code to make it an unsigned byte in `[1, 255]`.
+pub const CODE_OFFSET: i32 = 128;
 
 /// The instruction-set level of a code kernel table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,13 +27,14 @@ pub enum CodeLevel {
     Avx512Vnni,
 }
 
-/// Integer dot products over `i8` codes in `[-127, 127]`: exact `i32` sums.
+/// Integer dot products of query codes (`i8`) with stored codes (`u8`, offset by 128), both in
+/// `[-127, 127]` before the offset: exact `i32` sums of `q[i] * (row[i] - 128)`.
 #[derive(Clone, Copy, Debug)]
 pub struct CodeKernels {
     pub level: CodeLevel,
-    pub dot: fn(&[i8], &[i8]) -> i32,
-    /// One query row against a contiguous block: `out[i] = q . block[i*len..]`.
-    pub dot_batch: fn(&[i8], &[i8], &mut [i32]),
+    pub dot: fn(&[i8], &[u8]) -> i32,
+    /// One query row against a contiguous block of stored rows: `out[i] = q . block[i]`.
+    pub dot_batch: fn(&[i8], &[u8], &mut [i32]),
 }
 
 /// Every code level this CPU can run, best first; the last is always [`CodeLevel::Scalar`].
@@ -75,12 +82,12 @@ pub fn code_kernels() -> &'static CodeKernels {
     })
 }
 
-fn scalar_dot(a: &[i8], b: &[i8]) -> i32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| *x as i32 * *y as i32).sum()
+fn scalar_dot(q: &[i8], row: &[u8]) -> i32 {
+    assert_eq!(q.len(), row.len());
+    q.iter().zip(row).map(|(x, y)| *x as i32 * (*y as i32 - CODE_OFFSET)).sum()
 }
 
-fn scalar_dot_batch(q: &[i8], block: &[i8], out: &mut [i32]) {
+fn scalar_dot_batch(q: &[i8], block: &[u8], out: &mut [i32]) {
     assert_eq!(block.len(), q.len() * out.len(), "block must hold out.len() rows");
     let d = q.len();
     for (i, o) in out.iter_mut().enumerate() {
@@ -93,15 +100,30 @@ fn scalar_dot_batch(q: &[i8], block: &[i8], out: &mut [i32]) {
 /// non-finite) vector gets scale 0 and zero codes.
 pub fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
     assert_eq!(v.len(), out.len());
+    quantize_with(v, out, |c| c as i8)
+}
+
+/// [`quantize`] for storage: the codes offset by 128 into unsigned bytes.
+pub fn encode(v: &[f32], out: &mut [u8]) -> f32 {
+    assert_eq!(v.len(), out.len());
+    quantize_with(v, out, |c| (c + CODE_OFFSET) as u8)
+}
+
+#[inline]
+fn quantize_with<T: Copy>(v: &[f32], out: &mut [T], code: impl Fn(i32) -> T) -> f32 {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     if max == 0.0 || !max.is_finite() {
-        out.fill(0);
+        out.fill(code(0));
         return 0.0;
     }
     let scale = max / CODE_MAX as f32;
     let inv = 1.0 / scale;
+    let limit = CODE_MAX as f32;
     for (o, x) in out.iter_mut().zip(v) {
-        *o = (x * inv).round().clamp(-(CODE_MAX as f32), CODE_MAX as f32) as i8;
+        // Round half away from zero by truncation, which compiles to one conversion where
+        // `f32::round` would be a library call.
+        let y = (x * inv).clamp(-limit, limit);
+        *o = code((y + 0.5f32.copysign(y)) as i32);
     }
     scale
 }
@@ -117,6 +139,10 @@ mod tests {
         (0..n).map(|_| (rng.below(255) as i32 - 127) as i8).collect()
     }
 
+    fn stored(codes: &[i8]) -> Vec<u8> {
+        codes.iter().map(|&c| (c as i32 + CODE_OFFSET) as u8).collect()
+    }
+
     #[test]
     fn every_code_level_equals_the_scalar_sum_exactly() {
         let seed = 0xc0de;
@@ -126,9 +152,9 @@ mod tests {
         for level in available_code_levels() {
             let k = code_table(level).unwrap();
             for &n in LENGTHS {
-                for rows in [0usize, 1, 3, 9] {
+                for rows in [0usize, 1, 3, 4, 9] {
                     let q = codes(&mut rng, n);
-                    let block = codes(&mut rng, n * rows);
+                    let block = stored(&codes(&mut rng, n * rows));
                     let (mut got, mut want) = (vec![0; rows], vec![0; rows]);
                     (k.dot_batch)(&q, &block, &mut got);
                     (reference.dot_batch)(&q, &block, &mut want);
@@ -136,8 +162,8 @@ mod tests {
                 }
                 // The extremes: every product at +-127 * 127.
                 let (a, b) = (vec![127i8; n], vec![-127i8; n]);
-                assert_eq!((k.dot)(&a, &b), -(127 * 127) * n as i32, "{level:?} n={n}");
-                assert_eq!((k.dot)(&b, &b), 127 * 127 * n as i32, "{level:?} n={n}");
+                assert_eq!((k.dot)(&a, &stored(&b)), -(127 * 127) * n as i32, "{level:?} n={n}");
+                assert_eq!((k.dot)(&b, &stored(&b)), 127 * 127 * n as i32, "{level:?} n={n}");
             }
         }
     }
@@ -154,6 +180,9 @@ mod tests {
                 assert!((x - s * *q as f32).abs() <= s * 0.5 + 1e-6, "n={n}");
                 assert!(q.unsigned_abs() <= 127);
             }
+            let mut u = vec![0u8; n];
+            assert_eq!(encode(&v, &mut u), s);
+            assert_eq!(u, stored(&c), "n={n}");
         }
         let mut z = vec![5i8; 4];
         assert_eq!(quantize(&[0.0; 4], &mut z), 0.0);

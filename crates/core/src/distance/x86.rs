@@ -309,42 +309,46 @@ narrow_family!(
 /// reference bit for bit. The `unsafe` and its justification are as above: callers reach these
 /// only through [`super::codes::code_kernels`], which checks the CPU first.
 pub(super) mod codes {
-    use super::super::codes::{CodeKernels, CodeLevel};
+    use super::super::codes::{CodeKernels, CodeLevel, CODE_OFFSET};
     use std::arch::x86_64::*;
 
     macro_rules! code_table {
-        ($fn_name:ident, $dot:path, $level:expr) => {
+        ($fn_name:ident, $dot:path, $batch:path, $level:expr) => {
             pub(in super::super) fn $fn_name() -> CodeKernels {
-                fn dot(a: &[i8], b: &[i8]) -> i32 {
-                    assert_eq!(a.len(), b.len());
+                fn dot(q: &[i8], row: &[u8]) -> i32 {
+                    assert_eq!(q.len(), row.len());
                     // SAFETY: this table is only handed out after the CPU check for its level.
-                    unsafe { $dot(a, b) }
+                    unsafe { $dot(q, row) }
                 }
-                fn dot_batch(q: &[i8], block: &[i8], out: &mut [i32]) {
+                fn dot_batch(q: &[i8], block: &[u8], out: &mut [i32]) {
                     assert_eq!(block.len(), q.len() * out.len(), "block must hold out.len() rows");
-                    let d = q.len();
-                    for (i, o) in out.iter_mut().enumerate() {
-                        // SAFETY: as above; the row lies within the block checked above.
-                        *o = unsafe { $dot(q, block.get_unchecked(i * d..(i + 1) * d)) };
-                    }
+                    // SAFETY: as above; the kernel reads only the rows of the block checked above.
+                    unsafe { $batch(q, block, out) }
                 }
                 CodeKernels { level: $level, dot, dot_batch }
             }
         };
     }
 
-    code_table!(table_vnni, dot_vnni, CodeLevel::Avx512Vnni);
-    code_table!(table_avx512bw, dot_avx512bw, CodeLevel::Avx512Bw);
-    code_table!(table_avx2, dot_avx2, CodeLevel::Avx2);
+    code_table!(table_vnni, dot_vnni, batch_vnni, CodeLevel::Avx512Vnni);
+    code_table!(table_avx512bw, dot_avx512bw, batch_avx512bw, CodeLevel::Avx512Bw);
+    code_table!(table_avx2, dot_avx2, batch_avx2, CodeLevel::Avx2);
 
-    /// `|a|` as unsigned bytes and `b` carrying the sign of `a`, so `|a| * (b sign(a)) = a * b`
-    /// and the unsigned-by-signed multiply instructions apply.
-    #[inline]
-    #[target_feature(enable = "avx512bw")]
-    fn abs_and_signed(a: __m512i, b: __m512i) -> (__m512i, __m512i) {
-        let negative = _mm512_movepi8_mask(a);
-        (_mm512_abs_epi8(a), _mm512_mask_sub_epi8(b, negative, _mm512_setzero_si512(), b))
+    /// The row-at-a-time batch of the levels without a multi-row kernel.
+    macro_rules! row_batch {
+        ($name:ident, $dot:ident, $feat:literal) => {
+            #[target_feature(enable = $feat)]
+            unsafe fn $name(q: &[i8], block: &[u8], out: &mut [i32]) {
+                let d = q.len();
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = $dot(q, block.get_unchecked(i * d..(i + 1) * d));
+                }
+            }
+        };
     }
+
+    row_batch!(batch_avx512bw, dot_avx512bw, "avx512bw");
+    row_batch!(batch_avx2, dot_avx2, "avx2");
 
     #[inline]
     #[target_feature(enable = "avx512bw")]
@@ -356,47 +360,114 @@ pub(super) mod codes {
         }
     }
 
-    /// The 512-bit loop shared by both AVX-512 levels: 64 codes at a time (the tail by mask),
-    /// each step folding `|a|` and sign-carrying `b` into the `i32` accumulator.
-    macro_rules! dot_512 {
-        ($name:ident, $feat:literal, |$ua:ident, $sb:ident, $acc:ident| $step:expr) => {
-            #[target_feature(enable = $feat)]
-            unsafe fn $name(a: &[i8], b: &[i8]) -> i32 {
-                let n = a.len();
-                let (pa, pb) = (a.as_ptr(), b.as_ptr());
-                let mut acc = _mm512_setzero_si512();
-                let mut i = 0;
-                while i < n {
-                    let m = tail_mask(n - i);
-                    let va = _mm512_maskz_loadu_epi8(m, pa.add(i));
-                    let vb = _mm512_maskz_loadu_epi8(m, pb.add(i));
-                    let ($ua, $sb) = abs_and_signed(va, vb);
-                    let $acc = acc;
-                    acc = $step;
-                    i += 64;
-                }
-                _mm512_reduce_add_epi32(acc)
-            }
-        };
+    /// `128 * sum(q)`: what the unsigned stored codes add to `sum(q * u)` over the signed ones.
+    fn offset_correction(q: &[i8]) -> i32 {
+        CODE_OFFSET * q.iter().map(|&x| x as i32).sum::<i32>()
     }
 
-    dot_512!(dot_vnni, "avx512bw,avx512vnni", |ua, sb, acc| _mm512_dpbusd_epi32(acc, ua, sb));
-    // Pairs of products of at most 127 * 127 fit an i16 without saturating.
-    dot_512!(dot_avx512bw, "avx512bw", |ua, sb, acc| _mm512_add_epi32(
-        acc,
-        _mm512_madd_epi16(_mm512_maddubs_epi16(ua, sb), _mm512_set1_epi16(1))
-    ));
+    /// VNNI multiplies unsigned by signed bytes, which is exactly (stored offset code, query
+    /// code): one instruction per 64 codes, no sign handling, and the offset removed once per
+    /// row from the query's sum.
+    #[target_feature(enable = "avx512bw,avx512vnni")]
+    unsafe fn dot_vnni(q: &[i8], row: &[u8]) -> i32 {
+        let n = q.len();
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < n {
+            let m = tail_mask(n - i);
+            let vq = _mm512_maskz_loadu_epi8(m, q.as_ptr().add(i));
+            let vr = _mm512_maskz_loadu_epi8(m, row.as_ptr().add(i) as *const i8);
+            acc = _mm512_dpbusd_epi32(acc, vr, vq);
+            i += 64;
+        }
+        _mm512_reduce_add_epi32(acc) - offset_correction(q)
+    }
+
+    /// Sums a 512-bit accumulator down to its four 128-bit lanes' sum.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fold_to_128(acc: __m512i) -> __m128i {
+        let x = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64::<1>(acc));
+        _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256::<1>(x))
+    }
+
+    /// Four rows at a time, so the four horizontal sums share their last steps.
+    #[target_feature(enable = "avx512bw,avx512vnni")]
+    unsafe fn batch_vnni(q: &[i8], block: &[u8], out: &mut [i32]) {
+        let d = q.len();
+        let rows = out.len();
+        let correction = _mm_set1_epi32(offset_correction(q));
+        let base = block.as_ptr() as *const i8;
+        let mut r = 0;
+        while r + 4 <= rows {
+            let mut acc = [_mm512_setzero_si512(); 4];
+            let mut i = 0;
+            while i < d {
+                let m = tail_mask(d - i);
+                let vq = _mm512_maskz_loadu_epi8(m, q.as_ptr().add(i));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let vr = _mm512_maskz_loadu_epi8(m, base.add((r + j) * d + i));
+                    *a = _mm512_dpbusd_epi32(*a, vr, vq);
+                }
+                i += 64;
+            }
+            let [a0, a1, a2, a3] = acc.map(|a| fold_to_128(a));
+            let sums = _mm_hadd_epi32(_mm_hadd_epi32(a0, a1), _mm_hadd_epi32(a2, a3));
+            _mm_storeu_si128(
+                out.as_mut_ptr().add(r) as *mut __m128i,
+                _mm_sub_epi32(sums, correction),
+            );
+            r += 4;
+        }
+        while r < rows {
+            out[r] = dot_vnni(q, block.get_unchecked(r * d..(r + 1) * d));
+            r += 1;
+        }
+    }
+
+    /// `|a|` as unsigned bytes and `b` carrying the sign of `a`, so `|a| * (b sign(a)) = a * b`
+    /// and the unsigned-by-signed multiply-add applies.
+    #[inline]
+    #[target_feature(enable = "avx512bw")]
+    fn abs_and_signed(a: __m512i, b: __m512i) -> (__m512i, __m512i) {
+        let negative = _mm512_movepi8_mask(a);
+        (_mm512_abs_epi8(a), _mm512_mask_sub_epi8(b, negative, _mm512_setzero_si512(), b))
+    }
+
+    /// Without VNNI the pairwise multiply-add saturates at i16 for unsigned codes up to 255,
+    /// so the stored codes go back to signed (flip the top bit) and the sign trick applies;
+    /// pairs of products of at most 127 * 127 fit an i16.
+    #[target_feature(enable = "avx512bw")]
+    unsafe fn dot_avx512bw(q: &[i8], row: &[u8]) -> i32 {
+        let n = q.len();
+        let flip = _mm512_set1_epi8(i8::MIN);
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < n {
+            let m = tail_mask(n - i);
+            let vq = _mm512_maskz_loadu_epi8(m, q.as_ptr().add(i));
+            let vr = _mm512_maskz_loadu_epi8(m, row.as_ptr().add(i) as *const i8);
+            // Past the tail the query's zero codes cancel whatever the flip made of the row.
+            let vr = _mm512_xor_si512(vr, flip);
+            let (ua, sb) = abs_and_signed(vq, vr);
+            let pairs = _mm512_maddubs_epi16(ua, sb);
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+            i += 64;
+        }
+        _mm512_reduce_add_epi32(acc)
+    }
 
     #[target_feature(enable = "avx2")]
-    unsafe fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
-        let n = a.len();
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    unsafe fn dot_avx2(q: &[i8], row: &[u8]) -> i32 {
+        let n = q.len();
         let ones = _mm256_set1_epi16(1);
+        let flip = _mm256_set1_epi8(i8::MIN);
         let mut acc = _mm256_setzero_si256();
         let mut i = 0;
         while i + 32 <= n {
-            let va = _mm256_loadu_si256(pa.add(i) as *const __m256i);
-            let vb = _mm256_loadu_si256(pb.add(i) as *const __m256i);
+            let va = _mm256_loadu_si256(q.as_ptr().add(i) as *const __m256i);
+            let vb = _mm256_loadu_si256(row.as_ptr().add(i) as *const __m256i);
+            let vb = _mm256_xor_si256(vb, flip);
             let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(va, va), _mm256_sign_epi8(vb, va));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
             i += 32;
@@ -406,7 +477,7 @@ pub(super) mod codes {
         let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
         let mut total = _mm_cvtsi128_si32(s);
         while i < n {
-            total += *a.get_unchecked(i) as i32 * *b.get_unchecked(i) as i32;
+            total += *q.get_unchecked(i) as i32 * (*row.get_unchecked(i) as i32 - CODE_OFFSET);
             i += 1;
         }
         total

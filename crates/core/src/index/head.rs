@@ -306,7 +306,7 @@ mod tests {
             let m = &centres[rng.below(60)];
             let c: Vec<f32> = m.iter().map(|x| x + rng.normal()).collect();
             all.push(c.clone());
-            heads.insert(c, Members::default());
+            heads.insert(c, Members::with_capacity(crate::index::Encoding::F32, 0, 0));
         }
         // Remove a third so groups have holes and the layer is rebuilt at least once more.
         for id in (0..3000).step_by(3) {

@@ -20,6 +20,26 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Live members copied out of a posting: slots, words and vectors (row-major).
+#[derive(Debug, Default)]
+struct Rows {
+    slots: Vec<Slot>,
+    words: Vec<VersionWord>,
+    vectors: Vec<f32>,
+}
+
+impl Rows {
+    fn push(&mut self, slot: Slot, word: VersionWord, v: &[f32]) {
+        self.slots.push(slot);
+        self.words.push(word);
+        self.vectors.extend_from_slice(v);
+    }
+
+    fn vector(&self, i: usize, dim: usize) -> &[f32] {
+        &self.vectors[i * dim..(i + 1) * dim]
+    }
+}
+
 /// The bounded queue of maintenance jobs.
 #[derive(Debug, Default)]
 pub(super) struct Jobs {
@@ -156,7 +176,6 @@ impl Shared {
     }
 
     fn maintain(&self, p: &Arc<Posting>, rng: &mut Rng) {
-        let dim = self.params.dim;
         // Count the live members; only a split needs a copy of them (appends that land
         // meanwhile are picked up under the write lock).
         let limit = self.split_limit();
@@ -165,17 +184,16 @@ impl Shared {
             if m.retired {
                 return;
             }
-            let view = self.versions.view();
-            let live: Vec<usize> =
-                (0..m.len()).filter(|&i| view.is_live(m.slots[i], m.words[i])).collect();
-            let copy = (live.len() > limit).then(|| {
-                let mut copy = Members::with_capacity(live.len(), dim);
-                for &i in &live {
-                    copy.push(m.slots[i], m.words[i], m.vector(i, dim), 0.0);
-                }
+            let live = {
+                let view = self.versions.view();
+                (0..m.len()).filter(|&i| view.is_live(m.slots[i], m.words[i])).count()
+            };
+            let copy = (live > limit).then(|| {
+                let mut copy = Rows::default();
+                self.for_each_live(&m, 0..m.len(), |s, w, v| copy.push(s, w, v));
                 copy
             });
-            (m.len(), live.len(), copy)
+            (m.len(), live, copy)
         };
         if let Some(copy) = copy {
             self.split(p, seen, copy, rng);
@@ -198,15 +216,16 @@ impl Shared {
         self.counters.gc_runs.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn split(&self, p: &Arc<Posting>, seen: usize, live: Members, rng: &mut Rng) {
+    fn split(&self, p: &Arc<Posting>, seen: usize, live: Rows, rng: &mut Rng) {
         let dim = self.params.dim;
         let l2 = kernels().l2sq;
         let (c0, c1, side) = kmeans::two_means(&live.vectors, dim, rng);
-        let mut halves = [Members::with_capacity(0, dim), Members::with_capacity(0, dim)];
+        let encoding = self.params.encoding;
+        let mut halves =
+            [Members::with_capacity(encoding, 0, dim), Members::with_capacity(encoding, 0, dim)];
         for (i, &s) in side.iter().enumerate() {
-            let v = live.vector(i, dim);
             let c = if s { &c1 } else { &c0 };
-            halves[s as usize].push(live.slots[i], live.words[i], v, l2(v, c));
+            halves[s as usize].push(live.slots[i], live.words[i], live.vector(i, dim), c);
         }
         let [h0, h1] = halves;
         let p0 = self.heads.insert(c0, h0);
@@ -216,15 +235,12 @@ impl Shared {
             // Lock order: the old posting, then the version view, which is dropped before the
             // new postings are locked.
             let mut m = p.members.write();
-            let tail: Vec<usize> = {
-                let view = self.versions.view();
-                (seen..m.len()).filter(|&i| view.is_live(m.slots[i], m.words[i])).collect()
-            };
-            for i in tail {
-                let v = m.vector(i, dim);
-                let (d0, d1) = (l2(v, &p0.centroid), l2(v, &p1.centroid));
-                let (t, d) = if d0 <= d1 { (&p0, d0) } else { (&p1, d1) };
-                t.members.write().push(m.slots[i], m.words[i], v, d);
+            let mut tail = Rows::default();
+            self.for_each_live(&m, seen..m.len(), |s, w, v| tail.push(s, w, v));
+            for i in 0..tail.slots.len() {
+                let v = tail.vector(i, dim);
+                let t = if l2(v, &p0.centroid) <= l2(v, &p1.centroid) { &p0 } else { &p1 };
+                t.members.write().push(tail.slots[i], tail.words[i], v, &t.centroid);
             }
             m.retired = true;
             // Leave the head index before writers can see the retirement, so none keeps
@@ -245,42 +261,30 @@ impl Shared {
     /// one, and a member of a nearby posting that is nearer a new centroid than the old one.
     /// Each candidate is placed again only if its nearest posting is not where it lives.
     fn reassign_after_split(&self, old: &[f32], new: [&Arc<Posting>; 2]) {
-        let dim = self.params.dim;
         let l2 = kernels().l2sq;
         let mut cands: Vec<(Slot, VersionWord, Vec<f32>, Arc<Posting>)> = Vec::new();
         let mut seen: FxHashSet<Slot> = FxHashSet::default();
         for p in new {
             let m = p.members.read();
-            let view = self.versions.view();
-            for i in 0..m.len() {
-                let v = m.vector(i, dim);
-                if view.is_live(m.slots[i], m.words[i])
-                    && l2(v, old) <= l2(v, &p.centroid)
-                    && seen.insert(m.slots[i])
-                {
-                    cands.push((m.slots[i], m.words[i], v.to_vec(), (*p).clone()));
+            self.for_each_live(&m, 0..m.len(), |slot, word, v| {
+                if l2(v, old) <= l2(v, &p.centroid) && seen.insert(slot) {
+                    cands.push((slot, word, v.to_vec(), (*p).clone()));
                 }
-            }
+            });
         }
         let mut near = Vec::new();
         self.heads.nearest(old, self.params.reassign_k + 2, &mut near);
         for (_, b) in near.iter().filter(|(_, b)| !new.iter().any(|n| Arc::ptr_eq(n, b))) {
             let m = b.members.read();
-            let view = self.versions.view();
-            for i in 0..m.len() {
-                let v = m.vector(i, dim);
+            self.for_each_live(&m, 0..m.len(), |slot, word, v| {
                 // Necessary: nearer a new centroid than the old one. Sufficient to move: nearer
                 // a new centroid than its own; a vector nearer some third posting was there
                 // before this split and is not this split's to move.
                 let to_new = l2(v, &new[0].centroid).min(l2(v, &new[1].centroid));
-                if view.is_live(m.slots[i], m.words[i])
-                    && to_new <= l2(v, old)
-                    && to_new < l2(v, &b.centroid)
-                    && seen.insert(m.slots[i])
-                {
-                    cands.push((m.slots[i], m.words[i], v.to_vec(), b.clone()));
+                if to_new <= l2(v, old) && to_new < l2(v, &b.centroid) && seen.insert(slot) {
+                    cands.push((slot, word, v.to_vec(), b.clone()));
                 }
-            }
+            });
         }
         let mut best = Vec::new();
         for (slot, word, v, home) in cands {
@@ -306,18 +310,15 @@ impl Shared {
         if self.heads.len() <= 1 {
             return;
         }
-        let dim = self.params.dim;
         let moved: Vec<(Slot, VersionWord, Vec<f32>)> = {
             let mut m = p.members.write();
             if m.retired {
                 return;
             }
             m.retired = true;
-            let view = self.versions.view();
-            (0..m.len())
-                .filter(|&i| view.is_live(m.slots[i], m.words[i]))
-                .map(|i| (m.slots[i], m.words[i], m.vector(i, dim).to_vec()))
-                .collect()
+            let mut moved = Vec::new();
+            self.for_each_live(&m, 0..m.len(), |s, w, v| moved.push((s, w, v.to_vec())));
+            moved
         };
         // New copies are written before the posting leaves the head index, so searches keep
         // finding every member throughout.

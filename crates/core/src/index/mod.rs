@@ -7,8 +7,10 @@
 mod head;
 mod lire;
 mod posting;
+mod store;
 mod versions;
 
+use crate::distance::codes::{code_kernels, quantize};
 use crate::distance::{kernels, Metric};
 use crate::error::{Error, Result};
 use crate::kmeans;
@@ -19,10 +21,12 @@ use lire::Jobs;
 use posting::{Members, Posting};
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use store::VectorStore;
 use versions::{Slot, VersionMap, VersionWord};
 
 /// Relative bound on the rounding error of a scanned distance, as a fraction of
@@ -63,11 +67,43 @@ const FLAT_KMEANS_MAX: usize = 4096;
 /// A posting this many times over the split limit holds writers back until it is split.
 const HARD_LIMIT_FACTOR: usize = 4;
 
+/// How postings hold their members' vectors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// The `f32` vectors themselves, scanned exactly.
+    F32,
+    /// Each member's residual to its posting's centroid as `i8` codes with one scale per member;
+    /// the `f32` vectors live once, in the shard's vector store, and re-rank the candidates the
+    /// codes nominate. A quarter of the bytes per scanned member.
+    #[default]
+    Int8,
+}
+
+impl Encoding {
+    pub fn parse(s: &str) -> Option<Encoding> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Some(Encoding::F32),
+            "int8" | "i8" => Some(Encoding::Int8),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Encoding::F32 => "f32",
+            Encoding::Int8 => "int8",
+        })
+    }
+}
+
 /// Build and maintenance parameters of one index.
 #[derive(Clone, Debug)]
 pub struct IndexParams {
     pub dim: usize,
     pub metric: Metric,
+    pub encoding: Encoding,
     /// Members per posting the bulk load aims for, at least; the index raises it to half the
     /// square root of its live vector count so the head index stays small as data grows.
     pub posting_size: usize,
@@ -103,6 +139,7 @@ impl IndexParams {
         IndexParams {
             dim,
             metric,
+            encoding: Encoding::default(),
             posting_size: 32,
             split_limit: 64,
             merge_limit: 8,
@@ -141,7 +178,9 @@ impl IndexParams {
 pub struct SearchParams {
     pub k: usize,
     pub nprobe: usize,
-    /// Scan every posting instead of the `nprobe` nearest.
+    /// With codes: candidates re-ranked with exact distances, as a multiple of `k`.
+    pub rerank: usize,
+    /// Compute every distance exactly over every vector (bypassing `nprobe` and the codes).
     pub exact: bool,
 }
 
@@ -149,9 +188,24 @@ impl SearchParams {
     /// Postings probed per shard unless a search asks otherwise: the smallest value that
     /// reaches recall@10 >= 0.95, with a margin, on the clustered presets (see `BENCHMARKS.md`).
     pub const DEFAULT_NPROBE: usize = 96;
+    /// Re-ranked candidates per result with codes (see `BENCHMARKS.md`).
+    pub const DEFAULT_RERANK: usize = 8;
 
     pub fn new(k: usize) -> SearchParams {
-        SearchParams { k, nprobe: Self::DEFAULT_NPROBE, exact: false }
+        SearchParams { k, nprobe: Self::DEFAULT_NPROBE, rerank: Self::DEFAULT_RERANK, exact: false }
+    }
+
+    /// Exact search: every vector, every distance computed exactly.
+    pub fn exact(k: usize) -> SearchParams {
+        SearchParams { exact: true, ..SearchParams::new(k) }
+    }
+
+    pub fn with_nprobe(self, nprobe: usize) -> SearchParams {
+        SearchParams { nprobe, ..self }
+    }
+
+    pub fn with_rerank(self, rerank: usize) -> SearchParams {
+        SearchParams { rerank, ..self }
     }
 }
 
@@ -169,8 +223,17 @@ pub struct IndexStats {
     /// Searches run, and posting members they scanned (live or stale).
     pub searches: u64,
     pub scanned: u64,
+    /// Bytes searches read: centroids, posting members (vectors or codes with their norms and
+    /// scales), and the vectors they re-ranked.
+    pub scanned_bytes: u64,
+    /// Candidates re-ranked with exact distances (with codes).
+    pub reranked: u64,
     pub pending_jobs: u64,
+    /// Heap bytes of the index in all, of which `f32` vectors (in postings or the vector
+    /// store) and codes.
     pub memory_bytes: u64,
+    pub vector_bytes: u64,
+    pub code_bytes: u64,
 }
 
 impl IndexStats {
@@ -184,8 +247,12 @@ impl IndexStats {
         self.gc_runs += o.gc_runs;
         self.searches += o.searches;
         self.scanned += o.scanned;
+        self.scanned_bytes += o.scanned_bytes;
+        self.reranked += o.reranked;
         self.pending_jobs += o.pending_jobs;
         self.memory_bytes += o.memory_bytes;
+        self.vector_bytes += o.vector_bytes;
+        self.code_bytes += o.code_bytes;
     }
 }
 
@@ -197,6 +264,8 @@ struct Counters {
     gc_runs: AtomicU64,
     searches: AtomicU64,
     scanned: AtomicU64,
+    scanned_bytes: AtomicU64,
+    reranked: AtomicU64,
 }
 
 /// State shared by the index handle and its background threads.
@@ -205,6 +274,8 @@ struct Shared {
     params: IndexParams,
     heads: HeadIndex,
     versions: VersionMap,
+    /// The vectors, once, when postings hold codes.
+    store: Option<VectorStore>,
     jobs: Jobs,
     counters: Counters,
     /// Serialises merges, so two of them can never retire the last two postings.
@@ -229,7 +300,18 @@ pub struct Index {
 
 thread_local! {
     static SCAN: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static CODE_SCAN: RefCell<CodeScratch> = RefCell::new(CodeScratch::default());
     static NEAR: RefCell<Vec<(f32, Arc<Posting>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Per-thread buffers of the code scan.
+#[derive(Default)]
+struct CodeScratch {
+    residual: Vec<f32>,
+    query_codes: Vec<i8>,
+    dots: Vec<i32>,
+    estimates: Vec<f32>,
+    row: Vec<f32>,
 }
 
 impl Index {
@@ -238,6 +320,7 @@ impl Index {
         let shared = Arc::new(Shared {
             heads: HeadIndex::new(params.dim),
             versions: VersionMap::default(),
+            store: (params.encoding == Encoding::Int8).then(|| VectorStore::new(params.dim)),
             jobs: Jobs::default(),
             counters: Counters::default(),
             merging: parking_lot::Mutex::new(()),
@@ -294,11 +377,18 @@ impl Index {
             // The first vectors of an empty index become one posting around their mean.
             let dim = s.params.dim;
             let all: Vec<u32> = (0..ids.len() as u32).collect();
-            s.heads.insert(kmeans::mean(vectors, dim, &all), Members::with_capacity(0, dim));
+            let members = Members::with_capacity(s.params.encoding, 0, dim);
+            s.heads.insert(kmeans::mean(vectors, dim, &all), members);
         }
         let dim = s.params.dim;
         let one = |(id, v): (&u64, &[f32])| {
+            let serial = s.store.as_ref().map(|st| st.lock_id(*id));
             let (slot, word, old_home) = s.versions.begin_upsert(*id);
+            if let Some(st) = &s.store {
+                st.write(slot, v);
+            }
+            s.versions.finish_write(slot, word);
+            drop(serial);
             s.note_stale(old_home);
             s.write_copies(slot, word, v, None);
         };
@@ -328,14 +418,14 @@ impl Index {
     }
 
     /// Scans a plan: the `k` nearest live vectors, nearest first, keyed by external id.
-    pub fn execute(&self, plan: &Plan, q: &[f32], k: usize) -> Vec<Scored<u64>> {
-        self.shared.execute(plan, q, k)
+    pub fn execute(&self, plan: &Plan, q: &[f32], params: &SearchParams) -> Vec<Scored<u64>> {
+        self.shared.execute(plan, q, params)
     }
 
     /// Plans and executes one search.
     pub fn search(&self, q: &[f32], params: &SearchParams) -> Vec<Scored<u64>> {
         let plan = self.plan(q, params);
-        self.execute(&plan, q, params.k)
+        self.execute(&plan, q, params)
     }
 
     /// Blocks until no background job is queued or running, helping to run them.
@@ -428,7 +518,6 @@ impl Shared {
         v: &[f32],
         exclude: Option<&Arc<Posting>>,
     ) {
-        let l2 = kernels().l2sq;
         let mut targets = Vec::with_capacity(self.params.replicas);
         let mut written: Vec<Arc<Posting>> = Vec::with_capacity(self.params.replicas);
         let mut excluded: Vec<Arc<Posting>> = exclude.into_iter().cloned().collect();
@@ -451,7 +540,7 @@ impl Shared {
                         excluded.push(t.clone());
                         continue;
                     }
-                    m.push(slot, word, v, l2(v, &t.centroid));
+                    m.push(slot, word, v, &t.centroid);
                     m.len()
                 };
                 if written.is_empty() {
@@ -501,7 +590,40 @@ impl Shared {
         lower_bound - (lower_bound.abs() * 1e-4 + 1e-6)
     }
 
-    fn execute(&self, plan: &Plan, q: &[f32], k: usize) -> Vec<Scored<u64>> {
+    fn execute(&self, plan: &Plan, q: &[f32], params: &SearchParams) -> Vec<Scored<u64>> {
+        let k = params.k;
+        let top = match &self.store {
+            None => self.scan_f32(plan, q, k),
+            Some(store) if plan.exact => self.scan_store(store, q, k),
+            Some(store) => self.scan_codes(store, plan, q, k, params.rerank),
+        };
+        self.counters.searches.fetch_add(1, Ordering::Relaxed);
+        let view = self.versions.view();
+        let mut out: Vec<Scored<u64>> = top
+            .into_sorted()
+            .into_iter()
+            .map(|s| Scored { dist: s.dist, key: view.external(s.key) })
+            .collect();
+        out.sort_by(|a, b| a.cmp_total(b));
+        out
+    }
+
+    /// Bytes a search reads per posting member besides its vector or codes: the norm, and
+    /// with codes the scale.
+    fn member_overhead(&self) -> usize {
+        match self.params.encoding {
+            Encoding::F32 => 4,
+            Encoding::Int8 => 8,
+        }
+    }
+
+    /// Bytes of the centroid scan every search makes.
+    fn head_bytes(&self) -> u64 {
+        (self.heads.len() * self.params.dim * 4) as u64
+    }
+
+    /// The exact scan of `f32` postings: every scanned distance is exact up to rounding.
+    fn scan_f32(&self, plan: &Plan, q: &[f32], k: usize) -> TopK<Slot> {
         let dim = self.params.dim;
         let metric = self.params.metric.scan_metric();
         let pair = kernels().pair(metric);
@@ -559,16 +681,160 @@ impl Shared {
         for p in maintain {
             self.jobs.enqueue(p);
         }
-        self.counters.searches.fetch_add(1, Ordering::Relaxed);
+        let bytes = self.head_bytes() + (scanned * (dim * 4 + self.member_overhead())) as u64;
         self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
+        self.counters.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
+        top
+    }
+
+    /// The two-phase scan of coded postings. Codes estimate every member's distance: with the
+    /// member's residual `r ~ s x` to centroid `c` and the query's `q - c ~ t y` (L2), or
+    /// `q ~ t y` (dot), `|q - v|^2 = |q - c|^2 - 2 (q - c).r + |r|^2 ~ |q - c|^2 - 2 s t (x.y) +
+    /// |r|^2` and `-q.v = -q.c - q.r ~ -q.c - s t (x.y)`. The best `k * rerank` slots by
+    /// estimate are re-ranked with exact distances to their current vectors in the store, so
+    /// every distance returned is exact, whatever copy (even a stale one) nominated the slot.
+    fn scan_codes(
+        &self,
+        store: &VectorStore,
+        plan: &Plan,
+        q: &[f32],
+        k: usize,
+        rerank: usize,
+    ) -> TopK<Slot> {
+        let dim = self.params.dim;
+        let metric = self.params.metric.scan_metric();
+        let l2 = metric == Metric::L2;
+        let dot_batch = code_kernels().dot_batch;
+        let mut short: TopK<Slot> = TopK::new(k.saturating_mul(rerank.max(1)));
+        let mut maintain: Vec<&Arc<Posting>> = Vec::new();
+        let mut scanned = 0usize;
+        let mut top = TopK::new(k);
+        let mut reranked = 0usize;
+        CODE_SCAN.with(|scratch| {
+            let sc = &mut *scratch.borrow_mut();
+            sc.query_codes.resize(dim, 0);
+            // Under dot the query's codes are the same for every posting.
+            let mut t = if l2 { 0.0 } else { quantize(q, &mut sc.query_codes) };
+            for (dc, p) in &plan.postings {
+                let m = p.members.read();
+                let n = m.len();
+                scanned += n;
+                let base = if l2 {
+                    sc.residual.clear();
+                    sc.residual.extend(q.iter().zip(p.centroid.iter()).map(|(a, c)| a - c));
+                    t = quantize(&sc.residual, &mut sc.query_codes);
+                    *dc
+                } else {
+                    (kernels().neg_dot)(q, &p.centroid)
+                };
+                sc.dots.resize(n, 0);
+                dot_batch(&sc.query_codes, &m.codes[..n * dim], &mut sc.dots[..n]);
+                sc.estimates.resize(n, 0.0);
+                let est = &mut sc.estimates[..n];
+                if l2 {
+                    let iter = est.iter_mut().zip(&sc.dots).zip(m.scales.iter().zip(&m.norms));
+                    for ((e, &x), (&s, &r2)) in iter {
+                        *e = base + r2 - 2.0 * t * s * x as f32;
+                    }
+                } else {
+                    for ((e, &x), &s) in est.iter_mut().zip(&sc.dots).zip(&m.scales) {
+                        *e = base - t * s * x as f32;
+                    }
+                }
+                for (b, block) in est.chunks(16).enumerate() {
+                    let min = block.iter().fold(f32::INFINITY, |a, &d| a.min(d));
+                    if min > short.threshold() {
+                        continue;
+                    }
+                    // A slot twice in the short list (replicas) is rare and costs one more
+                    // re-rank; checking for it on every push would cost more.
+                    for (j, &e) in block.iter().enumerate() {
+                        if e <= short.threshold() {
+                            short.push_distinct(e, m.slots[b * 16 + j]);
+                        }
+                    }
+                }
+                if n < self.params.merge_limit && !m.retired {
+                    maintain.push(p);
+                }
+            }
+            // Re-rank: exact distances to the slots' current vectors; deleted slots drop out.
+            let pair = kernels().pair(metric);
+            let view = self.versions.view();
+            let rows = store.view();
+            sc.row.resize(dim, 0.0);
+            let cands = short.into_sorted();
+            let touched =
+                cands.iter().fold(0, |a, c| a ^ view.current(c.key) ^ rows.touch(c.key));
+            std::hint::black_box(touched);
+            for c in cands {
+                if rows.read(&view, c.key, &mut sc.row).is_some() {
+                    top.push(pair(q, &sc.row), c.key);
+                    reranked += 1;
+                }
+            }
+        });
+        for p in maintain {
+            self.jobs.enqueue(p);
+        }
+        let bytes = self.head_bytes()
+            + (scanned * (dim + self.member_overhead()) + reranked * dim * 4) as u64;
+        self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
+        self.counters.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.counters.reranked.fetch_add(reranked as u64, Ordering::Relaxed);
+        top
+    }
+
+    /// Exact search with codes: every current vector in the store, in slot order.
+    fn scan_store(&self, store: &VectorStore, q: &[f32], k: usize) -> TopK<Slot> {
+        let dim = self.params.dim;
+        let pair = kernels().pair(self.params.metric.scan_metric());
+        let mut top = TopK::new(k);
+        let mut row = vec![0f32; dim];
         let view = self.versions.view();
-        let mut out: Vec<Scored<u64>> = top
-            .into_sorted()
-            .into_iter()
-            .map(|s| Scored { dist: s.dist, key: view.external(s.key) })
-            .collect();
-        out.sort_by(|a, b| a.cmp_total(b));
-        out
+        let rows = store.view();
+        let slots = self.versions.slots();
+        for slot in (0..slots as u32).map(Slot) {
+            if rows.read(&view, slot, &mut row).is_some() {
+                top.push(pair(q, &row), slot);
+            }
+        }
+        self.counters.scanned.fetch_add(slots as u64, Ordering::Relaxed);
+        self.counters.scanned_bytes.fetch_add((slots * dim * 4) as u64, Ordering::Relaxed);
+        top
+    }
+
+    /// Calls `f(slot, word, vector)` for the members in `range` that are live: under
+    /// `F32` with the vector in place, with codes with the current vector from the store (read
+    /// consistently, so a member is live iff the store's word is its own).
+    fn for_each_live(
+        &self,
+        m: &Members,
+        range: std::ops::Range<usize>,
+        mut f: impl FnMut(Slot, VersionWord, &[f32]),
+    ) {
+        let dim = self.params.dim;
+        let view = self.versions.view();
+        match &self.store {
+            None => {
+                for i in range {
+                    if view.is_live(m.slots[i], m.words[i]) {
+                        f(m.slots[i], m.words[i], m.vector(i, dim));
+                    }
+                }
+            }
+            Some(store) => {
+                let rows = store.view();
+                let mut row = vec![0f32; dim];
+                for i in range {
+                    if view.is_live(m.slots[i], m.words[i])
+                        && rows.read(&view, m.slots[i], &mut row) == Some(m.words[i])
+                    {
+                        f(m.slots[i], m.words[i], &row);
+                    }
+                }
+            }
+        }
     }
 
     fn bulk_build(&self, ids: &[u64], mut vectors: Vec<f32>) {
@@ -613,17 +879,23 @@ impl Shared {
         // A quarter of headroom per posting: updates append without reallocating at first, and
         // capacity never written is never resident.
         let mut members: Vec<Members> =
-            sizes.iter().map(|&s| Members::with_capacity(s + s / 4, dim)).collect();
+            sizes.iter().map(|&s| Members::with_capacity(p.encoding, s + s / 4, dim)).collect();
         let slots: Vec<(Slot, VersionWord)> =
             ids.iter().map(|id| self.versions.begin_upsert(*id)).map(|(s, w, _)| (s, w)).collect();
-        // Copy rows from the end and give the input's memory back as we go.
-        let l2 = kernels().l2sq;
+        // Copy rows from the end and give the input's memory back as we go. A row whose id
+        // appears again later was superseded by that row and is skipped.
         let shrink_every = (1 << 22) / dim.max(1);
         for i in (0..n).rev() {
             let v = &vectors[i * dim..(i + 1) * dim];
-            for &t in &targets[i] {
-                let c = &centroids[t as usize * dim..][..dim];
-                members[t as usize].push(slots[i].0, slots[i].1, v, l2(v, c));
+            let (slot, word) = slots[i];
+            if self.versions.view().is_latest(slot, word) {
+                if let Some(store) = &self.store {
+                    store.write(slot, v);
+                }
+                for &t in &targets[i] {
+                    let c = &centroids[t as usize * dim..][..dim];
+                    members[t as usize].push(slot, word, v, c);
+                }
             }
             if i % shrink_every == 0 {
                 vectors.truncate(i * dim);
@@ -631,6 +903,9 @@ impl Shared {
             }
         }
         drop(vectors);
+        for &(slot, word) in &slots {
+            self.versions.finish_write(slot, word);
+        }
         let limit = self.split_limit();
         let mut ids_of = vec![versions::NO_HOME; heads];
         for (h, m) in members.into_iter().enumerate() {
@@ -651,12 +926,18 @@ impl Shared {
     fn stats(&self) -> IndexStats {
         let postings = self.heads.all();
         let (mut members, mut bytes) = (0u64, self.heads.heap_bytes() as u64);
+        let mut vector_bytes = self.store.as_ref().map_or(0, |s| s.heap_bytes()) as u64;
+        let mut code_bytes = 0u64;
         for p in &postings {
             let m = p.members.read();
             members += m.len() as u64;
-            bytes += m.heap_bytes() as u64 + (p.centroid.len() * 4) as u64;
+            let (vectors, other) = m.heap_bytes();
+            vector_bytes += vectors as u64;
+            code_bytes += m.codes.capacity() as u64;
+            bytes += other as u64 + (p.centroid.len() * 4) as u64;
         }
-        bytes += self.versions.slots() as u64 * 12 + self.versions.slots() as u64 * 16;
+        // A version cell (16 bytes) and an id map entry (12) per slot.
+        bytes += vector_bytes + self.versions.slots() as u64 * 28;
         let c = &self.counters;
         IndexStats {
             vectors: self.versions.live() as u64,
@@ -668,8 +949,12 @@ impl Shared {
             gc_runs: c.gc_runs.load(Ordering::Relaxed),
             searches: c.searches.load(Ordering::Relaxed),
             scanned: c.scanned.load(Ordering::Relaxed),
+            scanned_bytes: c.scanned_bytes.load(Ordering::Relaxed),
+            reranked: c.reranked.load(Ordering::Relaxed),
             pending_jobs: self.jobs.pending() as u64,
             memory_bytes: bytes,
+            vector_bytes,
+            code_bytes,
         }
     }
 }

@@ -1,10 +1,17 @@
-//! A posting: a centroid and the contiguous block of its members (slot, version word, vector),
-//! scanned with one batch kernel call.
+//! A posting: a centroid and the contiguous block of its members (slot, version word, and the
+//! vector or its residual codes), scanned with one batch kernel call.
 
 use super::versions::{Slot, VersionWord};
+use super::Encoding;
+use crate::distance::codes::encode;
 use crate::distance::kernels;
 use parking_lot::RwLock;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+thread_local! {
+    static RESIDUAL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Position of a posting in the head index; reused after a posting is retired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -23,30 +30,41 @@ pub struct Posting {
     pub stale: AtomicUsize,
 }
 
-/// The members of a posting, struct-of-arrays so the vectors are one contiguous block.
-#[derive(Debug, Default)]
+/// The members of a posting, struct-of-arrays so the vectors (or codes) are one contiguous block.
+#[derive(Debug)]
 pub struct Members {
+    pub encoding: Encoding,
     /// A retired posting was split or merged away; its members live elsewhere now and writers
     /// must choose again.
     pub retired: bool,
     pub slots: Vec<Slot>,
     pub words: Vec<VersionWord>,
+    /// `F32`: the vectors, row-major. Empty under `Int8`.
     pub vectors: Vec<f32>,
-    /// Squared L2 norm of each vector, so an L2 scan needs one multiply-add per component.
+    /// `F32`: squared L2 norm of each vector, so an L2 scan needs one multiply-add per
+    /// component. `Int8`: squared L2 norm of each residual (vector minus centroid).
     pub norms: Vec<f32>,
+    /// `Int8`: each residual encoded (see [`encode`]), row-major: residual ~ `scale * codes`.
+    pub codes: Vec<u8>,
+    /// `Int8`: the scale of each member's codes.
+    pub scales: Vec<f32>,
     /// Upper bound on the L2 distance (not squared) from the centroid to any member, for exact
     /// shard pruning.
     pub radius: f32,
 }
 
 impl Members {
-    pub fn with_capacity(n: usize, dim: usize) -> Members {
+    pub fn with_capacity(encoding: Encoding, n: usize, dim: usize) -> Members {
+        let coded = encoding == Encoding::Int8;
         Members {
+            encoding,
             retired: false,
             slots: Vec::with_capacity(n),
             words: Vec::with_capacity(n),
-            vectors: Vec::with_capacity(n * dim),
+            vectors: Vec::with_capacity(if coded { 0 } else { n * dim }),
             norms: Vec::with_capacity(n),
+            codes: Vec::with_capacity(if coded { n * dim } else { 0 }),
+            scales: Vec::with_capacity(if coded { n } else { 0 }),
             radius: 0.0,
         }
     }
@@ -63,21 +81,43 @@ impl Members {
         &self.vectors[i * dim..(i + 1) * dim]
     }
 
-    /// Appends one member. Grows by a quarter rather than doubling: posting memory is most of
-    /// the index's memory and appends are spread over many postings.
-    pub fn push(&mut self, slot: Slot, word: VersionWord, v: &[f32], dist_to_centroid: f32) {
+    /// Appends one member of the posting around `centroid`. Grows by a quarter rather than
+    /// doubling: posting memory is most of the index's memory and appends are spread over many
+    /// postings.
+    pub fn push(&mut self, slot: Slot, word: VersionWord, v: &[f32], centroid: &[f32]) {
+        let dim = v.len();
         if self.slots.len() == self.slots.capacity() {
             let extra = (self.slots.len() / 4).max(8);
             self.slots.reserve_exact(extra);
             self.words.reserve_exact(extra);
-            self.vectors.reserve_exact(extra * v.len());
             self.norms.reserve_exact(extra);
+            match self.encoding {
+                Encoding::F32 => self.vectors.reserve_exact(extra * dim),
+                Encoding::Int8 => {
+                    self.codes.reserve_exact(extra * dim);
+                    self.scales.reserve_exact(extra);
+                }
+            }
         }
+        let dist = (kernels().l2sq)(v, centroid);
         self.slots.push(slot);
         self.words.push(word);
-        self.vectors.extend_from_slice(v);
-        self.norms.push(-(kernels().neg_dot)(v, v));
-        self.radius = self.radius.max(dist_to_centroid.sqrt() * (1.0 + 1e-5));
+        match self.encoding {
+            Encoding::F32 => {
+                self.vectors.extend_from_slice(v);
+                self.norms.push(-(kernels().neg_dot)(v, v));
+            }
+            Encoding::Int8 => RESIDUAL.with(|r| {
+                let r = &mut *r.borrow_mut();
+                r.clear();
+                r.extend(v.iter().zip(centroid).map(|(x, c)| x - c));
+                let at = self.codes.len();
+                self.codes.resize(at + dim, 0);
+                self.scales.push(encode(r, &mut self.codes[at..]));
+                self.norms.push(dist);
+            }),
+        }
+        self.radius = self.radius.max(dist.sqrt() * (1.0 + 1e-5));
     }
 
     /// Keeps only the members `keep` accepts, compacting in place, and recomputes the radius.
@@ -98,29 +138,50 @@ impl Members {
                 self.slots[w] = self.slots[r];
                 self.words[w] = self.words[r];
                 self.norms[w] = self.norms[r];
-                self.vectors.copy_within(r * dim..(r + 1) * dim, w * dim);
+                match self.encoding {
+                    Encoding::F32 => self.vectors.copy_within(r * dim..(r + 1) * dim, w * dim),
+                    Encoding::Int8 => {
+                        self.codes.copy_within(r * dim..(r + 1) * dim, w * dim);
+                        self.scales[w] = self.scales[r];
+                    }
+                }
             }
-            radius = radius.max(l2(&self.vectors[w * dim..(w + 1) * dim], centroid));
+            radius = radius.max(match self.encoding {
+                Encoding::F32 => l2(&self.vectors[w * dim..(w + 1) * dim], centroid),
+                Encoding::Int8 => self.norms[w],
+            });
             w += 1;
         }
         self.slots.truncate(w);
         self.words.truncate(w);
-        self.vectors.truncate(w * dim);
         self.norms.truncate(w);
-        self.norms.shrink_to_fit();
         self.slots.shrink_to_fit();
         self.words.shrink_to_fit();
-        self.vectors.shrink_to_fit();
+        self.norms.shrink_to_fit();
+        match self.encoding {
+            Encoding::F32 => {
+                self.vectors.truncate(w * dim);
+                self.vectors.shrink_to_fit();
+            }
+            Encoding::Int8 => {
+                self.codes.truncate(w * dim);
+                self.scales.truncate(w);
+                self.codes.shrink_to_fit();
+                self.scales.shrink_to_fit();
+            }
+        }
         self.radius = radius.sqrt() * (1.0 + 1e-5);
     }
 
-    /// Heap bytes held, for the memory statistics.
-    pub fn heap_bytes(&self) -> usize {
-        (self.slots.capacity()
+    /// Heap bytes held, for the memory statistics: `(f32 vectors, everything else)`.
+    pub fn heap_bytes(&self) -> (usize, usize) {
+        let other = (self.slots.capacity()
             + self.words.capacity()
-            + self.vectors.capacity()
-            + self.norms.capacity())
+            + self.norms.capacity()
+            + self.scales.capacity())
             * 4
+            + self.codes.capacity();
+        (self.vectors.capacity() * 4, other)
     }
 }
 

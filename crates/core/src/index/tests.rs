@@ -24,17 +24,30 @@ fn brute_force(model: &BTreeMap<u64, Vec<f32>>, q: &[f32], k: usize) -> Vec<u64>
     all.into_iter().take(k).map(|x| x.1).collect()
 }
 
-fn small_params(dim: usize) -> IndexParams {
+fn small_params(dim: usize, encoding: Encoding) -> IndexParams {
     IndexParams {
         posting_size: 24,
         split_limit: 48,
         merge_limit: 4,
+        encoding,
         ..IndexParams::new(dim, Metric::L2)
+    }
+}
+
+/// Runs a test body once per posting encoding.
+fn each_encoding(body: impl Fn(Encoding)) {
+    for e in [Encoding::F32, Encoding::Int8] {
+        println!("encoding {e}");
+        body(e);
     }
 }
 
 #[test]
 fn recall_against_brute_force_meets_the_floor() {
+    each_encoding(recall_against_brute_force_meets_the_floor_with);
+}
+
+fn recall_against_brute_force_meets_the_floor_with(encoding: Encoding) {
     let seed = 101;
     println!("seed {seed}");
     let mut rng = Rng::new(seed);
@@ -43,16 +56,16 @@ fn recall_against_brute_force_meets_the_floor() {
     let data = gaussian_mixture(&mut rng, 8000, dim, &c);
     let model: BTreeMap<u64, Vec<f32>> =
         data.chunks_exact(dim).enumerate().map(|(i, v)| (i as u64, v.to_vec())).collect();
-    let index = Index::new(IndexParams::new(dim, Metric::L2)).unwrap();
+    let index = Index::new(IndexParams { encoding, ..IndexParams::new(dim, Metric::L2) }).unwrap();
     index.bulk_load(&(0..8000).collect::<Vec<u64>>(), data).unwrap();
     assert_eq!(index.len(), 8000);
     let queries = gaussian_mixture(&mut rng, 100, dim, &c);
     let mut hit = 0;
     for q in queries.chunks_exact(dim) {
         let want = brute_force(&model, q, 10);
-        let got = index.search(q, &SearchParams { k: 10, nprobe: 24, exact: false });
+        let got = index.search(q, &SearchParams::new(10).with_nprobe(24));
         hit += got.iter().filter(|h| want.contains(&h.key)).count();
-        let exact = index.search(q, &SearchParams { k: 10, nprobe: 0, exact: true });
+        let exact = index.search(q, &SearchParams::exact(10));
         assert_eq!(exact.iter().map(|h| h.key).collect::<Vec<_>>(), want);
     }
     let recall = hit as f64 / 1000.0;
@@ -70,12 +83,16 @@ fn check_hits(model: &BTreeMap<u64, Vec<f32>>, q: &[f32], hits: &[Scored<u64>]) 
 
 #[test]
 fn random_update_stream_keeps_every_live_id_and_no_stale_one() {
+    each_encoding(random_update_stream_keeps_every_live_id_and_no_stale_one_with);
+}
+
+fn random_update_stream_keeps_every_live_id_and_no_stale_one_with(encoding: Encoding) {
     let seed = 202;
     println!("seed {seed}");
     let mut rng = Rng::new(seed);
     let dim = 16;
     let c = centers(&mut rng, 20, dim);
-    let index = Index::new(small_params(dim)).unwrap();
+    let index = Index::new(small_params(dim, encoding)).unwrap();
     let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
     let base = gaussian_mixture(&mut rng, 1000, dim, &c);
     for (i, v) in base.chunks_exact(dim).enumerate() {
@@ -104,7 +121,7 @@ fn random_update_stream_keeps_every_live_id_and_no_stale_one() {
         }
         if round % 10 == 0 {
             let q = gaussian_mixture(&mut rng, 1, dim, &c);
-            let hits = index.search(&q, &SearchParams { k: 20, nprobe: 8, exact: false });
+            let hits = index.search(&q, &SearchParams::new(20).with_nprobe(8));
             check_hits(&model, &q, &hits);
         }
     }
@@ -115,25 +132,28 @@ fn random_update_stream_keeps_every_live_id_and_no_stale_one() {
     assert_eq!(index.len(), model.len());
     // Every live id is found, at its current vector, by exact search.
     for (id, v) in &model {
-        let hits = index.search(v, &SearchParams { k: 1, nprobe: 0, exact: true });
+        let hits = index.search(v, &SearchParams::exact(1));
         assert_eq!(hits[0].dist, 0.0);
-        let hits = index.search(v, &SearchParams { k: 3, nprobe: 0, exact: true });
+        let hits = index.search(v, &SearchParams::exact(3));
         assert!(hits.iter().any(|h| h.key == *id), "live id {id} lost");
         check_hits(&model, v, &hits);
     }
-    let all =
-        index.search(&[0.0; 16], &SearchParams { k: model.len() + 10, nprobe: 0, exact: true });
+    let all = index.search(&[0.0; 16], &SearchParams::exact(model.len() + 10));
     assert_eq!(all.len(), model.len());
 }
 
 #[test]
 fn searches_run_concurrently_with_updates_and_splits() {
+    each_encoding(searches_run_concurrently_with_updates_and_splits_with);
+}
+
+fn searches_run_concurrently_with_updates_and_splits_with(encoding: Encoding) {
     let seed = 303;
     println!("seed {seed}");
     let mut rng = Rng::new(seed);
     let dim = 16;
     let c = centers(&mut rng, 10, dim);
-    let index = Index::new(small_params(dim)).unwrap();
+    let index = Index::new(small_params(dim, encoding)).unwrap();
     // Every vector ever written, by id; hits must match one of them exactly.
     let n = 6000;
     let vectors = gaussian_mixture(&mut rng, n, dim, &c);
@@ -147,7 +167,7 @@ fn searches_run_concurrently_with_updates_and_splits() {
                 let mut rng = Rng::new(seed + t);
                 while !stop.load(Ordering::Relaxed) {
                     let q: Vec<f32> = (0..dim).map(|_| rng.normal() * 3.0).collect();
-                    for h in index.search(&q, &SearchParams { k: 10, nprobe: 6, exact: false }) {
+                    for h in index.search(&q, &SearchParams::new(10).with_nprobe(6)) {
                         let v = &vectors[h.key as usize * dim..][..dim];
                         assert_eq!(h.dist, distance(Metric::L2, &q, v));
                     }
@@ -176,14 +196,18 @@ fn searches_run_concurrently_with_updates_and_splits() {
     assert_eq!(index.len(), n);
     for i in (0..n).step_by(7) {
         let v = &vectors[i * dim..][..dim];
-        let hits = index.search(v, &SearchParams { k: 5, nprobe: 0, exact: true });
+        let hits = index.search(v, &SearchParams::exact(5));
         assert!(hits.iter().any(|h| h.key == i as u64), "id {i} lost");
     }
 }
 
 #[test]
 fn splitting_a_posting_of_identical_vectors_loses_nothing() {
-    let index = Index::new(small_params(8)).unwrap();
+    each_encoding(splitting_a_posting_of_identical_vectors_loses_nothing_with);
+}
+
+fn splitting_a_posting_of_identical_vectors_loses_nothing_with(encoding: Encoding) {
+    let index = Index::new(small_params(8, encoding)).unwrap();
     let v = [0.25f32; 8];
     for chunk in 0..10u64 {
         let ids: Vec<u64> = (chunk * 100..chunk * 100 + 100).collect();
@@ -193,7 +217,7 @@ fn splitting_a_posting_of_identical_vectors_loses_nothing() {
     index.wait_idle();
     let stats = index.stats();
     assert!(stats.splits >= 10, "{stats:?}");
-    let hits = index.search(&v, &SearchParams { k: 2000, nprobe: 0, exact: true });
+    let hits = index.search(&v, &SearchParams::exact(2000));
     assert_eq!(hits.len(), 1000);
     assert!(hits.iter().all(|h| h.dist == 0.0));
     assert!(stats.postings as usize >= 1000 / 48);
@@ -201,6 +225,10 @@ fn splitting_a_posting_of_identical_vectors_loses_nothing() {
 
 #[test]
 fn writers_are_refused_when_rebalancing_falls_behind() {
+    each_encoding(writers_are_refused_when_rebalancing_falls_behind_with);
+}
+
+fn writers_are_refused_when_rebalancing_falls_behind_with(encoding: Encoding) {
     let seed = 404;
     println!("seed {seed}");
     let mut rng = Rng::new(seed);
@@ -209,7 +237,7 @@ fn writers_are_refused_when_rebalancing_falls_behind() {
         background_threads: 0,
         max_pending_jobs: 3,
         backpressure_timeout: Duration::from_millis(50),
-        ..small_params(dim)
+        ..small_params(dim, encoding)
     };
     let index = Index::new(params).unwrap();
     let c = centers(&mut rng, 8, dim);

@@ -1,15 +1,21 @@
 //! The version map of one shard: external ids to dense internal slots, and per slot the
 //! current version word that decides which posting copies are live.
 //!
-//! A version word holds a 31-bit counter and a tombstone bit. Every posting member records the
-//! word it was written with; a member is live exactly when its word equals the slot's current
-//! word, so an upsert (counter + 1) or a delete (tombstone) makes every older copy stale at once,
-//! without touching the postings. Readers never lock: slots live in fixed-size chunks that are
-//! never moved, and a reader holds the chunk table's read guard for the length of one search.
+//! A version word holds a 30-bit counter, a writing bit and a tombstone bit. Every posting member
+//! records the word it was written with; a member is live exactly when its word equals the slot's
+//! current word, so an upsert (counter + 1) or a delete (tombstone) makes every older copy stale
+//! at once, without touching the postings. Readers never lock: slots live in fixed-size chunks
+//! that are never moved, and a reader holds the chunk table's read guard for the length of one
+//! search.
+//!
+//! The word doubles as the sequence word of the slot's row in the vector store: an upsert sets
+//! the writing bit while it overwrites the row and clears it afterwards, and a reader accepts a
+//! row only if the word was the same, without the writing bit, before and after it read the row
+//! (see [`VersionView::read_stable`]).
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Dense per-shard slot of a vector id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,7 +25,9 @@ pub struct Slot(pub u32);
 pub type VersionWord = u32;
 
 pub const TOMBSTONE: u32 = 1 << 31;
-const COUNTER: u32 = TOMBSTONE - 1;
+/// Set while an upsert overwrites the slot's row in the vector store.
+const WRITING: u32 = 1 << 30;
+const COUNTER: u32 = WRITING - 1;
 const CHUNK_BITS: u32 = 14;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
@@ -72,6 +80,33 @@ impl VersionView<'_> {
         self.current(slot) == word
     }
 
+    /// Whether `word` is the slot's newest version, published or still being written.
+    #[inline]
+    pub fn is_latest(&self, slot: Slot, word: VersionWord) -> bool {
+        self.current(slot) & !WRITING == word
+    }
+
+    /// Runs `read` (a copy of the slot's row in the vector store) until it ran while the slot
+    /// held one finished, live version throughout; returns that version, or `None` (without a
+    /// usable read) when the slot is deleted or its next version is being written.
+    #[inline]
+    pub fn read_stable(&self, slot: Slot, mut read: impl FnMut()) -> Option<VersionWord> {
+        let version = &self.cell(slot).version;
+        loop {
+            let before = version.load(Ordering::Acquire);
+            if before & (TOMBSTONE | WRITING) != 0 {
+                return None;
+            }
+            read();
+            // Pairs with the writer's release fence: a read that saw any store of a later
+            // write also sees that write's word below.
+            fence(Ordering::Acquire);
+            if version.load(Ordering::Relaxed) == before {
+                return Some(before);
+            }
+        }
+    }
+
     #[inline]
     pub fn external(&self, slot: Slot) -> u64 {
         self.cell(slot).external.load(Ordering::Relaxed)
@@ -97,26 +132,39 @@ impl VersionMap {
         self.ids.lock().get(&id).copied()
     }
 
-    /// Bumps the id's counter (creating its slot on first sight) and clears any tombstone;
-    /// returns the slot, the new word that the caller's copies must carry, and the home
-    /// posting of the version this one replaces (`NO_HOME` if it was not live).
+    /// Bumps the id's counter (creating its slot on first sight), clears any tombstone and sets
+    /// the writing bit; returns the slot, the new word that the caller's copies must carry, and
+    /// the home posting of the version this one replaces (`NO_HOME` if it was not live). The
+    /// caller then writes the slot's row, if any, and calls [`VersionMap::finish_write`];
+    /// upserts of one id must not overlap.
     pub fn begin_upsert(&self, id: u64) -> (Slot, VersionWord, u32) {
         let slot = self.slot_for(id);
         let view = self.view();
         let cell = view.cell(slot);
         let prev = cell
             .version
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                Some(((w & COUNTER) + 1) & COUNTER)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| Some(next_counter(w) | WRITING))
             .expect("closure always returns Some");
+        // Orders the row's stores after the word's writing bit (see `read_stable`).
+        fence(Ordering::Release);
         let home = cell.home.swap(NO_HOME, Ordering::AcqRel);
-        let next = ((prev & COUNTER) + 1) & COUNTER;
+        let next = next_counter(prev);
         if prev & TOMBSTONE != 0 {
             self.live.fetch_add(1, Ordering::Relaxed);
             return (slot, next, NO_HOME);
         }
         (slot, next, home)
+    }
+
+    /// Publishes the version `begin_upsert` started, unless a delete took over meanwhile.
+    pub fn finish_write(&self, slot: Slot, word: VersionWord) {
+        let view = self.view();
+        let _ = view.cell(slot).version.compare_exchange(
+            word | WRITING,
+            word,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
     }
 
     /// Tombstones the id. Returns the home posting of the deleted version (`NO_HOME` if
@@ -127,7 +175,7 @@ impl VersionMap {
         let cell = view.cell(slot);
         cell.version
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (w & TOMBSTONE == 0).then_some(((w & COUNTER) + 1) | TOMBSTONE)
+                (w & TOMBSTONE == 0).then_some(next_counter(w) | TOMBSTONE)
             })
             .ok()?;
         self.live.fetch_sub(1, Ordering::Relaxed);
@@ -148,7 +196,7 @@ impl VersionMap {
     /// Moves a slot from `word` to the next counter value, for a background reassign that
     /// rewrites the vector's copies. Fails when anything changed the slot since `word` was read.
     pub fn bump_if(&self, slot: Slot, word: VersionWord) -> Option<VersionWord> {
-        let next = ((word & COUNTER) + 1) & COUNTER;
+        let next = next_counter(word);
         let view = self.view();
         view.cell(slot)
             .version
@@ -181,6 +229,11 @@ impl VersionMap {
     }
 }
 
+/// The counter after `w`'s, with neither flag set.
+fn next_counter(w: VersionWord) -> VersionWord {
+    ((w & COUNTER) + 1) & COUNTER
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,9 +242,14 @@ mod tests {
     fn versions_make_old_copies_stale() {
         let m = VersionMap::default();
         let (s, w1, _) = m.begin_upsert(42);
+        assert!(!m.view().is_live(s, w1), "not live while its row is written");
+        assert_eq!(m.view().read_stable(s, || ()), None);
+        m.finish_write(s, w1);
         assert!(m.view().is_live(s, w1));
+        assert_eq!(m.view().read_stable(s, || ()), Some(w1));
         assert_eq!(m.live(), 1);
         let (s2, w2, _) = m.begin_upsert(42);
+        m.finish_write(s2, w2);
         assert_eq!(s, s2);
         assert!(!m.view().is_live(s, w1) && m.view().is_live(s, w2));
         assert!(m.delete(42).is_some());
@@ -199,7 +257,13 @@ mod tests {
         assert!(!m.view().is_live(s, w2));
         assert_eq!(m.live(), 0);
         let (_, w3, _) = m.begin_upsert(42);
+        m.finish_write(s, w3);
         assert!(m.view().is_live(s, w3) && w3 != w2 && w3 != w1);
+        // A delete while a row is written wins; finishing the write does not revive the id.
+        let (_, w5, _) = m.begin_upsert(7);
+        assert!(m.delete(7).is_some());
+        m.finish_write(m.lookup(7).unwrap(), w5);
+        assert_eq!(m.view().read_stable(m.lookup(7).unwrap(), || ()), None);
         assert_eq!(m.live(), 1);
         assert_eq!(m.bump_if(s, w1), None);
         let w4 = m.bump_if(s, w3).unwrap();

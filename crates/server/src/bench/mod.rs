@@ -7,7 +7,9 @@ mod dataset;
 use anyhow::Context;
 use clap::Args;
 use dataset::Dataset;
-use freshvec_core::{distance, Collection, IndexParams, IndexStats, Metric, SearchParams};
+use freshvec_core::{
+    distance, Collection, Encoding, IndexParams, IndexStats, Metric, SearchParams,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -34,6 +36,13 @@ pub struct BenchArgs {
     /// Postings probed per shard (default: the engine's default).
     #[arg(long)]
     nprobe: Option<usize>,
+    /// With codes: candidates re-ranked exactly, as a multiple of k (default: the engine's).
+    #[arg(long)]
+    rerank: Option<usize>,
+    /// How postings hold vectors: int8 (residual codes, vectors re-rank from the store) or
+    /// f32 (default: the engine's).
+    #[arg(long)]
+    encoding: Option<String>,
     #[arg(long, default_value_t = 10)]
     k: usize,
     /// Concurrent search clients.
@@ -91,6 +100,9 @@ struct SearchRun {
 fn params_from(args: &BenchArgs, dim: usize) -> anyhow::Result<IndexParams> {
     let metric = Metric::parse(&args.metric).context("--metric must be l2, dot or cosine")?;
     let mut p = IndexParams::new(dim, metric);
+    if let Some(e) = &args.encoding {
+        p.encoding = Encoding::parse(e).context("--encoding must be f32 or int8")?;
+    }
     if let Some(v) = args.posting_size {
         p.posting_size = v;
     }
@@ -215,7 +227,10 @@ fn stats_json(s: &IndexStats) -> Value {
     json!({
         "vectors": s.vectors, "postings": s.postings, "members": s.members,
         "splits": s.splits, "merges": s.merges, "reassigned": s.reassigned,
-        "gc_runs": s.gc_runs, "searches": s.searches, "scanned": s.scanned, "pending_jobs": s.pending_jobs, "memory_mb": s.memory_bytes as f64 / 1048576.0,
+        "gc_runs": s.gc_runs, "searches": s.searches, "scanned": s.scanned,
+        "scanned_bytes": s.scanned_bytes, "reranked": s.reranked, "pending_jobs": s.pending_jobs,
+        "memory_mb": s.memory_bytes as f64 / 1048576.0,
+        "vector_mb": s.vector_bytes as f64 / 1048576.0, "code_mb": s.code_bytes as f64 / 1048576.0,
     })
 }
 
@@ -278,6 +293,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let sp = SearchParams {
         k: args.k,
         nprobe: args.nprobe.unwrap_or(SearchParams::DEFAULT_NPROBE),
+        rerank: args.rerank.unwrap_or(SearchParams::DEFAULT_RERANK),
         exact: false,
     };
 
@@ -323,6 +339,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         sp.nprobe, main.qps, args.k, main.recall, main.p50_ms, main.p99_ms
     );
 
+    // An exact scan reads every current vector once.
+    let exact_bytes = (n * dim * 4) as f64;
     let mut sweep = Vec::new();
     if args.sweep {
         for &np in &args.sweep_nprobe {
@@ -330,15 +348,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let before = coll.stats();
             let r = measure(&coll, &ds, &s, &args);
             let after = coll.stats();
-            let per_query = (after.scanned - before.scanned) as f64
-                / (after.searches - before.searches).max(1) as f64;
+            let searches = (after.searches - before.searches).max(1) as f64;
+            let per_query = (after.scanned - before.scanned) as f64 / searches;
+            let bytes = (after.scanned_bytes - before.scanned_bytes) as f64 / searches;
+            let reranked = (after.reranked - before.reranked) as f64 / searches;
             eprintln!(
-                "  nprobe={np:>4}: {:>9.0} qps  recall {:.4}  p99 {:.3} ms  scanned/query {per_query:.0}",
-                r.qps, r.recall, r.p99_ms
+                "  nprobe={np:>4}: {:>9.0} qps  recall {:.4}  p99 {:.3} ms  scanned/query {per_query:.0}  \
+                 {:.3} of the exact scan's bytes  reranked/query {reranked:.0}",
+                r.qps, r.recall, r.p99_ms, bytes / exact_bytes
             );
-            sweep.push(json!({"nprobe": np, "search_qps": r.qps, "recall_at_k": r.recall, "p50_ms": r.p50_ms,
-                              "p99_ms": r.p99_ms, "scanned_per_query": per_query,
-                              "bytes_per_query": per_query * (dim * 4) as f64}));
+            sweep.push(json!({"nprobe": np, "rerank": sp.rerank, "search_qps": r.qps, "recall_at_k": r.recall,
+                              "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "scanned_per_query": per_query,
+                              "bytes_per_query": bytes, "bytes_vs_exact_scan": bytes / exact_bytes,
+                              "reranked_per_query": reranked}));
         }
     }
 
@@ -395,6 +417,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     "source": args.data.as_ref().map(|p| p.display().to_string()).or(args.generate.clone())},
         "params": {"shards": args.shards, "nprobe": sp.nprobe, "k": args.k, "threads": args.threads,
                    "update_batch": args.update_batch, "metric": params.metric.to_string(),
+                   "encoding": params.encoding.to_string(), "rerank": sp.rerank,
                    "posting_size": params.posting_size, "split_limit": params.split_limit,
                    "merge_limit": params.merge_limit, "replicas": params.replicas,
                    "replica_ratio": params.replica_ratio, "rng_factor": params.rng_factor, "replica_candidates": params.replica_candidates, "background_threads": params.background_threads,
