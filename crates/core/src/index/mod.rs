@@ -764,8 +764,7 @@ impl Shared {
             let rows = store.view();
             sc.row.resize(dim, 0.0);
             let cands = short.into_sorted();
-            let touched =
-                cands.iter().fold(0, |a, c| a ^ view.current(c.key) ^ rows.touch(c.key));
+            let touched = cands.iter().fold(0, |a, c| a ^ view.current(c.key) ^ rows.touch(c.key));
             std::hint::black_box(touched);
             for c in cands {
                 if rows.read(&view, c.key, &mut sc.row).is_some() {
@@ -856,53 +855,76 @@ impl Shared {
         }
         // Replica candidates of a vector: the heads nearest to its leaf's head.
         let neighbours = kmeans::neighbour_lists(&centroids, dim, p.replica_candidates);
-        let targets: Vec<Vec<u32>> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let v = &vectors[i * dim..(i + 1) * dim];
-                let mut cands: Vec<(f32, u32)> = neighbours[leaf[i] as usize]
-                    .iter()
-                    .map(|&h| ((kernels().l2sq)(v, &centroids[h as usize * dim..][..dim]), h))
-                    .collect();
-                cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                let mut chosen: Vec<u32> = Vec::with_capacity(p.replicas);
-                let c = |h: &u32| &centroids[*h as usize * dim..][..dim];
-                let between = |a: &u32, b: &u32| (kernels().l2sq)(c(a), c(b));
-                choose_replicas(p, cands.into_iter(), between, &mut chosen);
-                chosen
-            })
-            .collect();
+        // Each row's postings, `replicas` to a row (unused places hold `NO_TARGET`): one flat
+        // allocation rather than a vector per row.
+        const NO_TARGET: u32 = u32::MAX;
+        let r = p.replicas;
+        let mut targets = vec![NO_TARGET; n * r];
+        targets.par_chunks_mut(r).enumerate().for_each(|(i, out)| {
+            let v = &vectors[i * dim..(i + 1) * dim];
+            let mut cands: Vec<(f32, u32)> = neighbours[leaf[i] as usize]
+                .iter()
+                .map(|&h| ((kernels().l2sq)(v, &centroids[h as usize * dim..][..dim]), h))
+                .collect();
+            cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut chosen: Vec<u32> = Vec::with_capacity(r);
+            let c = |h: &u32| &centroids[*h as usize * dim..][..dim];
+            let between = |a: &u32, b: &u32| (kernels().l2sq)(c(a), c(b));
+            choose_replicas(p, cands.into_iter(), between, &mut chosen);
+            out[..chosen.len()].copy_from_slice(&chosen);
+        });
+        drop(leaf);
+        let targets_of = |i: usize| targets[i * r..(i + 1) * r].iter().filter(|&&t| t != NO_TARGET);
         let mut sizes = vec![0usize; heads];
-        for t in targets.iter().flatten() {
-            sizes[*t as usize] += 1;
+        for &t in targets.iter().filter(|&&t| t != NO_TARGET) {
+            sizes[t as usize] += 1;
         }
-        // A quarter of headroom per posting: updates append without reallocating at first, and
-        // capacity never written is never resident.
+        // A little headroom per posting, so the first updates append without reallocating.
         let mut members: Vec<Members> =
-            sizes.iter().map(|&s| Members::with_capacity(p.encoding, s + s / 4, dim)).collect();
+            sizes.iter().map(|&s| Members::with_capacity(p.encoding, s + s / 16, dim)).collect();
         let slots: Vec<(Slot, VersionWord)> =
             ids.iter().map(|id| self.versions.begin_upsert(*id)).map(|(s, w, _)| (s, w)).collect();
-        // Copy rows from the end and give the input's memory back as we go. A row whose id
-        // appears again later was superseded by that row and is skipped.
-        let shrink_every = (1 << 22) / dim.max(1);
-        for i in (0..n).rev() {
-            let v = &vectors[i * dim..(i + 1) * dim];
-            let (slot, word) = slots[i];
-            if self.versions.view().is_latest(slot, word) {
-                if let Some(store) = &self.store {
-                    store.write(slot, v);
+        // A row whose id appears again later was superseded by that row and is skipped.
+        let latest: Vec<bool> = {
+            let view = self.versions.view();
+            slots.iter().map(|&(slot, word)| view.is_latest(slot, word)).collect()
+        };
+        let mut copy_row = |i: usize, v: &[f32]| {
+            for &t in targets_of(i) {
+                let c = &centroids[t as usize * dim..][..dim];
+                members[t as usize].push(slots[i].0, slots[i].1, v, c);
+            }
+        };
+        match &self.store {
+            // Codes go to the postings; the vectors themselves become the store, in place when
+            // the rows are slots 0..n in order (a fresh index and distinct ids).
+            Some(store) => {
+                for i in (0..n).filter(|&i| latest[i]) {
+                    copy_row(i, &vectors[i * dim..(i + 1) * dim]);
                 }
-                for &t in &targets[i] {
-                    let c = &centroids[t as usize * dim..][..dim];
-                    members[t as usize].push(slot, word, v, c);
+                if slots.iter().enumerate().all(|(i, (slot, _))| slot.0 as usize == i) {
+                    store.adopt(vectors);
+                } else {
+                    for i in (0..n).filter(|&i| latest[i]) {
+                        store.write(slots[i].0, &vectors[i * dim..(i + 1) * dim]);
+                    }
                 }
             }
-            if i % shrink_every == 0 {
-                vectors.truncate(i * dim);
-                vectors.shrink_to_fit();
+            // Vectors go to the postings: copy rows from the end and give the input's memory
+            // back as we go, so the two are never held in full at once.
+            None => {
+                let shrink_every = (1 << 22) / dim.max(1);
+                for i in (0..n).rev() {
+                    if latest[i] {
+                        copy_row(i, &vectors[i * dim..(i + 1) * dim]);
+                    }
+                    if i % shrink_every == 0 {
+                        vectors.truncate(i * dim);
+                        vectors.shrink_to_fit();
+                    }
+                }
             }
         }
-        drop(vectors);
         for &(slot, word) in &slots {
             self.versions.finish_write(slot, word);
         }
@@ -918,8 +940,10 @@ impl Shared {
                 }
             }
         }
-        for ((slot, word), t) in slots.iter().zip(&targets) {
-            self.versions.set_home(*slot, *word, ids_of[t[0] as usize]);
+        for (i, &(slot, word)) in slots.iter().enumerate() {
+            if let Some(&first) = targets_of(i).next() {
+                self.versions.set_home(slot, word, ids_of[first as usize]);
+            }
         }
     }
 

@@ -281,11 +281,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dim = ds.dim;
     let n = ds.n_base();
     eprintln!(
-        "dataset: n={n} d={dim} updates={} queries={} (loaded in {:.1}s, rss {:.0} MiB); kernels: {}",
+        "dataset: n={n} d={dim} updates={} queries={} (loaded in {:.1}s, rss {:.0} MiB, peak {:.0}); kernels: {}",
         ds.update_ids.len(),
         ds.n_queries(),
         t0.elapsed().as_secs_f64(),
         status_mb("VmRSS:"),
+        peak_rss_mb(),
         distance::level_name(distance::kernels().level)
     );
     let params = params_from(&args, dim)?;
