@@ -4,6 +4,8 @@
 #
 #   scripts/compare.sh DATA_DIR OUT_DIR [extra freshvec bench flags...]
 #
+# freshvec runs once per posting encoding in ENCODINGS (default "int8 f32"); PEERS picks the
+# peers (default lancedb,faiss,hnswlib,flat).
 # Needs a Python venv with the shared bench requirements (PEERS_PY, default
 # ~/.venvs/peers/bin/python) and the shared bench folder (SHARED_BENCH, default ../shared/bench).
 set -euo pipefail
@@ -16,5 +18,10 @@ mkdir -p "$out"
 cargo build --release -q -p freshvec-server --manifest-path "$here/Cargo.toml"
 "$py" "$shared/peers.py" --data "$data" --peers ${PEERS:-lancedb,faiss,hnswlib,flat} \
   --reps "${REPS:-1}" --sweep --out "$out/peers-$name.json"
-"$here/target/release/freshvec" bench --data "$data" --sweep --json "$out/freshvec-$name.json" "$@"
-python3 "$here/scripts/summarize.py" "$out/peers-$name.json" "$out/freshvec-$name.json"
+ours=()
+for e in ${ENCODINGS:-int8 f32}; do
+  "$here/target/release/freshvec" bench --data "$data" --sweep --encoding "$e" \
+    --json "$out/freshvec-$name-$e.json" "$@"
+  ours+=("$out/freshvec-$name-$e.json")
+done
+python3 "$here/scripts/summarize.py" "$out/peers-$name.json" "${ours[@]}"

@@ -1,7 +1,10 @@
 //! The head index: the centroids of all postings of a shard. Postings are added and removed as
 //! LIRE splits and merges them; a removed posting's position is reused by the next one added.
 //!
-//! Searches scan every centroid (one contiguous block, one batch kernel call). For placing
+//! Searches scan every centroid (one contiguous block, one batch kernel call); past
+//! [`FLAT_HEADS`] centroids they scan the centroids' `int8` codes instead (a quarter of the
+//! bytes: at a million vectors the centroids would otherwise be read more than the postings) and
+//! compute exact distances for the best few times the heads asked for. For placing
 //! vectors, past [`FLAT_HEADS`] centroids a coarse layer groups them, about `sqrt(heads)` to a
 //! group and none more than twice that; a placement scans the group centres, then the
 //! centroids of the nearest groups only (each group's centroids are copied contiguously). The layer is
@@ -10,6 +13,7 @@
 //! group.
 
 use super::posting::{Members, Posting, PostingId};
+use crate::distance::codes::{code_kernels, encode, quantize};
 use crate::distance::kernels;
 use crate::kmeans;
 use crate::rng::Rng;
@@ -38,7 +42,37 @@ struct Heads {
     free: Vec<u32>,
     alive: usize,
     groups: Groups,
+    codes: HeadCodes,
 }
+
+/// The centroids as codes relative to `origin` (the mean live centroid when the coarse layer
+/// was built), with one scale and the squared norm of the offset each; empty (no origin) while
+/// the heads are few enough to scan as they are.
+#[derive(Debug, Default)]
+struct HeadCodes {
+    origin: Vec<f32>,
+    codes: Vec<u8>,
+    scales: Vec<f32>,
+    norms: Vec<f32>,
+}
+
+impl HeadCodes {
+    fn encode(&mut self, slot: usize, centroid: &[f32]) {
+        let dim = centroid.len();
+        if self.scales.len() <= slot {
+            self.codes.resize((slot + 1) * dim, 0);
+            self.scales.resize(slot + 1, 0.0);
+            self.norms.resize(slot + 1, 0.0);
+        }
+        let offset: Vec<f32> = centroid.iter().zip(&self.origin).map(|(c, o)| c - o).collect();
+        self.scales[slot] = encode(&offset, &mut self.codes[slot * dim..(slot + 1) * dim]);
+        self.norms[slot] = -(kernels().neg_dot)(&offset, &offset);
+    }
+}
+
+/// Exact distances are computed for this many times the heads asked for (plus a few), chosen
+/// by their estimates from the codes.
+const HEAD_RERANK: usize = 4;
 
 /// The coarse layer: group centres, and per group its slots and a contiguous copy of their
 /// centroids (so a group is scanned with one batch kernel call).
@@ -56,6 +90,9 @@ thread_local! {
     /// Per-thread buffers for head searches: distances, and the nearest heads and groups.
     static SCRATCH: RefCell<(Vec<f32>, TopK<u32>, TopK<u32>)> =
         RefCell::new((Vec::new(), TopK::new(0), TopK::new(0)));
+    /// The query's offset from the origin, its codes, and the code dot products.
+    static CODE_SCRATCH: RefCell<(Vec<f32>, Vec<i8>, Vec<i32>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 impl Heads {
@@ -119,6 +156,37 @@ impl Heads {
             g.built_at = live.len();
         }
         self.groups = g;
+        self.codes = HeadCodes::default();
+        if live.len() > FLAT_HEADS {
+            self.codes.origin = kmeans::mean(&self.centroids, dim, &live);
+            for &s in &live {
+                let centroid = &self.centroids[s as usize * dim..][..dim];
+                self.codes.encode(s as usize, centroid);
+            }
+        }
+    }
+
+    /// Estimated squared L2 from `q` to every head slot by the codes (infinite for free slots):
+    /// `|q - c|^2 = |q - o|^2 - 2 (q - o).(c - o) + |c - o|^2` with `c - o ~ s x`, `q - o ~ t y`.
+    fn estimate(&self, q: &[f32], dim: usize, out: &mut Vec<f32>) {
+        let hc = &self.codes;
+        let slots = self.postings.len();
+        CODE_SCRATCH.with(|scratch| {
+            let (offset, qcodes, dots) = &mut *scratch.borrow_mut();
+            offset.clear();
+            offset.extend(q.iter().zip(&hc.origin).map(|(a, o)| a - o));
+            qcodes.resize(dim, 0);
+            let t = quantize(offset, qcodes);
+            let qn = -(kernels().neg_dot)(offset, offset);
+            dots.resize(slots, 0);
+            (code_kernels().dot_batch)(qcodes, &hc.codes[..slots * dim], dots);
+            out.clear();
+            let parts = dots.iter().zip(hc.scales.iter().zip(&hc.norms));
+            out.extend(parts.map(|(&x, (&s, &n))| qn + n - 2.0 * t * s * x as f32));
+        });
+        for &f in &self.free {
+            out[f as usize] = f32::INFINITY;
+        }
     }
 
     fn join_group(&mut self, slot: u32, dim: usize) {
@@ -184,7 +252,19 @@ impl HeadIndex {
             let (dists, top, near_groups) = &mut *s.borrow_mut();
             let heads = self.inner.read();
             top.reset(n);
-            if !approx || heads.groups.built_at == 0 {
+            if !approx && !heads.codes.origin.is_empty() {
+                heads.estimate(q, self.dim, dists);
+                // The best estimates, then exact distances among them.
+                near_groups.reset(HEAD_RERANK * n + 8);
+                for (i, &d) in dists.iter().enumerate() {
+                    if d < near_groups.threshold() {
+                        near_groups.push_distinct(d, i as u32);
+                    }
+                }
+                for c in near_groups.drain_sorted() {
+                    top.push_distinct((kernels().l2sq)(q, heads.centroid(c.key, self.dim)), c.key);
+                }
+            } else if !approx || heads.groups.built_at == 0 {
                 dists.resize(heads.postings.len(), 0.0);
                 (kernels().l2sq_batch)(q, &heads.centroids, dists);
                 for &f in &heads.free {
@@ -239,6 +319,9 @@ impl HeadIndex {
         };
         let s = slot as usize;
         heads.centroids[s * self.dim..(s + 1) * self.dim].copy_from_slice(&centroid);
+        if !heads.codes.origin.is_empty() {
+            heads.codes.encode(s, &centroid);
+        }
         let posting = Arc::new(Posting::new(PostingId(slot), centroid, members));
         heads.postings[s] = Some(posting.clone());
         heads.alive += 1;
@@ -284,6 +367,8 @@ impl HeadIndex {
             + g.centres.capacity() * 4
             + g.group_of.capacity() * 4
             + g.slots.iter().map(|s| s.capacity() * 4).sum::<usize>()
+            + h.codes.codes.capacity()
+            + (h.codes.scales.capacity() + h.codes.norms.capacity()) * 4
     }
 }
 

@@ -178,7 +178,8 @@ impl IndexParams {
 pub struct SearchParams {
     pub k: usize,
     pub nprobe: usize,
-    /// With codes: candidates re-ranked with exact distances, as a multiple of `k`.
+    /// With codes: candidates re-ranked with exact distances, as a multiple of `k` (at least
+    /// [`SearchParams::MIN_RERANKED`] in all).
     pub rerank: usize,
     /// Compute every distance exactly over every vector (bypassing `nprobe` and the codes).
     pub exact: bool,
@@ -188,8 +189,12 @@ impl SearchParams {
     /// Postings probed per shard unless a search asks otherwise: the smallest value that
     /// reaches recall@10 >= 0.95, with a margin, on the clustered presets (see `BENCHMARKS.md`).
     pub const DEFAULT_NPROBE: usize = 96;
-    /// Re-ranked candidates per result with codes (see `BENCHMARKS.md`).
-    pub const DEFAULT_RERANK: usize = 8;
+    /// Re-ranked candidates per result with codes: residual `int8` estimates rank so well that
+    /// twice `k` loses next to no recall on the presets, and every extra candidate costs a
+    /// random read of its vector (see `BENCHMARKS.md`).
+    pub const DEFAULT_RERANK: usize = 2;
+    /// The fewest candidates re-ranked, so a small `k` still gets a margin.
+    pub const MIN_RERANKED: usize = 16;
 
     pub fn new(k: usize) -> SearchParams {
         SearchParams { k, nprobe: Self::DEFAULT_NPROBE, rerank: Self::DEFAULT_RERANK, exact: false }
@@ -705,7 +710,8 @@ impl Shared {
         let metric = self.params.metric.scan_metric();
         let l2 = metric == Metric::L2;
         let dot_batch = code_kernels().dot_batch;
-        let mut short: TopK<Slot> = TopK::new(k.saturating_mul(rerank.max(1)));
+        let shortlist = k.saturating_mul(rerank.max(1)).max(SearchParams::MIN_RERANKED);
+        let mut short: TopK<Slot> = TopK::new(shortlist);
         let mut maintain: Vec<&Arc<Posting>> = Vec::new();
         let mut scanned = 0usize;
         let mut top = TopK::new(k);
