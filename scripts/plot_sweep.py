@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
-"""Draws recall/QPS curves from a peers.py JSON and a freshvec bench JSON as an SVG (no
-dependencies): plot_sweep.py PEERS.json FRESHVEC.json OUT.svg [peer,peer,...]"""
+"""Draws recall/QPS curves from a peers.py JSON and freshvec bench JSONs as an SVG (no
+dependencies): plot_sweep.py PEERS.json FRESHVEC.json[,FRESHVEC.json...] OUT.svg [peer,...]"""
 import json
 import math
 import sys
 
 W, H, M = 640, 420, 60
-COLORS = {"freshvec": "#d62728", "faiss": "#1f77b4", "hnswlib": "#2ca02c", "lancedb": "#9467bd", "flat": "#7f7f7f"}
+COLORS = {"freshvec int8": "#d62728", "freshvec f32": "#ff9896", "freshvec": "#d62728", "faiss": "#1f77b4", "hnswlib": "#2ca02c", "lancedb": "#9467bd", "flat": "#7f7f7f"}
 
 
 def main():
     peers = json.load(open(sys.argv[1]))
-    ours = json.load(open(sys.argv[2]))
+    ours = [json.load(open(p)) for p in sys.argv[2].split(",")]
     keep = sys.argv[4].split(",") if len(sys.argv) > 4 else ["faiss", "hnswlib"]
     series = [(r["peer"], r["sweep"]) for r in peers["results"] if r["peer"] in keep and r.get("sweep")]
-    series.append(("freshvec", ours["sweep"]))
+    for o in ours:
+        series.append((f"freshvec {o['params'].get('encoding', '')}".strip(), o["sweep"]))
     pts = [(p["recall_at_k"], p["search_qps"]) for _, s in series for p in s]
     rmin = min(0.5, min(r for r, _ in pts))
     qmin, qmax = min(q for _, q in pts), max(q for _, q in pts)

@@ -90,6 +90,8 @@ thread_local! {
     /// Per-thread buffers for head searches: distances, and the nearest heads and groups.
     static SCRATCH: RefCell<(Vec<f32>, TopK<u32>, TopK<u32>)> =
         RefCell::new((Vec::new(), TopK::new(0), TopK::new(0)));
+    /// Head candidates chosen by their estimates.
+    static CANDIDATES: RefCell<Vec<(f32, u32)>> = const { RefCell::new(Vec::new()) };
     /// The query's offset from the origin, its codes, and the code dot products.
     static CODE_SCRATCH: RefCell<(Vec<f32>, Vec<i8>, Vec<i32>)> =
         const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
@@ -254,16 +256,24 @@ impl HeadIndex {
             top.reset(n);
             if !approx && !heads.codes.origin.is_empty() {
                 heads.estimate(q, self.dim, dists);
-                // The best estimates, then exact distances among them.
-                near_groups.reset(HEAD_RERANK * n + 8);
-                for (i, &d) in dists.iter().enumerate() {
-                    if d < near_groups.threshold() {
-                        near_groups.push_distinct(d, i as u32);
+                // The best estimates (selected in linear time: a heap of this size would cost
+                // more than the scan), then exact distances among them.
+                let m = (HEAD_RERANK * n + 8).min(dists.len());
+                CANDIDATES.with(|c| {
+                    let cands = &mut *c.borrow_mut();
+                    cands.clear();
+                    cands.extend(dists.iter().enumerate().map(|(i, &d)| (d, i as u32)));
+                    if m < cands.len() {
+                        cands.select_nth_unstable_by(m, |a, b| a.0.total_cmp(&b.0));
+                        cands.truncate(m);
                     }
-                }
-                for c in near_groups.drain_sorted() {
-                    top.push_distinct((kernels().l2sq)(q, heads.centroid(c.key, self.dim)), c.key);
-                }
+                    for &(d, slot) in cands.iter() {
+                        if d.is_finite() {
+                            let exact = (kernels().l2sq)(q, heads.centroid(slot, self.dim));
+                            top.push_distinct(exact, slot);
+                        }
+                    }
+                });
             } else if !approx || heads.groups.built_at == 0 {
                 dists.resize(heads.postings.len(), 0.0);
                 (kernels().l2sq_batch)(q, &heads.centroids, dists);
@@ -356,6 +366,19 @@ impl HeadIndex {
     /// Every live posting.
     pub fn all(&self) -> Vec<Arc<Posting>> {
         self.inner.read().postings.iter().flatten().cloned().collect()
+    }
+
+    /// Bytes a search for the `n` nearest heads reads: every centroid, or past
+    /// [`FLAT_HEADS`] every centroid's codes, scale and norm plus the exactly re-ranked
+    /// centroids.
+    pub fn scan_bytes(&self, n: usize) -> usize {
+        let h = self.inner.read();
+        let slots = h.postings.len();
+        if h.codes.origin.is_empty() {
+            slots * self.dim * 4
+        } else {
+            slots * (self.dim + 8) + (HEAD_RERANK * n + 8).min(slots) * self.dim * 4
+        }
     }
 
     /// Bytes held by the centroid block and the coarse layer.

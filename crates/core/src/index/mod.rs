@@ -622,9 +622,9 @@ impl Shared {
         }
     }
 
-    /// Bytes of the centroid scan every search makes.
-    fn head_bytes(&self) -> u64 {
-        (self.heads.len() * self.params.dim * 4) as u64
+    /// Bytes of the centroid scan a search probing `nprobe` postings makes.
+    fn head_bytes(&self, nprobe: usize) -> u64 {
+        self.heads.scan_bytes(nprobe) as u64
     }
 
     /// The exact scan of `f32` postings: every scanned distance is exact up to rounding.
@@ -686,7 +686,8 @@ impl Shared {
         for p in maintain {
             self.jobs.enqueue(p);
         }
-        let bytes = self.head_bytes() + (scanned * (dim * 4 + self.member_overhead())) as u64;
+        let head = if plan.exact { 0 } else { self.head_bytes(plan.postings.len()) };
+        let bytes = head + (scanned * (dim * 4 + self.member_overhead())) as u64;
         self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
         self.counters.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
         top
@@ -782,7 +783,7 @@ impl Shared {
         for p in maintain {
             self.jobs.enqueue(p);
         }
-        let bytes = self.head_bytes()
+        let bytes = self.head_bytes(plan.postings.len())
             + (scanned * (dim + self.member_overhead()) + reranked * dim * 4) as u64;
         self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
         self.counters.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);

@@ -140,6 +140,39 @@ fn random_update_stream_keeps_every_live_id_and_no_stale_one_with(encoding: Enco
     }
     let all = index.search(&[0.0; 16], &SearchParams::exact(model.len() + 10));
     assert_eq!(all.len(), model.len());
+    if encoding == Encoding::Int8 {
+        check_codes(&index, &model);
+    }
+}
+
+/// Every live member's codes decode to its current vector's residual to the centroid of the
+/// posting that holds it (within half a quantization step), and its stored norm is that
+/// residual's: splits, merges and reassigns re-encoded what they moved.
+fn check_codes(index: &Index, model: &BTreeMap<u64, Vec<f32>>) {
+    let s = &index.shared;
+    let dim = s.params.dim;
+    let mut checked = 0;
+    for p in s.heads.all() {
+        let m = p.members.read();
+        let view = s.versions.view();
+        for i in 0..m.len() {
+            if !view.is_live(m.slots[i], m.words[i]) {
+                continue;
+            }
+            let v = &model[&view.external(m.slots[i])];
+            let (scale, codes) = (m.scales[i], &m.codes[i * dim..(i + 1) * dim]);
+            let mut r2 = 0f32;
+            for ((x, c), code) in v.iter().zip(p.centroid.iter()).zip(codes) {
+                let r = x - c;
+                r2 += r * r;
+                let decoded = scale * (*code as f32 - 128.0);
+                assert!((r - decoded).abs() <= scale * 0.5 + 1e-4, "stale code in {:?}", p.id);
+            }
+            assert!((m.norms[i] - r2).abs() <= 1e-3 * r2.max(1.0), "stale norm in {:?}", p.id);
+            checked += 1;
+        }
+    }
+    assert!(checked >= model.len(), "{checked} live members for {} ids", model.len());
 }
 
 #[test]
