@@ -9,6 +9,7 @@ pub mod error;
 pub mod index;
 pub mod kmeans;
 pub mod rng;
+pub mod storage;
 pub mod texmex;
 pub mod topk;
 
