@@ -129,13 +129,30 @@ impl Collection {
 
     /// Inserts or replaces vectors. Ids repeated within the batch: the last row wins.
     pub fn upsert(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        let prepared = self.validate_upsert(ids, vectors)?;
+        self.admit()?;
+        self.upsert_valid(ids, &prepared)
+    }
+
+    /// Checks a batch without changing anything; returns the rows prepared for the metric.
+    pub fn validate_upsert(&self, ids: &[u64], vectors: &[f32]) -> Result<Vec<f32>> {
         let mut owned = vectors.to_vec();
         self.prepare_rows(ids, &mut owned)?;
+        Ok(owned)
+    }
+
+    /// Waits for every shard's admission control (see [`Index::admit`]).
+    pub fn admit(&self) -> Result<()> {
+        self.shards.iter().try_for_each(Index::admit)
+    }
+
+    /// Applies a batch [`Collection::validate_upsert`] prepared, after [`Collection::admit`].
+    pub fn upsert_valid(&self, ids: &[u64], owned: &[f32]) -> Result<()> {
         let mut seen = rustc_hash::FxHashSet::default();
         let keep: Vec<usize> = (0..ids.len()).rev().filter(|&i| seen.insert(ids[i])).collect();
         let dim = self.dim;
         if self.shards.len() == 1 && keep.len() == ids.len() {
-            return self.shards[0].upsert(ids, &owned);
+            return self.shards[0].upsert_admitted(ids, owned);
         }
         let mut parts: Vec<(Vec<u64>, Vec<f32>)> = vec![Default::default(); self.shards.len()];
         for &i in keep.iter().rev() {
@@ -145,10 +162,20 @@ impl Collection {
         }
         for (shard, (ids, vectors)) in self.shards.iter().zip(&parts) {
             if !ids.is_empty() {
-                shard.upsert(ids, vectors)?;
+                shard.upsert_admitted(ids, vectors)?;
             }
         }
         Ok(())
+    }
+
+    /// The shards, for checkpoints.
+    pub fn shards(&self) -> &[Index] {
+        &self.shards
+    }
+
+    /// A collection over restored shards.
+    pub fn from_shards(metric: Metric, dim: usize, shards: Vec<Index>) -> Collection {
+        Collection { metric, dim, shards }
     }
 
     /// Deletes ids; returns how many were live.

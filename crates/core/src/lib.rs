@@ -5,6 +5,7 @@
 
 pub mod collection;
 pub mod distance;
+pub mod durable;
 pub mod error;
 pub mod index;
 pub mod kmeans;

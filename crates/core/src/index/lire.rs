@@ -54,6 +54,8 @@ pub(super) struct Jobs {
 struct JobState {
     queue: VecDeque<Arc<Posting>>,
     running: usize,
+    /// Holds on maintenance (a checkpoint reading the index): no job starts while any is held.
+    held: usize,
     /// Postings over the hard size limit, waiting for their split.
     overfull: usize,
     shutdown: bool,
@@ -114,9 +116,11 @@ impl Jobs {
             if s.shutdown {
                 return None;
             }
-            if let Some(p) = s.queue.pop_front() {
-                s.running += 1;
-                return Some(p);
+            if s.held == 0 {
+                if let Some(p) = s.queue.pop_front() {
+                    s.running += 1;
+                    return Some(p);
+                }
             }
             if !block {
                 return None;
@@ -132,14 +136,29 @@ impl Jobs {
 
     fn wait_quiet(&self) {
         let mut s = self.state.lock();
-        while s.queue.is_empty() && s.running > 0 {
+        while s.held == 0 && s.queue.is_empty() && s.running > 0 {
             self.done.wait(&mut s);
         }
     }
 
+    /// Nothing queued or running, or maintenance is held (queued jobs wait for the release).
     fn is_quiet(&self) -> bool {
         let s = self.state.lock();
-        s.queue.is_empty() && s.running == 0
+        s.held > 0 || (s.queue.is_empty() && s.running == 0)
+    }
+
+    /// Stops new jobs from starting and waits for running ones to finish.
+    pub(super) fn hold(&self) {
+        let mut s = self.state.lock();
+        s.held += 1;
+        while s.running > 0 {
+            self.done.wait(&mut s);
+        }
+    }
+
+    pub(super) fn release(&self) {
+        self.state.lock().held -= 1;
+        self.work.notify_all();
     }
 }
 

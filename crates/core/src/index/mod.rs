@@ -6,6 +6,7 @@
 
 mod head;
 mod lire;
+mod persist;
 mod posting;
 mod store;
 mod versions;
@@ -18,6 +19,7 @@ use crate::rng::Rng;
 use crate::topk::{Scored, TopK};
 use head::HeadIndex;
 use lire::Jobs;
+pub use persist::MaintenanceHold;
 use posting::{Members, Posting};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -375,9 +377,23 @@ impl Index {
     /// Inserts or replaces vectors (row-major, prepared). Waits, then fails with
     /// [`Error::Overloaded`], while background rebalancing is too far behind.
     pub fn upsert(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        self.shared.check_rows(ids, vectors)?;
+        self.admit()?;
+        self.upsert_admitted(ids, vectors)
+    }
+
+    /// Admission control alone: waits while background rebalancing is too far behind, then
+    /// fails with [`Error::Overloaded`]. A durable writer calls it before logging a batch, so
+    /// that a logged batch always applies.
+    pub fn admit(&self) -> Result<()> {
+        let s = &*self.shared;
+        s.jobs.admit(s.params.max_pending_jobs, s.params.backpressure_timeout)
+    }
+
+    /// [`Index::upsert`] without admission control (after [`Index::admit`]).
+    pub fn upsert_admitted(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
         let s = &*self.shared;
         s.check_rows(ids, vectors)?;
-        s.jobs.admit(s.params.max_pending_jobs, s.params.backpressure_timeout)?;
         if s.heads.is_empty() {
             // The first vectors of an empty index become one posting around their mean.
             let dim = s.params.dim;

@@ -26,7 +26,7 @@ pub type VersionWord = u32;
 
 pub const TOMBSTONE: u32 = 1 << 31;
 /// Set while an upsert overwrites the slot's row in the vector store.
-const WRITING: u32 = 1 << 30;
+pub const WRITING: u32 = 1 << 30;
 const COUNTER: u32 = WRITING - 1;
 const CHUNK_BITS: u32 = 14;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -203,6 +203,46 @@ impl VersionMap {
             .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
             .ok()
             .map(|_| next)
+    }
+
+    /// Every slot in order: `(external id, current word, home)`.
+    pub fn cells(&self) -> Vec<(u64, VersionWord, u32)> {
+        let view = self.view();
+        (0..self.slots() as u32)
+            .map(|s| {
+                let c = view.cell(Slot(s));
+                let word = c.version.load(Ordering::Acquire);
+                (c.external.load(Ordering::Relaxed), word, c.home.load(Ordering::Relaxed))
+            })
+            .collect()
+    }
+
+    /// Appends a slot as a checkpoint recorded it (slots are restored in order). Returns
+    /// `false` when the id already has a slot.
+    pub fn restore(&self, id: u64, word: VersionWord, home: u32) -> bool {
+        if self.lookup(id).is_some() {
+            return false;
+        }
+        let word = word & !WRITING;
+        let slot = self.slot_for(id);
+        let view = self.view();
+        let cell = view.cell(slot);
+        cell.version.store(word, Ordering::Release);
+        cell.home.store(home, Ordering::Release);
+        if word & TOMBSTONE == 0 {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Re-points a slot's home (after restored postings got new ids).
+    pub fn remap_home(&self, slot: Slot, map: impl Fn(u32) -> u32) {
+        let view = self.view();
+        let home = &view.cell(slot).home;
+        let h = home.load(Ordering::Relaxed);
+        if h != NO_HOME {
+            home.store(map(h), Ordering::Relaxed);
+        }
     }
 
     fn slot_for(&self, id: u64) -> Slot {

@@ -1,0 +1,484 @@
+//! The embedded durable collection: a [`Collection`] whose every acknowledged write is in a
+//! journal, restartable from its newest valid checkpoint plus the journal after it.
+//!
+//! - `apply(op)`: validate (a bad batch changes nothing and is not logged), wait for admission
+//!   (so a logged batch always applies), append to the journal and wait for its fsync, apply,
+//!   return the log index. Applies are serialised, so the collection applies batches in log
+//!   order.
+//! - `checkpoint()`: with applies and background maintenance held, each shard is written to a
+//!   temporary directory, every file checksummed in a manifest written last, then the directory
+//!   is fsynced and renamed into place and its parent fsynced. The two newest checkpoints are
+//!   kept, and the journal is purged up to the older one, so a damaged newest checkpoint still
+//!   leaves a way back.
+//! - `open(dir)`: stray temporary directories are removed; the newest checkpoint whose manifest
+//!   and files verify is restored (never rebuilt); the journal after its index is replayed.
+//!
+//! Layout: `DIR/collection` (what the collection is), `DIR/journal/`, and
+//! `DIR/checkpoints/ckpt-{index:020}/{manifest,shard-NNN}` (see `docs/file-formats.md`).
+
+use crate::collection::Collection;
+use crate::distance::Metric;
+use crate::index::{Encoding, Index, IndexParams};
+use crate::storage::frame::{self, Reader};
+use crate::storage::fs::{write_atomic, Fs};
+use crate::storage::journal::{Journal, JournalError, JournalOptions};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// One logged write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Upsert { ids: Vec<u64>, vectors: Vec<f32> },
+    Delete { ids: Vec<u64> },
+}
+
+const UPSERT: u8 = 1;
+const DELETE: u8 = 2;
+
+impl Op {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let (tag, ids) = match self {
+            Op::Upsert { ids, .. } => (UPSERT, ids),
+            Op::Delete { ids } => (DELETE, ids),
+        };
+        out.push(tag);
+        out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        for id in ids {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        if let Op::Upsert { vectors, .. } = self {
+            for x in vectors {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+
+    /// Decodes an op of vectors `dim` wide; `None` for anything malformed.
+    pub fn decode(bytes: &[u8], dim: usize) -> Option<Op> {
+        let mut r = Reader::new(bytes);
+        let tag = r.u8()?;
+        let n = r.u32()? as usize;
+        let ids = r.u64s(n)?;
+        let op = match tag {
+            UPSERT => Op::Upsert { ids, vectors: r.f32s(n.checked_mul(dim)?)? },
+            DELETE => Op::Delete { ids },
+            _ => return None,
+        };
+        r.is_empty().then_some(op)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    /// The batch was refused before anything was logged or changed.
+    #[error(transparent)]
+    Invalid(#[from] crate::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("storage i/o on {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{0} already holds a collection")]
+    Exists(String),
+}
+
+pub type Result<T> = std::result::Result<T, DurableError>;
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DurableError + '_ {
+    move |source| DurableError::Io { path: path.display().to_string(), source }
+}
+
+/// What a collection is, fixed at creation (`DIR/collection`).
+#[derive(Clone, Debug, PartialEq)]
+struct Meta {
+    dim: usize,
+    metric: Metric,
+    encoding: Encoding,
+    shards: usize,
+}
+
+fn metric_code(m: Metric) -> u8 {
+    match m {
+        Metric::L2 => 0,
+        Metric::Dot => 1,
+        Metric::Cosine => 2,
+    }
+}
+
+impl Meta {
+    fn encode(&self) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        p.push(metric_code(self.metric));
+        p.push(match self.encoding {
+            Encoding::F32 => 0,
+            Encoding::Int8 => 1,
+        });
+        p.extend_from_slice(&(self.shards as u32).to_le_bytes());
+        let mut out = frame::header(frame::COLLECTION_META).to_vec();
+        frame::record(&p, &mut out);
+        out
+    }
+
+    fn decode(path: &Path, bytes: &[u8]) -> Result<Meta> {
+        let scan = frame::scan(frame::COLLECTION_META, path, bytes)
+            .map_err(|e| DurableError::Corrupt(e.to_string()))?;
+        let bad = || DurableError::Corrupt(format!("{}: unreadable", path.display()));
+        let (_, payload) = scan.records.first().filter(|_| !scan.torn).ok_or_else(bad)?;
+        let mut r = Reader::new(payload);
+        let dim = r.u32().ok_or_else(bad)? as usize;
+        let metric = match r.u8() {
+            Some(0) => Metric::L2,
+            Some(1) => Metric::Dot,
+            Some(2) => Metric::Cosine,
+            _ => return Err(bad()),
+        };
+        let encoding = match r.u8() {
+            Some(0) => Encoding::F32,
+            Some(1) => Encoding::Int8,
+            _ => return Err(bad()),
+        };
+        let shards = r.u32().ok_or_else(bad)? as usize;
+        Ok(Meta { dim, metric, encoding, shards })
+    }
+}
+
+/// How many checkpoints are kept.
+const KEEP_CHECKPOINTS: usize = 2;
+
+#[derive(Debug)]
+pub struct DurableCollection {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    params: IndexParams,
+    coll: Collection,
+    journal: Journal,
+    /// Serialises log append + apply, and checkpoints against both.
+    apply: Mutex<()>,
+    applied: AtomicU64,
+    /// The log index of the checkpoint this collection was restored from (0: none).
+    restored_from: u64,
+}
+
+fn ckpt_name(index: u64) -> String {
+    format!("ckpt-{index:020}")
+}
+
+impl DurableCollection {
+    /// Creates an empty collection in `dir` (which must not hold one).
+    pub fn create(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        params: IndexParams,
+        shards: usize,
+    ) -> Result<DurableCollection> {
+        params.validate()?;
+        let meta_path = dir.join("collection");
+        if fs.exists(&meta_path) {
+            return Err(DurableError::Exists(dir.display().to_string()));
+        }
+        let coll = Collection::new(params.clone(), shards)?;
+        fs.create_dir_all(&dir.join("checkpoints")).map_err(io_err(dir))?;
+        let parent = dir.parent().unwrap_or(Path::new(""));
+        fs.sync_dir(parent).map_err(io_err(parent))?;
+        fs.sync_dir(dir).map_err(io_err(dir))?;
+        let meta =
+            Meta { dim: params.dim, metric: params.metric, encoding: params.encoding, shards };
+        write_atomic(&*fs, &meta_path, &meta.encode()).map_err(io_err(&meta_path))?;
+        let journal = Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?;
+        Ok(DurableCollection {
+            fs,
+            dir: dir.to_path_buf(),
+            params,
+            coll,
+            journal,
+            apply: Mutex::new(()),
+            applied: AtomicU64::new(0),
+            restored_from: 0,
+        })
+    }
+
+    /// Opens the collection in `dir`: newest valid checkpoint, then the journal after it.
+    /// `params` supplies the tunables; dimension, metric, encoding and shards come from `dir`.
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path, params: IndexParams) -> Result<DurableCollection> {
+        let meta_path = dir.join("collection");
+        let bytes = fs.read(&meta_path).map_err(io_err(&meta_path))?;
+        let meta = Meta::decode(&meta_path, &bytes)?;
+        let params =
+            IndexParams { dim: meta.dim, metric: meta.metric, encoding: meta.encoding, ..params };
+        params.validate()?;
+        let ckdir = dir.join("checkpoints");
+        fs.create_dir_all(&ckdir).map_err(io_err(&ckdir))?;
+        let mut names = fs.list(&ckdir).map_err(io_err(&ckdir))?;
+        for stray in names.iter().filter(|n| n.starts_with(".tmp-")) {
+            let p = ckdir.join(stray);
+            fs.remove_dir_all(&p).map_err(io_err(&p))?;
+        }
+        names.retain(|n| n.starts_with("ckpt-"));
+        names.sort();
+        let mut restored = None;
+        for name in names.iter().rev() {
+            let Some(index) = name.strip_prefix("ckpt-").and_then(|i| i.parse::<u64>().ok()) else {
+                continue;
+            };
+            // A checkpoint that does not verify is skipped, never used.
+            if let Ok(coll) = load_checkpoint(&*fs, &ckdir.join(name), &params, &meta, index) {
+                restored = Some((index, coll));
+                break;
+            }
+        }
+        let journal = Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?;
+        let (from, coll) = match restored {
+            Some(r) => r,
+            None => (0, Collection::new(params.clone(), meta.shards)?),
+        };
+        if journal.purged() > from {
+            return Err(DurableError::Corrupt(format!(
+                "{}: the journal is purged up to {} but the newest valid checkpoint is at {from}",
+                dir.display(),
+                journal.purged()
+            )));
+        }
+        let mut failure = None;
+        let mut last = from;
+        journal.read_from(from + 1, |index, data| {
+            if failure.is_some() {
+                return;
+            }
+            match Op::decode(data, meta.dim) {
+                Some(op) => match apply_to(&coll, &op) {
+                    Ok(()) => last = index,
+                    Err(e) => failure = Some(format!("replaying entry {index}: {e}")),
+                },
+                None => failure = Some(format!("journal entry {index} does not decode")),
+            }
+        })?;
+        if let Some(f) = failure {
+            return Err(DurableError::Corrupt(f));
+        }
+        Ok(DurableCollection {
+            fs,
+            dir: dir.to_path_buf(),
+            params,
+            coll,
+            journal,
+            apply: Mutex::new(()),
+            applied: AtomicU64::new(last.max(from)),
+            restored_from: from,
+        })
+    }
+
+    pub fn collection(&self) -> &Collection {
+        &self.coll
+    }
+
+    /// The log index of the last applied write.
+    pub fn applied_index(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// The index of the checkpoint `open` restored (0 when it started empty).
+    pub fn restored_from(&self) -> u64 {
+        self.restored_from
+    }
+
+    /// Validates, logs durably and applies one write; returns its log index.
+    pub fn apply(&self, op: &Op) -> Result<u64> {
+        let _serial = self.apply.lock();
+        if let Op::Upsert { ids, vectors } = op {
+            self.coll.validate_upsert(ids, vectors)?;
+            self.coll.admit()?;
+        }
+        let mut bytes = Vec::new();
+        op.encode(&mut bytes);
+        let index = self.journal.append(&[&bytes])?;
+        apply_to(&self.coll, op)?;
+        self.applied.store(index, Ordering::Release);
+        Ok(index)
+    }
+
+    /// Writes a checkpoint at the applied index (see the module docs); returns that index.
+    pub fn checkpoint(&self) -> Result<u64> {
+        let _serial = self.apply.lock();
+        let index = self.applied_index();
+        let ckdir = self.dir.join("checkpoints");
+        let done = ckdir.join(ckpt_name(index));
+        if !self.fs.exists(&done) {
+            let holds: Vec<_> = self.coll.shards().iter().map(Index::hold_maintenance).collect();
+            let tmp = ckdir.join(format!(".tmp-{}", ckpt_name(index)));
+            if self.fs.exists(&tmp) {
+                self.fs.remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+            }
+            self.fs.create_dir_all(&tmp).map_err(io_err(&tmp))?;
+            let mut files = Vec::new();
+            for (i, shard) in self.coll.shards().iter().enumerate() {
+                let name = format!("shard-{i:03}");
+                let (len, crc) = write_shard(&*self.fs, &tmp.join(&name), shard)?;
+                files.push((name, len, crc));
+            }
+            drop(holds);
+            let mut p = Vec::new();
+            p.extend_from_slice(&index.to_le_bytes());
+            p.extend_from_slice(&(files.len() as u32).to_le_bytes());
+            for (name, len, crc) in &files {
+                p.extend_from_slice(&(name.len() as u32).to_le_bytes());
+                p.extend_from_slice(name.as_bytes());
+                p.extend_from_slice(&len.to_le_bytes());
+                p.extend_from_slice(&crc.to_le_bytes());
+            }
+            let mut manifest = frame::header(frame::CHECKPOINT_MANIFEST).to_vec();
+            frame::record(&p, &mut manifest);
+            let mpath = tmp.join("manifest");
+            let mut f = self.fs.open_append(&mpath).map_err(io_err(&mpath))?;
+            f.append(&manifest).and_then(|_| f.sync()).map_err(io_err(&mpath))?;
+            drop(f);
+            self.fs.sync_dir(&tmp).map_err(io_err(&tmp))?;
+            self.fs.rename(&tmp, &done).map_err(io_err(&tmp))?;
+            self.fs.sync_dir(&ckdir).map_err(io_err(&ckdir))?;
+        }
+        // Keep the newest checkpoints; the journal goes back to the oldest kept.
+        let mut kept: Vec<String> = self
+            .fs
+            .list(&ckdir)
+            .map_err(io_err(&ckdir))?
+            .into_iter()
+            .filter(|n| n.starts_with("ckpt-"))
+            .collect();
+        kept.sort();
+        let drop_n = kept.len().saturating_sub(KEEP_CHECKPOINTS);
+        for old in kept.drain(..drop_n) {
+            let p = ckdir.join(old);
+            self.fs.remove_dir_all(&p).map_err(io_err(&p))?;
+        }
+        if drop_n > 0 {
+            self.fs.sync_dir(&ckdir).map_err(io_err(&ckdir))?;
+        }
+        let oldest = kept.first().and_then(|n| n.strip_prefix("ckpt-")?.parse::<u64>().ok());
+        if let Some(oldest) = oldest {
+            self.journal.purge_upto(oldest)?;
+        }
+        Ok(index)
+    }
+
+    /// Every live vector by id (with writes and maintenance held): for checks and digests.
+    pub fn contents(&self) -> BTreeMap<u64, Vec<f32>> {
+        let _serial = self.apply.lock();
+        let mut out = BTreeMap::new();
+        for shard in self.coll.shards() {
+            let _hold = shard.hold_maintenance();
+            shard.for_each_live_vector(|id, v| {
+                out.insert(id, v.to_vec());
+            });
+        }
+        out
+    }
+
+    /// Checkpoints and closes.
+    pub fn close(self) -> Result<()> {
+        self.checkpoint()?;
+        Ok(())
+    }
+
+    pub fn params(&self) -> &IndexParams {
+        &self.params
+    }
+}
+
+/// Applies a validated op to the collection (no admission: the caller admitted it).
+fn apply_to(coll: &Collection, op: &Op) -> crate::Result<()> {
+    match op {
+        Op::Upsert { ids, vectors } => {
+            let prepared = coll.validate_upsert(ids, vectors)?;
+            coll.upsert_valid(ids, &prepared)
+        }
+        Op::Delete { ids } => {
+            coll.delete(ids);
+            Ok(())
+        }
+    }
+}
+
+/// Writes one shard file (framed records) and fsyncs it; returns its length and CRC32.
+fn write_shard(fs: &dyn Fs, path: &Path, shard: &Index) -> Result<(u64, u32)> {
+    let mut f = fs.open_append(path).map_err(io_err(path))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    let mut buf = frame::header(frame::CHECKPOINT_SHARD).to_vec();
+    let mut flush = |buf: &mut Vec<u8>, f: &mut Box<dyn crate::storage::fs::AppendFile>| {
+        hasher.update(buf);
+        len += buf.len() as u64;
+        let r = f.append(buf);
+        buf.clear();
+        r
+    };
+    shard
+        .save(&mut |payload| {
+            frame::record(payload, &mut buf);
+            if buf.len() >= 8 << 20 {
+                flush(&mut buf, &mut f)?;
+            }
+            Ok(())
+        })
+        .map_err(io_err(path))?;
+    flush(&mut buf, &mut f).map_err(io_err(path))?;
+    f.sync().map_err(io_err(path))?;
+    Ok((len, hasher.finalize()))
+}
+
+/// Verifies a checkpoint's manifest and files and restores its shards.
+fn load_checkpoint(
+    fs: &dyn Fs,
+    dir: &Path,
+    params: &IndexParams,
+    meta: &Meta,
+    index: u64,
+) -> std::result::Result<Collection, String> {
+    let mpath = dir.join("manifest");
+    let bytes = fs.read(&mpath).map_err(|e| format!("{}: {e}", mpath.display()))?;
+    let scan =
+        frame::scan(frame::CHECKPOINT_MANIFEST, &mpath, &bytes).map_err(|e| e.to_string())?;
+    let bad = || format!("{}: does not verify", mpath.display());
+    let (_, payload) = scan.records.first().filter(|_| !scan.torn).ok_or_else(bad)?;
+    let mut r = Reader::new(payload);
+    if r.u64() != Some(index) {
+        return Err(bad());
+    }
+    let n = r.u32().ok_or_else(bad)? as usize;
+    if n != meta.shards {
+        return Err(bad());
+    }
+    let mut shards = Vec::with_capacity(n);
+    for i in 0..n {
+        let name_len = r.u32().ok_or_else(bad)? as usize;
+        let name = r.take(name_len).ok_or_else(bad)?;
+        let name = std::str::from_utf8(name).map_err(|_| bad())?;
+        let (len, crc) = (r.u64().ok_or_else(bad)?, r.u32().ok_or_else(bad)?);
+        let path = dir.join(name);
+        let data = fs.read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if data.len() as u64 != len || crc32fast::hash(&data) != crc {
+            return Err(format!(
+                "{}: length or checksum differs from the manifest",
+                path.display()
+            ));
+        }
+        let scan = frame::scan(frame::CHECKPOINT_SHARD, &path, &data).map_err(|e| e.to_string())?;
+        if scan.torn {
+            return Err(format!("{}: torn", path.display()));
+        }
+        let mut p = params.clone();
+        p.seed = params.seed.wrapping_add(i as u64);
+        let shard = Index::restore(p, scan.records.iter().map(|r| r.1))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        shards.push(shard);
+    }
+    Ok(Collection::from_shards(meta.metric, meta.dim, shards))
+}
+
+#[cfg(test)]
+#[path = "durable_tests.rs"]
+mod tests;

@@ -1,0 +1,215 @@
+//! Saving one shard for a checkpoint and restoring it without rebuilding: the version map, the
+//! current vector of every slot, and every posting's centroid and live members. Codes are not
+//! saved: restoring encodes each member against its centroid again, which is deterministic and
+//! far cheaper than clustering. Byte layout in `docs/file-formats.md` (checkpoint shard file).
+
+use super::posting::Members;
+use super::versions::{Slot, NO_HOME};
+use super::{Index, IndexParams};
+use crate::storage::frame::Reader;
+use rustc_hash::FxHashMap;
+use std::io;
+
+const SUMMARY: u8 = 1;
+const VERSIONS: u8 = 2;
+const VECTORS: u8 = 3;
+const POSTING: u8 = 4;
+/// Slots per versions or vectors record.
+const CHUNK: usize = 16_384;
+
+/// While alive, no maintenance job starts on the index and none is running.
+#[derive(Debug)]
+pub struct MaintenanceHold<'a>(&'a Index);
+
+impl Drop for MaintenanceHold<'_> {
+    fn drop(&mut self) {
+        self.0.shared.jobs.release();
+    }
+}
+
+impl Index {
+    /// Stops background maintenance until the hold is dropped (waiting for a running job).
+    pub fn hold_maintenance(&self) -> MaintenanceHold<'_> {
+        self.shared.jobs.hold();
+        MaintenanceHold(self)
+    }
+
+    /// The current vector of every slot (zeros for deleted ones), row-major.
+    fn slot_vectors(&self) -> Vec<f32> {
+        let s = &*self.shared;
+        let dim = s.params.dim;
+        let slots = s.versions.slots();
+        let mut out = vec![0f32; slots * dim];
+        match &s.store {
+            Some(store) => {
+                let (view, rows) = (s.versions.view(), store.view());
+                for (i, row) in out.chunks_exact_mut(dim).enumerate() {
+                    if rows.read(&view, Slot(i as u32), row).is_none() {
+                        row.fill(0.0);
+                    }
+                }
+            }
+            None => {
+                for p in s.heads.all() {
+                    let m = p.members.read();
+                    s.for_each_live(&m, 0..m.len(), |slot, _, v| {
+                        out[slot.0 as usize * dim..][..dim].copy_from_slice(v);
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Calls `f(id, vector)` for every live vector. Hold writes and maintenance for a
+    /// consistent view.
+    pub fn for_each_live_vector(&self, mut f: impl FnMut(u64, &[f32])) {
+        let s = &*self.shared;
+        let dim = s.params.dim;
+        let vectors = self.slot_vectors();
+        for (slot, (id, word, _)) in s.versions.cells().into_iter().enumerate() {
+            if word & (super::versions::TOMBSTONE | super::versions::WRITING) == 0 {
+                f(id, &vectors[slot * dim..][..dim]);
+            }
+        }
+    }
+
+    /// Writes the shard as record payloads through `put`. Writes and maintenance must be
+    /// held for the duration.
+    pub fn save(&self, put: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let s = &*self.shared;
+        let dim = s.params.dim;
+        let cells = s.versions.cells();
+        let postings = s.heads.all();
+        let mut rec = vec![SUMMARY];
+        rec.extend_from_slice(&(dim as u32).to_le_bytes());
+        rec.extend_from_slice(&(cells.len() as u64).to_le_bytes());
+        rec.extend_from_slice(&(postings.len() as u64).to_le_bytes());
+        put(&rec)?;
+        for chunk in cells.chunks(CHUNK) {
+            rec.clear();
+            rec.push(VERSIONS);
+            rec.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+            for &(id, word, home) in chunk {
+                rec.extend_from_slice(&id.to_le_bytes());
+                rec.extend_from_slice(&word.to_le_bytes());
+                rec.extend_from_slice(&home.to_le_bytes());
+            }
+            put(&rec)?;
+        }
+        let vectors = self.slot_vectors();
+        for (c, chunk) in vectors.chunks(CHUNK * dim.max(1)).enumerate() {
+            rec.clear();
+            rec.push(VECTORS);
+            rec.extend_from_slice(&((c * CHUNK) as u64).to_le_bytes());
+            rec.extend_from_slice(&((chunk.len() / dim.max(1)) as u32).to_le_bytes());
+            for x in chunk {
+                rec.extend_from_slice(&x.to_le_bytes());
+            }
+            put(&rec)?;
+        }
+        drop(vectors);
+        let view = s.versions.view();
+        for p in &postings {
+            let m = p.members.read();
+            rec.clear();
+            rec.push(POSTING);
+            rec.extend_from_slice(&p.id.0.to_le_bytes());
+            for x in p.centroid.iter() {
+                rec.extend_from_slice(&x.to_le_bytes());
+            }
+            let live: Vec<usize> =
+                (0..m.len()).filter(|&i| view.is_live(m.slots[i], m.words[i])).collect();
+            rec.extend_from_slice(&(live.len() as u32).to_le_bytes());
+            for i in live {
+                rec.extend_from_slice(&m.slots[i].0.to_le_bytes());
+                rec.extend_from_slice(&m.words[i].to_le_bytes());
+            }
+            put(&rec)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a shard from the payloads [`Index::save`] wrote; any inconsistency is an
+    /// error naming what is wrong, never a panic.
+    pub fn restore<'a>(
+        params: IndexParams,
+        records: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Index, String> {
+        let index = Index::new(params).map_err(|e| e.to_string())?;
+        let s = &*index.shared;
+        let dim = s.params.dim;
+        let mut records = records.into_iter();
+        let bad = |what: &str| format!("checkpoint shard: {what}");
+        let mut r = Reader::new(records.next().ok_or_else(|| bad("no summary"))?);
+        if r.u8() != Some(SUMMARY) || r.u32() != Some(dim as u32) {
+            return Err(bad("summary missing or of another dimension"));
+        }
+        let slots = r.u64().ok_or_else(|| bad("summary"))? as usize;
+        let n_postings = r.u64().ok_or_else(|| bad("summary"))? as usize;
+        let mut vectors: Vec<f32> = Vec::new();
+        vectors.try_reserve_exact(slots.saturating_mul(dim)).map_err(|_| bad("too many slots"))?;
+        let mut restored_slots = 0usize;
+        let mut old_to_new: FxHashMap<u32, u32> = FxHashMap::default();
+        for payload in records {
+            let mut r = Reader::new(payload);
+            match r.u8() {
+                Some(VERSIONS) => {
+                    let n = r.u32().ok_or_else(|| bad("versions"))? as usize;
+                    for _ in 0..n {
+                        let (id, word, home) = (r.u64(), r.u32(), r.u32());
+                        let (Some(id), Some(word), Some(home)) = (id, word, home) else {
+                            return Err(bad("versions record cut short"));
+                        };
+                        if !s.versions.restore(id, word, home) {
+                            return Err(bad(&format!("id {id} appears twice")));
+                        }
+                        restored_slots += 1;
+                    }
+                }
+                Some(VECTORS) => {
+                    let first = r.u64().ok_or_else(|| bad("vectors"))? as usize;
+                    let n = r.u32().ok_or_else(|| bad("vectors"))? as usize;
+                    if first * dim != vectors.len() || first + n > slots {
+                        return Err(bad("vectors out of order"));
+                    }
+                    vectors.extend(r.f32s(n * dim).ok_or_else(|| bad("vectors cut short"))?);
+                }
+                Some(POSTING) => {
+                    if vectors.len() != slots * dim || restored_slots != slots {
+                        return Err(bad("posting before every slot and vector"));
+                    }
+                    let old = r.u32().ok_or_else(|| bad("posting"))?;
+                    let centroid = r.f32s(dim).ok_or_else(|| bad("posting centroid"))?;
+                    let n = r.u32().ok_or_else(|| bad("posting"))? as usize;
+                    let mut members = Members::with_capacity(s.params.encoding, n, dim);
+                    for _ in 0..n {
+                        let (Some(slot), Some(word)) = (r.u32(), r.u32()) else {
+                            return Err(bad("posting members cut short"));
+                        };
+                        let v = vectors
+                            .get(slot as usize * dim..(slot as usize + 1) * dim)
+                            .ok_or_else(|| bad("member slot out of range"))?;
+                        members.push(Slot(slot), word, v, &centroid);
+                    }
+                    let p = s.heads.insert(centroid, members);
+                    old_to_new.insert(old, p.id.0);
+                }
+                _ => return Err(bad("unknown record")),
+            }
+        }
+        if restored_slots != slots || vectors.len() != slots * dim {
+            return Err(bad("slots or vectors missing"));
+        }
+        if old_to_new.len() != n_postings {
+            return Err(bad("postings missing"));
+        }
+        for slot in 0..slots as u32 {
+            s.versions.remap_home(Slot(slot), |h| *old_to_new.get(&h).unwrap_or(&NO_HOME));
+        }
+        if let Some(store) = &s.store {
+            store.adopt(vectors);
+        }
+        Ok(index)
+    }
+}
