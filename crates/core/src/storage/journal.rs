@@ -474,4 +474,70 @@ mod tests {
         assert!(syncs < 300, "{syncs} fsyncs: group commit is not sharing them");
         assert_eq!(entries(&open(&fs.reboot(None), 1 << 20).unwrap(), 1).len(), 401);
     }
+
+    /// The corruption table for the journal: every cut of the last record recovers the
+    /// records before it; damage before valid records refuses to open, naming file and offset;
+    /// a zero-filled tail recovers.
+    #[test]
+    fn damage_is_forgiven_only_at_the_tail() {
+        let seed = 0x5eed;
+        println!("seed {seed:#x}");
+        let fs = MemFs::new();
+        let j = open(&fs, 1 << 20).unwrap();
+        for i in 1..=20u64 {
+            j.append(&[format!("payload number {i}").as_bytes()]).unwrap();
+        }
+        drop(j);
+        let seg = Path::new("j").join(segment_name(1));
+        let full = fs.read(&seg).unwrap();
+        let last_len = frame::RECORD_HEADER_LEN + 8 + "payload number 20".len();
+        let with = |bytes: &[u8]| {
+            let fs = fs.reboot(None);
+            write_atomic(&fs, &seg, bytes).unwrap();
+            fs
+        };
+        for cut in full.len() - last_len..full.len() {
+            let j = open(&with(&full[..cut]), 1 << 20).unwrap();
+            assert_eq!(j.last_index(), 19, "cut at {cut}");
+            assert_eq!(j.append(&[b"next"]).unwrap(), 20);
+        }
+        let mut zeros = full.clone();
+        zeros.extend_from_slice(&[0u8; 64]);
+        assert_eq!(open(&with(&zeros), 1 << 20).unwrap().last_index(), 20);
+        let mut rng = crate::rng::Rng::new(seed);
+        let mut refused = 0;
+        for _ in 0..300 {
+            let mut bad = full.clone();
+            let at = frame::HEADER_LEN + rng.below(full.len() - last_len - frame::HEADER_LEN);
+            bad[at] ^= 1 << rng.below(8);
+            match open(&with(&bad), 1 << 20) {
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("00000000000000000001.log"), "{msg}");
+                    assert!(msg.contains("byte"), "{msg}");
+                    refused += 1;
+                }
+                Ok(j) => panic!("damage at byte {at} was accepted ({} entries)", j.last_index()),
+            }
+        }
+        assert_eq!(refused, 300);
+    }
+
+    #[test]
+    fn a_full_disk_fails_writes_loses_nothing_and_recovers_after_space_is_freed() {
+        let fs = MemFs::new();
+        let j = open(&fs, 1 << 20).unwrap();
+        for i in 0..10 {
+            j.append(&[format!("entry {i}").as_bytes()]).unwrap();
+        }
+        fs.set_capacity(fs.read(&Path::new("j").join(segment_name(1))).unwrap().len() + 30);
+        let err = j.append(&[&[7u8; 100]]).unwrap_err();
+        assert!(err.to_string().contains("no space left"), "{err}");
+        assert!(j.append(&[b"small"]).is_err(), "writes after a failed append must be refused");
+        fs.set_capacity(usize::MAX);
+        let j = open(&fs, 1 << 20).unwrap();
+        assert_eq!(j.last_index(), 10);
+        assert_eq!(j.append(&[b"works again"]).unwrap(), 11);
+        assert_eq!(entries(&j, 1).len(), 11);
+    }
 }
