@@ -302,6 +302,22 @@ impl DurableCollection {
         Ok(index)
     }
 
+    /// Loads the first data of an empty collection by the bulk build (clustering, not one
+    /// upsert at a time) and makes it durable with a checkpoint before returning.
+    pub fn import(&self, ids: Vec<u64>, vectors: Vec<f32>) -> Result<u64> {
+        {
+            let _serial = self.apply.lock();
+            if self.applied_index() != 0 || !self.coll.is_empty() {
+                return Err(DurableError::Invalid(crate::Error::InvalidParameter {
+                    name: "import",
+                    reason: "only into an empty collection".into(),
+                }));
+            }
+            self.coll.bulk_load(ids, vectors)?;
+        }
+        self.checkpoint()
+    }
+
     /// Writes a checkpoint at the applied index (see the module docs); returns that index.
     pub fn checkpoint(&self) -> Result<u64> {
         let _serial = self.apply.lock();

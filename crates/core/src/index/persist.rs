@@ -34,17 +34,17 @@ impl Index {
         MaintenanceHold(self)
     }
 
-    /// The current vector of every slot (zeros for deleted ones), row-major.
-    fn slot_vectors(&self) -> Vec<f32> {
+    /// The current vector of every slot in `range` (zeros for deleted ones), row-major.
+    /// With `f32` postings the whole range's vectors are gathered from every posting.
+    fn slot_vectors(&self, range: std::ops::Range<usize>) -> Vec<f32> {
         let s = &*self.shared;
         let dim = s.params.dim;
-        let slots = s.versions.slots();
-        let mut out = vec![0f32; slots * dim];
+        let mut out = vec![0f32; range.len() * dim];
         match &s.store {
             Some(store) => {
                 let (view, rows) = (s.versions.view(), store.view());
                 for (i, row) in out.chunks_exact_mut(dim).enumerate() {
-                    if rows.read(&view, Slot(i as u32), row).is_none() {
+                    if rows.read(&view, Slot((range.start + i) as u32), row).is_none() {
                         row.fill(0.0);
                     }
                 }
@@ -53,7 +53,10 @@ impl Index {
                 for p in s.heads.all() {
                     let m = p.members.read();
                     s.for_each_live(&m, 0..m.len(), |slot, _, v| {
-                        out[slot.0 as usize * dim..][..dim].copy_from_slice(v);
+                        if range.contains(&(slot.0 as usize)) {
+                            let at = (slot.0 as usize - range.start) * dim;
+                            out[at..at + dim].copy_from_slice(v);
+                        }
                     });
                 }
             }
@@ -66,7 +69,7 @@ impl Index {
     pub fn for_each_live_vector(&self, mut f: impl FnMut(u64, &[f32])) {
         let s = &*self.shared;
         let dim = s.params.dim;
-        let vectors = self.slot_vectors();
+        let vectors = self.slot_vectors(0..s.versions.slots());
         for (slot, (id, word, _)) in s.versions.cells().into_iter().enumerate() {
             if word & (super::versions::TOMBSTONE | super::versions::WRITING) == 0 {
                 f(id, &vectors[slot * dim..][..dim]);
@@ -97,18 +100,25 @@ impl Index {
             }
             put(&rec)?;
         }
-        let vectors = self.slot_vectors();
-        for (c, chunk) in vectors.chunks(CHUNK * dim.max(1)).enumerate() {
+        // With a store, one chunk of vectors at a time; f32 postings are gathered once.
+        let slots = cells.len();
+        let gathered = s.store.is_none().then(|| self.slot_vectors(0..slots));
+        for first in (0..slots).step_by(CHUNK) {
+            let range = first..(first + CHUNK).min(slots);
+            let chunk = match &gathered {
+                Some(all) => all[range.start * dim..range.end * dim].to_vec(),
+                None => self.slot_vectors(range.clone()),
+            };
             rec.clear();
             rec.push(VECTORS);
-            rec.extend_from_slice(&((c * CHUNK) as u64).to_le_bytes());
-            rec.extend_from_slice(&((chunk.len() / dim.max(1)) as u32).to_le_bytes());
-            for x in chunk {
+            rec.extend_from_slice(&(first as u64).to_le_bytes());
+            rec.extend_from_slice(&(range.len() as u32).to_le_bytes());
+            for x in &chunk {
                 rec.extend_from_slice(&x.to_le_bytes());
             }
             put(&rec)?;
         }
-        drop(vectors);
+        drop(gathered);
         let view = s.versions.view();
         for p in &postings {
             let m = p.members.read();

@@ -7,9 +7,12 @@ mod dataset;
 use anyhow::Context;
 use clap::Args;
 use dataset::Dataset;
+use freshvec_core::durable::{DurableCollection, Op};
+use freshvec_core::storage::fs::RealFs;
 use freshvec_core::{
     distance, Collection, Encoding, IndexParams, IndexStats, Metric, SearchParams,
 };
+use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -87,6 +90,14 @@ pub struct BenchArgs {
     background_threads: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Keep the collection durable in this directory (emptied first): the base is imported
+    /// and checkpointed, every update batch is journaled with an fsync before it is applied.
+    #[arg(long)]
+    durable: Option<PathBuf>,
+    /// With --durable: only reopen the collection already in the directory (checkpoint plus
+    /// journal replay) and measure the restart, its memory and its searches.
+    #[arg(long, requires = "durable")]
+    reopen: bool,
 }
 
 struct SearchRun {
@@ -275,6 +286,48 @@ fn load(args: &BenchArgs) -> anyhow::Result<Dataset> {
     }
 }
 
+/// `--durable DIR --reopen`: restart from the directory and measure it.
+fn reopen(args: &BenchArgs, ds: &Dataset, params: IndexParams) -> anyhow::Result<()> {
+    let dir = args.durable.as_ref().expect("--reopen requires --durable");
+    let rss_before = status_mb("VmRSS:");
+    let t = Instant::now();
+    let dc = DurableCollection::open(Arc::new(RealFs), dir, params)?;
+    let restart_s = t.elapsed().as_secs_f64();
+    let rss = status_mb("VmRSS:");
+    let sp = SearchParams {
+        k: args.k,
+        nprobe: args.nprobe.unwrap_or(SearchParams::DEFAULT_NPROBE),
+        rerank: args.rerank.unwrap_or(SearchParams::DEFAULT_RERANK),
+        exact: false,
+    };
+    let r = measure(dc.collection(), ds, &sp, args);
+    eprintln!(
+        "reopened {} in {restart_s:.2}s (checkpoint at {}, applied {}); rss {rss:.0} MiB \
+         ({rss_before:.0} before); search {:.0} qps, recall@{} {:.4}",
+        dir.display(),
+        dc.restored_from(),
+        dc.applied_index(),
+        r.qps,
+        args.k,
+        r.recall
+    );
+    let out = json!({
+        "system": "freshvec", "mode": "reopen", "durable": dir.display().to_string(),
+        "restart_s": restart_s, "restored_from": dc.restored_from(),
+        "applied_index": dc.applied_index(), "replayed": dc.applied_index() - dc.restored_from(),
+        "rss_before_open_mb": rss_before, "rss_after_open_mb": rss,
+        "raw_vectors_mb": (dc.collection().len() * ds.dim * 4) as f64 / 1048576.0,
+        "search_qps": r.qps, "recall_at_k": r.recall, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+        "stats": stats_json(&dc.collection().stats()),
+    });
+    let text = serde_json::to_string_pretty(&out)?;
+    match &args.json {
+        Some(p) => std::fs::write(p, text + "\n")?,
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut ds = load(&args)?;
@@ -290,7 +343,33 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         distance::level_name(distance::kernels().level)
     );
     let params = params_from(&args, dim)?;
-    let coll = Collection::new(params.clone(), args.shards)?;
+    if args.reopen {
+        ds.base = Vec::new();
+        return reopen(&args, &ds, params);
+    }
+    anyhow::ensure!(
+        args.durable.is_none() || args.update_load.is_empty(),
+        "--update-load writes outside the journal; it cannot be combined with --durable"
+    );
+    let durable = match &args.durable {
+        Some(dir) => {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)
+                    .with_context(|| format!("emptying {}", dir.display()))?;
+            }
+            Some(DurableCollection::create(Arc::new(RealFs), dir, params.clone(), args.shards)?)
+        }
+        None => None,
+    };
+    let owned = match durable {
+        Some(_) => None,
+        None => Some(Collection::new(params.clone(), args.shards)?),
+    };
+    let coll: &Collection = match (&durable, &owned) {
+        (Some(d), _) => d.collection(),
+        (None, Some(c)) => c,
+        (None, None) => unreachable!("one of the two is built above"),
+    };
     let sp = SearchParams {
         k: args.k,
         nprobe: args.nprobe.unwrap_or(SearchParams::DEFAULT_NPROBE),
@@ -301,7 +380,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Build: the collection takes the base by value (no copy).
     let base = std::mem::take(&mut ds.base);
     let t = Instant::now();
-    coll.bulk_load((0..n as u64).collect(), base)?;
+    match &durable {
+        Some(d) => drop(d.import((0..n as u64).collect(), base)?),
+        None => coll.bulk_load((0..n as u64).collect(), base)?,
+    }
     let build_s = t.elapsed().as_secs_f64();
     eprintln!(
         "build: {build_s:.2}s, rss {:.0} MiB (peak {:.0}), {:?}",
@@ -317,7 +399,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     for at in (0..nu).step_by(args.update_batch.max(1)) {
         let m = args.update_batch.min(nu - at);
-        coll.upsert(&ds.update_ids[at..at + m], &ds.updates[at * dim..(at + m) * dim])?;
+        let (ids, vectors) = (&ds.update_ids[at..at + m], &ds.updates[at * dim..(at + m) * dim]);
+        match &durable {
+            Some(d) => drop(d.apply(&Op::Upsert { ids: ids.to_vec(), vectors: vectors.to_vec() })?),
+            None => coll.upsert(ids, vectors)?,
+        }
         pb.inc(m as u64);
     }
     let update_s = t.elapsed().as_secs_f64();
@@ -334,7 +420,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         peak_rss_mb()
     );
 
-    let main = measure(&coll, &ds, &sp, &args);
+    let main = measure(coll, &ds, &sp, &args);
     eprintln!(
         "search nprobe={}: {:.0} qps, recall@{} {:.4}, p50 {:.3} ms, p99 {:.3} ms",
         sp.nprobe, main.qps, args.k, main.recall, main.p50_ms, main.p99_ms
@@ -395,7 +481,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let fresh = if args.fresh_compare {
         let final_stats = coll.stats();
-        drop(coll);
+        drop(owned);
+        drop(durable);
         let fresh = Collection::new(params.clone(), args.shards)?;
         let again = load(&args)?;
         fresh.bulk_load((0..n as u64).collect(), again.final_vectors())?;
@@ -422,7 +509,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                    "posting_size": params.posting_size, "split_limit": params.split_limit,
                    "merge_limit": params.merge_limit, "replicas": params.replicas,
                    "replica_ratio": params.replica_ratio, "rng_factor": params.rng_factor, "replica_candidates": params.replica_candidates, "background_threads": params.background_threads,
-                   "pruned": args.pruned, "simd": distance::level_name(distance::kernels().level)},
+                   "pruned": args.pruned, "simd": distance::level_name(distance::kernels().level),
+                   "durable": args.durable.as_ref().map(|d| d.display().to_string())},
         "k": args.k, "n_base": n, "n_updates": nu,
         "build_s": build_s,
         "update_s": update_s,
