@@ -1,6 +1,7 @@
 //! The `freshvec` binary: for now the embedded benchmark harness (`freshvec bench`).
 
 mod bench;
+mod crash_writer;
 
 use clap::{Parser, Subcommand};
 
@@ -14,12 +15,16 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Benchmark the embedded engine on TEXMEX files (or a generated dataset).
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
+    /// A durable writer for crash tests (prints each acknowledged batch).
+    #[command(hide = true)]
+    CrashWriter(crash_writer::CrashWriterArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(*args),
+        Command::CrashWriter(args) => crash_writer::run(args),
     }
 }

@@ -12,11 +12,11 @@ use freshvec_core::storage::fs::RealFs;
 use freshvec_core::{
     distance, Collection, Encoding, IndexParams, IndexStats, Metric, SearchParams,
 };
-use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -433,7 +433,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         for &np in &args.sweep_nprobe {
             let s = SearchParams { nprobe: np, ..sp };
             let before = coll.stats();
-            let r = measure(&coll, &ds, &s, &args);
+            let r = measure(coll, &ds, &s, &args);
             let after = coll.stats();
             let searches = (after.searches - before.searches).max(1) as f64;
             let per_query = (after.scanned - before.scanned) as f64 / searches;
@@ -460,8 +460,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let written = AtomicU64::new(0);
         let t = Instant::now();
         let r = std::thread::scope(|s| {
-            s.spawn(|| paced_updates(&coll, &ds, frac * max_rate, &stop, &written));
-            let r = measure(&coll, &ds, &sp, &args);
+            s.spawn(|| paced_updates(coll, &ds, frac * max_rate, &stop, &written));
+            let r = measure(coll, &ds, &sp, &args);
             stop.store(true, Ordering::Relaxed);
             r
         });
