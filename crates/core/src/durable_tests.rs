@@ -180,3 +180,28 @@ fn every_crash_point_recovers_every_acknowledged_write() {
     println!("{checked} crash points checked ({total} operation boundaries x 3)");
     assert!(checked >= 2000, "only {checked} crash points");
 }
+
+#[test]
+fn ops_round_trip_and_decoding_arbitrary_bytes_never_panics() {
+    let seed = 0x0b5;
+    println!("seed {seed:#x}");
+    let mut rng = Rng::new(seed);
+    for step in workload(seed, 200, 1000) {
+        if let Step::Write(op) = step {
+            let mut bytes = Vec::new();
+            op.encode(&mut bytes);
+            assert_eq!(Op::decode(&bytes, DIM), Some(op));
+            for _ in 0..20 {
+                let mut bad = bytes.clone();
+                let i = rng.below(bad.len());
+                bad[i] = rng.below(256) as u8;
+                bad.truncate(rng.below(bad.len() + 1));
+                let _ = Op::decode(&bad, DIM);
+            }
+        }
+    }
+    for _ in 0..5000 {
+        let bytes: Vec<u8> = (0..rng.below(64)).map(|_| rng.below(256) as u8).collect();
+        let _ = Op::decode(&bytes, DIM);
+    }
+}
