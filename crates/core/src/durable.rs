@@ -13,7 +13,12 @@
 //! - `open(dir)`: stray temporary directories are removed; the newest checkpoint whose manifest
 //!   and files verify is restored (never rebuilt); the journal after its index is replayed.
 //!
-//! Layout: `DIR/collection` (what the collection is), `DIR/journal/`, and
+//! In **replicated** mode (`create_replicated`/`open_replicated`) the collection keeps no
+//! journal of its own: the replication log is the write-ahead log, and `apply_at(index, op)`
+//! applies a write at the index that log gave it. `open_replicated` restores the newest valid
+//! checkpoint only; the log replays what follows.
+//!
+//! Layout: `DIR/collection` (what the collection is), `DIR/journal/` (embedded mode), and
 //! `DIR/checkpoints/ckpt-{index:020}/{manifest,shard-NNN}` (see `docs/file-formats.md`).
 
 use crate::collection::Collection;
@@ -157,7 +162,8 @@ pub struct DurableCollection {
     dir: PathBuf,
     params: IndexParams,
     coll: Collection,
-    journal: Journal,
+    /// The write-ahead log in embedded mode; `None` when the replication log is the log.
+    journal: Option<Journal>,
     /// Serialises log append + apply, and checkpoints against both.
     apply: Mutex<()>,
     applied: AtomicU64,
@@ -177,6 +183,27 @@ impl DurableCollection {
         params: IndexParams,
         shards: usize,
     ) -> Result<DurableCollection> {
+        Self::create_in(fs, dir, params, shards, true)
+    }
+
+    /// Creates an empty collection whose writes come with their index from a replication
+    /// log ([`DurableCollection::apply_at`]); it keeps no journal.
+    pub fn create_replicated(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        params: IndexParams,
+        shards: usize,
+    ) -> Result<DurableCollection> {
+        Self::create_in(fs, dir, params, shards, false)
+    }
+
+    fn create_in(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        params: IndexParams,
+        shards: usize,
+        embedded: bool,
+    ) -> Result<DurableCollection> {
         params.validate()?;
         let meta_path = dir.join("collection");
         if fs.exists(&meta_path) {
@@ -190,7 +217,12 @@ impl DurableCollection {
         let meta =
             Meta { dim: params.dim, metric: params.metric, encoding: params.encoding, shards };
         write_atomic(&*fs, &meta_path, &meta.encode()).map_err(io_err(&meta_path))?;
-        let journal = Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?;
+        let journal = match embedded {
+            true => {
+                Some(Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?)
+            }
+            false => None,
+        };
         Ok(DurableCollection {
             fs,
             dir: dir.to_path_buf(),
@@ -206,6 +238,25 @@ impl DurableCollection {
     /// Opens the collection in `dir`: newest valid checkpoint, then the journal after it.
     /// `params` supplies the tunables; dimension, metric, encoding and shards come from `dir`.
     pub fn open(fs: Arc<dyn Fs>, dir: &Path, params: IndexParams) -> Result<DurableCollection> {
+        Self::open_in(fs, dir, params, true)
+    }
+
+    /// Opens a replicated collection: the newest valid checkpoint only (its index is
+    /// [`DurableCollection::applied_index`]); the replication log replays the rest.
+    pub fn open_replicated(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        params: IndexParams,
+    ) -> Result<DurableCollection> {
+        Self::open_in(fs, dir, params, false)
+    }
+
+    fn open_in(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        params: IndexParams,
+        embedded: bool,
+    ) -> Result<DurableCollection> {
         let meta_path = dir.join("collection");
         let bytes = fs.read(&meta_path).map_err(io_err(&meta_path))?;
         let meta = Meta::decode(&meta_path, &bytes)?;
@@ -232,11 +283,23 @@ impl DurableCollection {
                 break;
             }
         }
-        let journal = Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?;
         let (from, coll) = match restored {
             Some(r) => r,
             None => (0, Collection::new(params.clone(), meta.shards)?),
         };
+        if !embedded {
+            return Ok(DurableCollection {
+                fs,
+                dir: dir.to_path_buf(),
+                params,
+                coll,
+                journal: None,
+                apply: Mutex::new(()),
+                applied: AtomicU64::new(from),
+                restored_from: from,
+            });
+        }
+        let journal = Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?;
         if journal.purged() > from {
             return Err(DurableError::Corrupt(format!(
                 "{}: the journal is purged up to {} but the newest valid checkpoint is at {from}",
@@ -266,7 +329,7 @@ impl DurableCollection {
             dir: dir.to_path_buf(),
             params,
             coll,
-            journal,
+            journal: Some(journal),
             apply: Mutex::new(()),
             applied: AtomicU64::new(last.max(from)),
             restored_from: from,
@@ -290,16 +353,42 @@ impl DurableCollection {
     /// Validates, logs durably and applies one write; returns its log index.
     pub fn apply(&self, op: &Op) -> Result<u64> {
         let _serial = self.apply.lock();
+        let Some(journal) = &self.journal else {
+            return Err(replicated_only("apply", "apply_at"));
+        };
         if let Op::Upsert { ids, vectors } = op {
             self.coll.validate_upsert(ids, vectors)?;
             self.coll.admit()?;
         }
         let mut bytes = Vec::new();
         op.encode(&mut bytes);
-        let index = self.journal.append(&[&bytes])?;
+        let index = journal.append(&[&bytes])?;
         apply_to(&self.coll, op)?;
         self.applied.store(index, Ordering::Release);
         Ok(index)
+    }
+
+    /// Replicated mode: applies a write the replication log made durable at `index`, which
+    /// must be past the applied index. The caller validated it before logging; it is checked
+    /// again here and refused whole if invalid.
+    pub fn apply_at(&self, index: u64, op: &Op) -> Result<()> {
+        let _serial = self.apply.lock();
+        if self.journal.is_some() {
+            return Err(replicated_only("apply_at", "apply"));
+        }
+        let applied = self.applied_index();
+        if index <= applied {
+            return Err(DurableError::Invalid(crate::Error::InvalidParameter {
+                name: "index",
+                reason: format!("{index} is not past the applied index {applied}"),
+            }));
+        }
+        if let Op::Upsert { ids, vectors } = op {
+            self.coll.validate_upsert(ids, vectors)?;
+        }
+        apply_to(&self.coll, op)?;
+        self.applied.store(index, Ordering::Release);
+        Ok(())
     }
 
     /// Loads the first data of an empty collection by the bulk build (clustering, not one
@@ -375,8 +464,8 @@ impl DurableCollection {
             self.fs.sync_dir(&ckdir).map_err(io_err(&ckdir))?;
         }
         let oldest = kept.first().and_then(|n| n.strip_prefix("ckpt-")?.parse::<u64>().ok());
-        if let Some(oldest) = oldest {
-            self.journal.purge_upto(oldest)?;
+        if let (Some(oldest), Some(journal)) = (oldest, &self.journal) {
+            journal.purge_upto(oldest)?;
         }
         Ok(index)
     }
@@ -403,6 +492,13 @@ impl DurableCollection {
     pub fn params(&self) -> &IndexParams {
         &self.params
     }
+}
+
+fn replicated_only(called: &str, instead: &str) -> DurableError {
+    DurableError::Invalid(crate::Error::InvalidParameter {
+        name: "mode",
+        reason: format!("{called} does not apply to this collection's mode; use {instead}"),
+    })
 }
 
 /// Applies a validated op to the collection (no admission: the caller admitted it).

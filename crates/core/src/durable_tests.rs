@@ -205,3 +205,28 @@ fn ops_round_trip_and_decoding_arbitrary_bytes_never_panics() {
         let _ = Op::decode(&bytes, DIM);
     }
 }
+
+#[test]
+fn replicated_mode_applies_at_given_indexes_and_restores_its_checkpoint() {
+    let fs = MemFs::new();
+    let p = params(Encoding::Int8);
+    let dc =
+        DurableCollection::create_replicated(Arc::new(fs.clone()), dir(), p.clone(), 2).unwrap();
+    let mut model = BTreeMap::new();
+    let mut index = 0;
+    for (k, step) in workload(9, 120, 80).into_iter().enumerate() {
+        if let Step::Write(op) = step {
+            index += 1 + (k as u64 % 3);
+            dc.apply_at(index, &op).unwrap();
+            apply_model(&mut model, &op);
+        }
+    }
+    assert!(dc.apply(&Op::Delete { ids: vec![1] }).is_err(), "no journal of its own");
+    assert!(dc.apply_at(index, &Op::Delete { ids: vec![1] }).is_err(), "index not increasing");
+    assert_eq!(dc.checkpoint().unwrap(), index);
+    assert!(!fs.exists(&dir().join("journal")));
+    let fs = fs.reboot(None);
+    let dc = DurableCollection::open_replicated(Arc::new(fs), dir(), p).unwrap();
+    assert_eq!((dc.applied_index(), dc.restored_from()), (index, index));
+    assert_eq!(dc.contents(), model);
+}
