@@ -2,9 +2,12 @@
 //! journal, restartable from its newest valid checkpoint plus the journal after it.
 //!
 //! - `apply(op)`: validate (a bad batch changes nothing and is not logged), wait for admission
-//!   (so a logged batch always applies), append to the journal and wait for its fsync, apply,
-//!   return the log index. Applies are serialised, so the collection applies batches in log
-//!   order.
+//!   (so a logged batch always applies), write it to the journal and apply it under one lock
+//!   (so the collection applies batches in log order), then wait for the fsync that covers it
+//!   and return the log index. The fsync runs while the batch is applied and is shared with
+//!   concurrent writers (group commit). A write is acknowledged only once durable, but searches
+//!   may see it while its fsync is still running; if that fsync fails the journal is poisoned
+//!   and a reopen returns to the durable state.
 //! - `checkpoint()`: with applies and background maintenance held, each shard is written to a
 //!   temporary directory, every file checksummed in a manifest written last, then the directory
 //!   is fsynced and renamed into place and its parent fsynced. The two newest checkpoints are
@@ -152,6 +155,9 @@ impl Meta {
         Ok(Meta { dim, metric, encoding, shards })
     }
 }
+
+/// Batches of at least this many rows apply while their fsync runs on a helper thread.
+const OVERLAP_ROWS: usize = 64;
 
 /// How many checkpoints are kept.
 const KEEP_CHECKPOINTS: usize = 2;
@@ -350,21 +356,40 @@ impl DurableCollection {
         self.restored_from
     }
 
-    /// Validates, logs durably and applies one write; returns its log index.
+    /// Validates, logs durably and applies one write; returns its log index once durable.
     pub fn apply(&self, op: &Op) -> Result<u64> {
-        let _serial = self.apply.lock();
         let Some(journal) = &self.journal else {
             return Err(replicated_only("apply", "apply_at"));
         };
+        let mut bytes = Vec::new();
+        op.encode(&mut bytes);
+        let serial = self.apply.lock();
         if let Op::Upsert { ids, vectors } = op {
             self.coll.validate_upsert(ids, vectors)?;
             self.coll.admit()?;
         }
-        let mut bytes = Vec::new();
-        op.encode(&mut bytes);
-        let index = journal.append(&[&bytes])?;
-        apply_to(&self.coll, op)?;
-        self.applied.store(index, Ordering::Release);
+        let index = journal.write(&[&bytes])?;
+        let apply = || {
+            // Validated and admitted above, so it applies; the log and the collection agree.
+            apply_to(&self.coll, op).expect("a validated, admitted batch applies");
+            self.applied.store(index, Ordering::Release);
+        };
+        let rows = match op {
+            Op::Upsert { ids, .. } | Op::Delete { ids } => ids.len(),
+        };
+        if rows < OVERLAP_ROWS {
+            apply();
+            drop(serial);
+            journal.sync_to(index)?;
+        } else {
+            // A large batch: the fsync runs on a helper thread while the batch is applied.
+            std::thread::scope(|s| {
+                let synced = s.spawn(|| journal.sync_to(index));
+                apply();
+                drop(serial);
+                synced.join().expect("the fsync thread does not panic")
+            })?;
+        }
         Ok(index)
     }
 

@@ -30,7 +30,8 @@ fn workload(seed: u64, n: usize, id_space: u64) -> Vec<Step> {
             if i % 60 == 59 {
                 return Step::Checkpoint;
             }
-            let k = 1 + rng.below(4);
+            // Now and then a batch large enough to apply while its fsync runs.
+            let k = if i % 37 == 36 { 70 } else { 1 + rng.below(4) };
             let ids: Vec<u64> = (0..k).map(|_| rng.below(id_space as usize) as u64).collect();
             if rng.below(5) == 0 {
                 Step::Write(Op::Delete { ids })

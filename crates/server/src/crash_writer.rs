@@ -45,7 +45,8 @@ pub fn params() -> IndexParams {
 /// Batch `b` (numbered from 1, equal to its log index): a few ids and their vectors.
 pub fn batch(b: u64) -> Op {
     let mut rng = Rng::new(b.wrapping_mul(0x9e37_79b9));
-    let n = 1 + rng.below(16);
+    // Every fifth batch is large enough to apply while its fsync runs.
+    let n = if b.is_multiple_of(5) { 80 } else { 1 + rng.below(16) };
     let ids: Vec<u64> = (0..n).map(|_| rng.below(IDS as usize) as u64).collect();
     let vectors = (0..n * DIM).map(|_| rng.normal()).collect();
     Op::Upsert { ids, vectors }

@@ -194,7 +194,9 @@ impl Journal {
         Ok(last)
     }
 
-    fn write(&self, entries: &[&[u8]]) -> Result<u64> {
+    /// Writes entries at the next indexes without waiting for durability; returns the last
+    /// index. Nothing may be acknowledged before [`Journal::sync_to`] it returned.
+    pub fn write(&self, entries: &[&[u8]]) -> Result<u64> {
         let mut g = self.inner.lock();
         if let Some(p) = &g.poisoned {
             return Err(JournalError::Poisoned(p.clone()));
@@ -262,7 +264,7 @@ impl Journal {
     }
 
     /// Waits until `index` is durable, running the fsync if nobody else is.
-    fn sync_to(&self, index: u64) -> Result<()> {
+    pub fn sync_to(&self, index: u64) -> Result<()> {
         let mut g = self.inner.lock();
         loop {
             if let Some(p) = &g.poisoned {
