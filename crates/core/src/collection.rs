@@ -178,6 +178,11 @@ impl Collection {
         Collection { metric, dim, shards }
     }
 
+    /// The current vector of `id` (unit length under cosine), if it is live.
+    pub fn get(&self, id: u64) -> Option<Vec<f32>> {
+        self.shards[self.shard_of(id)].get(id)
+    }
+
     /// Deletes ids; returns how many were live.
     pub fn delete(&self, ids: &[u64]) -> usize {
         ids.iter().map(|id| self.shards[self.shard_of(*id)].delete(&[*id])).sum()

@@ -1,19 +1,24 @@
-//! The `freshvec` binary: for now the embedded benchmark harness (`freshvec bench`).
-
-mod bench;
-mod crash_writer;
+//! The `freshvec` binary: the server (the default), the benchmark harness, and the crash-test
+//! writer.
 
 use clap::{Parser, Subcommand};
+use freshvec_server::{bench, crash_writer, serve};
 
 #[derive(Parser, Debug)]
 #[command(name = "freshvec", version, about = "A vector database for data that keeps changing")]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Without a subcommand: serve, with these settings.
+    #[command(flatten)]
+    serve: serve::ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve the gRPC API over the collections in the data directory (the default).
+    Serve(serve::ServeArgs),
     /// Benchmark the embedded engine on TEXMEX files (or a generated dataset).
     Bench(Box<bench::BenchArgs>),
     /// A durable writer for crash tests (prints each acknowledged batch).
@@ -24,7 +29,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench(args) => bench::run(*args),
-        Command::CrashWriter(args) => crash_writer::run(args),
+        None => serve::run(cli.serve),
+        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Bench(args)) => bench::run(*args),
+        Some(Command::CrashWriter(args)) => crash_writer::run(args),
     }
 }

@@ -421,6 +421,30 @@ impl Index {
         Ok(())
     }
 
+    /// The current vector of `id` (as stored: prepared for the metric), if it is live.
+    pub fn get(&self, id: u64) -> Option<Vec<f32>> {
+        let s = &*self.shared;
+        let slot = s.versions.lookup(id)?;
+        let mut out = vec![0f32; s.params.dim];
+        if let Some(store) = &s.store {
+            let view = s.versions.view();
+            return store.view().read(&view, slot, &mut out).map(|_| out);
+        }
+        // f32 postings: the home posting holds a copy, unless a split moved it; then any.
+        let word = s.versions.view().current(slot);
+        let home = s.versions.home(slot).and_then(|h| s.heads.get(posting::PostingId(h)));
+        let find = |p: &Arc<Posting>| {
+            let m = p.members.read();
+            (0..m.len())
+                .find(|&i| m.slots[i] == slot && m.words[i] == word)
+                .map(|i| m.vector(i, s.params.dim).to_vec())
+        };
+        home.as_ref()
+            .and_then(find)
+            .or_else(|| s.heads.all().iter().find_map(find))
+            .filter(|_| word & (versions::TOMBSTONE | versions::WRITING) == 0)
+    }
+
     /// Deletes ids; unknown ids are ignored. Returns how many were live.
     pub fn delete(&self, ids: &[u64]) -> usize {
         let s = &self.shared;

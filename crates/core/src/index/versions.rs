@@ -217,6 +217,12 @@ impl VersionMap {
             .collect()
     }
 
+    /// The posting holding the first copy of the slot's current version, if known.
+    pub fn home(&self, slot: Slot) -> Option<u32> {
+        let h = self.view().cell(slot).home.load(Ordering::Acquire);
+        (h != NO_HOME).then_some(h)
+    }
+
     /// Appends a slot as a checkpoint recorded it (slots are restored in order). Returns
     /// `false` when the id already has a slot.
     pub fn restore(&self, id: u64, word: VersionWord, home: u32) -> bool {

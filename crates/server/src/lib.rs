@@ -1,0 +1,12 @@
+//! The `freshvec` server: the gRPC API over durable collections, the benchmark harness and
+//! the crash-test writer. `main.rs` is the command line over these.
+
+pub mod bench;
+pub mod crash_writer;
+pub mod serve;
+
+/// The generated public API (`proto/freshvec/v1/freshvec.proto`).
+#[allow(clippy::all, missing_debug_implementations)]
+pub mod proto {
+    tonic::include_proto!("freshvec.v1");
+}
