@@ -9,4 +9,7 @@ pub mod serve;
 #[allow(clippy::all, missing_debug_implementations)]
 pub mod proto {
     tonic::include_proto!("freshvec.v1");
+
+    /// The encoded file descriptors of the API, served by reflection.
+    pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("freshvec_descriptor");
 }

@@ -33,6 +33,15 @@ pub struct ServeArgs {
     /// Directory holding the collections.
     #[arg(long, env = "FRESHVEC_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Require `authorization: Bearer KEY` on every call but health checks (off by default).
+    #[arg(long, env = "FRESHVEC_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Requests served at once; more are refused at once with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "FRESHVEC_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+    /// Longest a request may run; a client's shorter deadline applies as given.
+    #[arg(long, env = "FRESHVEC_MAX_REQUEST_SECONDS", default_value_t = 30.0)]
+    pub max_request_seconds: f64,
 }
 
 /// Most points (or ids) in one write.
@@ -154,12 +163,33 @@ async fn blocking<T: Send + 'static>(
 #[derive(Debug, Clone)]
 pub struct Api {
     catalog: Arc<Catalog>,
+    /// Permits for requests in flight.
+    limit: Arc<tokio::sync::Semaphore>,
 }
 
 impl Api {
-    pub fn new(catalog: Arc<Catalog>) -> Api {
-        Api { catalog }
+    pub fn new(catalog: Arc<Catalog>, max_concurrent: usize) -> Api {
+        Api { catalog, limit: Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1))) }
     }
+
+    /// A permit for one request, or RESOURCE_EXHAUSTED at once when all are taken.
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.limit.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("too many concurrent requests; retry with backoff")
+        })
+    }
+}
+
+/// Checks the bearer token in constant time (no early exit on the first differing byte).
+fn authorized(expected: &[u8], header: Option<&[u8]>) -> bool {
+    let Some(got) = header.and_then(|h| h.strip_prefix(b"Bearer ")) else {
+        return false;
+    };
+    let mut diff = (got.len() != expected.len()) as u8;
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ got.get(i).copied().unwrap_or(!e);
+    }
+    diff == 0
 }
 
 fn metric_from(m: i32) -> Result<CoreMetric, Status> {
@@ -187,6 +217,7 @@ impl Collections for Api {
         &self,
         req: Request<CreateCollectionRequest>,
     ) -> Result<Response<CreateCollectionResponse>, Status> {
+        let _permit = self.admit()?;
         let r = req.into_inner();
         check_name("name", &r.name)?;
         if r.dimension == 0 || r.dimension > MAX_DIMENSION {
@@ -237,6 +268,7 @@ impl Collections for Api {
         &self,
         req: Request<DropCollectionRequest>,
     ) -> Result<Response<DropCollectionResponse>, Status> {
+        let _permit = self.admit()?;
         let name = req.into_inner().name;
         self.catalog.get(&name)?;
         let catalog = self.catalog.clone();
@@ -257,6 +289,7 @@ impl Collections for Api {
         &self,
         _req: Request<ListCollectionsRequest>,
     ) -> Result<Response<ListCollectionsResponse>, Status> {
+        let _permit = self.admit()?;
         let names = self.catalog.collections.read().keys().cloned().collect();
         Ok(Response::new(ListCollectionsResponse { names }))
     }
@@ -265,6 +298,7 @@ impl Collections for Api {
         &self,
         req: Request<DescribeCollectionRequest>,
     ) -> Result<Response<DescribeCollectionResponse>, Status> {
+        let _permit = self.admit()?;
         let name = req.into_inner().name;
         let dc = self.catalog.get(&name)?;
         let coll = dc.collection();
@@ -369,6 +403,7 @@ fn hits(h: Vec<freshvec_core::Hit>, applied: u64) -> SearchResponse {
 #[tonic::async_trait]
 impl Points for Api {
     async fn upsert(&self, req: Request<UpsertRequest>) -> Result<Response<WriteResponse>, Status> {
+        let _permit = self.admit()?;
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_batch("points", r.points.len())?;
@@ -387,6 +422,7 @@ impl Points for Api {
     }
 
     async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<WriteResponse>, Status> {
+        let _permit = self.admit()?;
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_batch("ids", r.ids.len())?;
@@ -397,6 +433,7 @@ impl Points for Api {
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let _permit = self.admit()?;
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_batch("ids", r.ids.len())?;
@@ -417,6 +454,7 @@ impl Points for Api {
         &self,
         req: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
+        let _permit = self.admit()?;
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_vector("vector", &r.vector, dc.collection().dim())?;
@@ -436,6 +474,7 @@ impl Points for Api {
         &self,
         req: Request<SearchBatchRequest>,
     ) -> Result<Response<SearchBatchResponse>, Status> {
+        let _permit = self.admit()?;
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_batch("queries", r.queries.len())?;
@@ -482,6 +521,7 @@ impl Cluster for Api {
         &self,
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
+        let _permit = self.admit()?;
         let catalog = self.catalog.clone();
         blocking(move || {
             let all: Vec<_> =
@@ -515,6 +555,7 @@ impl Cluster for Api {
         &self,
         _req: Request<TriggerSnapshotRequest>,
     ) -> Result<Response<TriggerSnapshotResponse>, Status> {
+        let _permit = self.admit()?;
         let catalog = self.catalog.clone();
         let snapshot_index = blocking(move || catalog.checkpoint_all().map_err(status_of)).await?;
         Ok(Response::new(TriggerSnapshotResponse { snapshot_index }))
@@ -560,7 +601,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let catalog = Arc::new(Catalog::new(&args.data_dir));
-    let api = Api::new(catalog.clone());
+    let api = Api::new(catalog.clone(), args.max_concurrent_requests);
+    let key: Option<Arc<[u8]>> = args.api_key.as_ref().map(|k| Arc::from(k.as_bytes()));
+    let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+        match &key {
+            Some(k) => {
+                let header = req.metadata().get("authorization").map(|v| v.as_bytes());
+                if authorized(k, header) {
+                    Ok(req)
+                } else {
+                    Err(Status::unauthenticated("missing or wrong bearer token"))
+                }
+            }
+            None => Ok(req),
+        }
+    };
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::DESCRIPTOR)
+        .build_v1()?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_not_serving::<CollectionsServer<Api>>().await;
     reporter.set_not_serving::<PointsServer<Api>>().await;
@@ -594,19 +652,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     eprintln!("freshvec: listening on {} (data in {})", args.listen, args.data_dir.display());
+    let limit = std::time::Duration::from_secs_f64(args.max_request_seconds.max(0.001));
     tonic::transport::Server::builder()
+        .timeout(limit)
         .add_service(health)
-        .add_service(
+        .add_service(reflection)
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             CollectionsServer::new(api.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             PointsServer::new(api.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(ClusterServer::new(api))
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ClusterServer::new(api),
+            check,
+        ))
         .serve_with_shutdown(args.listen, stop)
         .await?;
     if let Some(e) = failure.lock().take() {

@@ -23,13 +23,22 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path, port: u16) -> Server {
+    start_with(dir, port, &[])
+}
+
+fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Server {
     Server(
         Command::new(env!("CARGO_BIN_EXE_freshvec"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(dir)
+            .args(extra)
             .spawn()
             .expect("starting the server"),
     )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls health until SERVING, within a deadline.
@@ -66,7 +75,7 @@ fn params(k: u32, exact: bool) -> Option<SearchParameters> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let dir = std::env::temp_dir().join(format!("freshvec-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let url = format!("http://127.0.0.1:{port}");
@@ -198,5 +207,32 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
         Code::NotFound
     );
     drop(_server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_is_required_when_configured() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("freshvec-serve-key-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = format!("http://127.0.0.1:{port}");
+    let server = start_with(&dir, port, &["--api-key", "s3cret-token"]);
+    // Health checks need no key.
+    wait_serving(&url).await;
+    let channel = tonic::transport::Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let mut anonymous = CollectionsClient::new(channel.clone());
+    assert_eq!(code(anonymous.list(ListCollectionsRequest {}).await), Code::Unauthenticated);
+    let bearer = |value: &'static str| {
+        move |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", value.parse().unwrap());
+            Ok(req)
+        }
+    };
+    let mut wrong =
+        CollectionsClient::with_interceptor(channel.clone(), bearer("Bearer s3cret-tokem"));
+    assert_eq!(code(wrong.list(ListCollectionsRequest {}).await), Code::Unauthenticated);
+    let mut ok = CollectionsClient::with_interceptor(channel, bearer("Bearer s3cret-token"));
+    assert!(ok.list(ListCollectionsRequest {}).await.unwrap().into_inner().names.is_empty());
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
