@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 #[derive(Args, Debug, Clone)]
@@ -153,10 +154,35 @@ fn defaults() -> IndexParams {
     IndexParams::new(1, CoreMetric::L2)
 }
 
+/// Runs blocking engine work until `deadline`; past it the caller gets DEADLINE_EXCEEDED (a
+/// write already under way may still be applied, as with any deadline).
 async fn blocking<T: Send + 'static>(
+    deadline: Instant,
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f).await.map_err(internal)?
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(Status::deadline_exceeded("the request's deadline passed"));
+    }
+    match tokio::time::timeout(remaining, tokio::task::spawn_blocking(f)).await {
+        Err(_) => Err(Status::deadline_exceeded("the request's deadline passed")),
+        Ok(joined) => joined.map_err(internal)?,
+    }
+}
+
+/// A `grpc-timeout` header value: digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// The gRPC services over one catalog.
@@ -165,11 +191,24 @@ pub struct Api {
     catalog: Arc<Catalog>,
     /// Permits for requests in flight.
     limit: Arc<tokio::sync::Semaphore>,
+    /// The longest any request may run.
+    max_request: Duration,
 }
 
 impl Api {
-    pub fn new(catalog: Arc<Catalog>, max_concurrent: usize) -> Api {
-        Api { catalog, limit: Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1))) }
+    pub fn new(catalog: Arc<Catalog>, max_concurrent: usize, max_request: Duration) -> Api {
+        let limit = Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1)));
+        Api { catalog, limit, max_request }
+    }
+
+    /// When a request must be answered: its client's deadline, bounded by the server's.
+    fn deadline<T>(&self, req: &Request<T>) -> Instant {
+        let client = req
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        Instant::now() + client.map_or(self.max_request, |c| c.min(self.max_request))
     }
 
     /// A permit for one request, or RESOURCE_EXHAUSTED at once when all are taken.
@@ -218,6 +257,7 @@ impl Collections for Api {
         req: Request<CreateCollectionRequest>,
     ) -> Result<Response<CreateCollectionResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let r = req.into_inner();
         check_name("name", &r.name)?;
         if r.dimension == 0 || r.dimension > MAX_DIMENSION {
@@ -247,7 +287,7 @@ impl Collections for Api {
             };
         }
         let catalog = self.catalog.clone();
-        blocking(move || {
+        blocking(deadline, move || {
             if !catalog.loaded.load(Ordering::Acquire) {
                 return Err(Status::unavailable("the node is still loading its data"));
             }
@@ -269,10 +309,11 @@ impl Collections for Api {
         req: Request<DropCollectionRequest>,
     ) -> Result<Response<DropCollectionResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let name = req.into_inner().name;
         self.catalog.get(&name)?;
         let catalog = self.catalog.clone();
-        blocking(move || {
+        blocking(deadline, move || {
             let removed = catalog.collections.write().remove(&name);
             if removed.is_none() {
                 return Err(Status::not_found(format!("collection {name:?} does not exist")));
@@ -404,6 +445,7 @@ fn hits(h: Vec<freshvec_core::Hit>, applied: u64) -> SearchResponse {
 impl Points for Api {
     async fn upsert(&self, req: Request<UpsertRequest>) -> Result<Response<WriteResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_batch("points", r.points.len())?;
@@ -417,27 +459,31 @@ impl Points for Api {
             vectors.extend_from_slice(&p.vector);
         }
         let index =
-            blocking(move || dc.apply(&Op::Upsert { ids, vectors }).map_err(status_of)).await?;
+            blocking(deadline, move || dc.apply(&Op::Upsert { ids, vectors }).map_err(status_of))
+                .await?;
         Ok(Response::new(WriteResponse { index }))
     }
 
     async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<WriteResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_batch("ids", r.ids.len())?;
         check_distinct("ids", r.ids.iter())?;
         let ids = r.ids;
-        let index = blocking(move || dc.apply(&Op::Delete { ids }).map_err(status_of)).await?;
+        let index =
+            blocking(deadline, move || dc.apply(&Op::Delete { ids }).map_err(status_of)).await?;
         Ok(Response::new(WriteResponse { index }))
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_batch("ids", r.ids.len())?;
-        let points = blocking(move || {
+        let points = blocking(deadline, move || {
             Ok(r.ids
                 .iter()
                 .filter_map(|&id| {
@@ -455,12 +501,13 @@ impl Points for Api {
         req: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_vector("vector", &r.vector, dc.collection().dim())?;
         let applied = dc.applied_index();
         let sp = search_params(r.params, applied)?;
-        blocking(move || {
+        blocking(deadline, move || {
             let h = dc
                 .collection()
                 .search(&r.vector, &sp)
@@ -475,6 +522,7 @@ impl Points for Api {
         req: Request<SearchBatchRequest>,
     ) -> Result<Response<SearchBatchResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let r = req.into_inner();
         let dc = self.catalog.get(&r.collection)?;
         check_batch("queries", r.queries.len())?;
@@ -484,7 +532,7 @@ impl Points for Api {
         }
         let applied = dc.applied_index();
         let sp = search_params(r.params, applied)?;
-        blocking(move || {
+        blocking(deadline, move || {
             let mut results = Vec::with_capacity(r.queries.len());
             for (i, q) in r.queries.iter().enumerate() {
                 let h = dc
@@ -519,11 +567,12 @@ fn digest(dc: &DurableCollection) -> (u64, u64) {
 impl Cluster for Api {
     async fn status(
         &self,
-        _req: Request<StatusRequest>,
+        req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let catalog = self.catalog.clone();
-        blocking(move || {
+        blocking(deadline, move || {
             let all: Vec<_> =
                 catalog.collections.read().iter().map(|(n, c)| (n.clone(), c.clone())).collect();
             let applied = all.iter().map(|(_, c)| c.applied_index()).max().unwrap_or(0);
@@ -553,11 +602,13 @@ impl Cluster for Api {
 
     async fn trigger_snapshot(
         &self,
-        _req: Request<TriggerSnapshotRequest>,
+        req: Request<TriggerSnapshotRequest>,
     ) -> Result<Response<TriggerSnapshotResponse>, Status> {
         let _permit = self.admit()?;
+        let deadline = self.deadline(&req);
         let catalog = self.catalog.clone();
-        let snapshot_index = blocking(move || catalog.checkpoint_all().map_err(status_of)).await?;
+        let snapshot_index =
+            blocking(deadline, move || catalog.checkpoint_all().map_err(status_of)).await?;
         Ok(Response::new(TriggerSnapshotResponse { snapshot_index }))
     }
 
@@ -601,7 +652,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let catalog = Arc::new(Catalog::new(&args.data_dir));
-    let api = Api::new(catalog.clone(), args.max_concurrent_requests);
+    let limit = Duration::from_secs_f64(args.max_request_seconds.max(0.001));
+    let api = Api::new(catalog.clone(), args.max_concurrent_requests, limit);
     let key: Option<Arc<[u8]>> = args.api_key.as_ref().map(|k| Arc::from(k.as_bytes()));
     let check = move |req: Request<()>| -> Result<Request<()>, Status> {
         match &key {
@@ -652,9 +704,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     eprintln!("freshvec: listening on {} (data in {})", args.listen, args.data_dir.display());
-    let limit = std::time::Duration::from_secs_f64(args.max_request_seconds.max(0.001));
     tonic::transport::Server::builder()
-        .timeout(limit)
         .add_service(health)
         .add_service(reflection)
         .add_service(tonic::service::interceptor::InterceptedService::new(

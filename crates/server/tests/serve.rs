@@ -12,6 +12,10 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+/// The tests here take turns: each picks a free port and then starts a server on it, and two
+/// doing that at once could pick the same one.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Kills the server if the test fails before stopping it.
 struct Server(Child);
 
@@ -75,6 +79,7 @@ fn params(k: u32, exact: bool) -> Option<SearchParameters> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
+    let _turn = SERIAL.lock().await;
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("freshvec-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -212,6 +217,7 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_key_is_required_when_configured() {
+    let _turn = SERIAL.lock().await;
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("freshvec-serve-key-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -233,6 +239,269 @@ async fn an_api_key_is_required_when_configured() {
     assert_eq!(code(wrong.list(ListCollectionsRequest {}).await), Code::Unauthenticated);
     let mut ok = CollectionsClient::with_interceptor(channel, bearer("Bearer s3cret-token"));
     assert!(ok.list(ListCollectionsRequest {}).await.unwrap().into_inner().names.is_empty());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every bad input gets its exact status code, and none changes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_exact_codes_and_change_nothing() {
+    let _turn = SERIAL.lock().await;
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("freshvec-serve-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = format!("http://127.0.0.1:{port}");
+    let server = start(&dir, port);
+    wait_serving(&url).await;
+    let mut c = CollectionsClient::connect(url.clone()).await.unwrap();
+    let mut p = PointsClient::connect(url.clone()).await.unwrap();
+    let create = |name: &str, dimension: u32, metric: i32| CreateCollectionRequest {
+        name: name.into(),
+        dimension,
+        metric,
+        ..Default::default()
+    };
+    c.create(create("docs", 4, Metric::L2 as i32)).await.unwrap();
+    c.create(create("unit", 3, Metric::Cosine as i32)).await.unwrap();
+    let seed: Vec<Point> = (0..50).map(point).collect();
+    p.upsert(UpsertRequest { collection: "docs".into(), points: seed }).await.unwrap();
+    let before = c.describe(DescribeCollectionRequest { name: "docs".into() }).await.unwrap();
+    let before = before.into_inner();
+
+    let up = |collection: &str, points: Vec<Point>| UpsertRequest {
+        collection: collection.into(),
+        points,
+    };
+    let pt = |id: u64, vector: Vec<f32>| Point { id, vector };
+    let sp = |k: u32, nprobe: u32| Some(SearchParameters { k, nprobe, ..Default::default() });
+    let search = |collection: &str, vector: Vec<f32>, params| SearchRequest {
+        collection: collection.into(),
+        vector,
+        params,
+    };
+    let mut cases: Vec<(&str, Code, Result<(), tonic::Status>)> = Vec::new();
+    macro_rules! case {
+        ($name:expr, $code:expr, $call:expr) => {
+            cases.push(($name, $code, $call.await.map(|_| ())))
+        };
+    }
+    let ia = Code::InvalidArgument;
+    case!("create: empty name", ia, c.create(create("", 4, 1)));
+    case!("create: 65-char name", ia, c.create(create(&"a".repeat(65), 4, 1)));
+    case!("create: space in name", ia, c.create(create("a b", 4, 1)));
+    case!("create: slash in name", ia, c.create(create("a/b", 4, 1)));
+    case!("create: non-ASCII name", ia, c.create(create("vé", 4, 1)));
+    case!("create: dimension 0", ia, c.create(create("x", 0, 1)));
+    case!("create: dimension too large", ia, c.create(create("x", 1 << 20, 1)));
+    case!("create: metric unspecified", ia, c.create(create("x", 4, 0)));
+    case!("create: unknown metric", ia, c.create(create("x", 4, 99)));
+    case!(
+        "create: 2000 shards",
+        ia,
+        c.create(CreateCollectionRequest { shards: 2000, ..create("x", 4, 1) })
+    );
+    case!(
+        "create: merge limit over half the split limit",
+        ia,
+        c.create(CreateCollectionRequest {
+            index: Some(IndexParameters { split_limit: 10, merge_limit: 9, ..Default::default() }),
+            ..create("x", 4, 1)
+        })
+    );
+    case!(
+        "create: unknown encoding",
+        ia,
+        c.create(CreateCollectionRequest {
+            index: Some(IndexParameters { encoding: 99, ..Default::default() }),
+            ..create("x", 4, 1)
+        })
+    );
+    case!("create: exists", Code::AlreadyExists, c.create(create("docs", 4, 1)));
+    case!(
+        "describe: unknown",
+        Code::NotFound,
+        c.describe(DescribeCollectionRequest { name: "nope".into() })
+    );
+    case!("describe: bad name", ia, c.describe(DescribeCollectionRequest { name: "n/a".into() }));
+    case!("drop: unknown", Code::NotFound, c.drop(DropCollectionRequest { name: "nope".into() }));
+    case!("upsert: empty batch", ia, p.upsert(up("docs", vec![])));
+    case!(
+        "upsert: over the batch limit",
+        ia,
+        p.upsert(up("docs", (0..10_001).map(point).collect()))
+    );
+    case!("upsert: duplicate ids", ia, p.upsert(up("docs", vec![point(900), point(900)])));
+    case!("upsert: short vector", ia, p.upsert(up("docs", vec![pt(900, vec![1.0; 3])])));
+    case!("upsert: long vector", ia, p.upsert(up("docs", vec![pt(900, vec![1.0; 5])])));
+    case!("upsert: empty vector", ia, p.upsert(up("docs", vec![pt(900, vec![])])));
+    case!("upsert: NaN", ia, p.upsert(up("docs", vec![pt(900, vec![1.0, f32::NAN, 0.0, 0.0])])));
+    case!(
+        "upsert: +inf",
+        ia,
+        p.upsert(up("docs", vec![point(901), pt(900, vec![f32::INFINITY; 4])]))
+    );
+    case!(
+        "upsert: -inf",
+        ia,
+        p.upsert(up("docs", vec![pt(900, vec![0.0, 0.0, 0.0, f32::NEG_INFINITY])]))
+    );
+    case!("upsert: zero vector under cosine", ia, p.upsert(up("unit", vec![pt(1, vec![0.0; 3])])));
+    case!("upsert: unknown collection", Code::NotFound, p.upsert(up("nope", vec![point(1)])));
+    case!("upsert: bad collection name", ia, p.upsert(up("no pe", vec![point(1)])));
+    case!("delete: empty", ia, p.delete(DeleteRequest { collection: "docs".into(), ids: vec![] }));
+    case!(
+        "delete: duplicate ids",
+        ia,
+        p.delete(DeleteRequest { collection: "docs".into(), ids: vec![1, 2, 1] })
+    );
+    case!(
+        "delete: over the batch limit",
+        ia,
+        p.delete(DeleteRequest { collection: "docs".into(), ids: (0..10_001).collect() })
+    );
+    case!(
+        "delete: unknown collection",
+        Code::NotFound,
+        p.delete(DeleteRequest { collection: "nope".into(), ids: vec![1] })
+    );
+    case!(
+        "get: empty",
+        ia,
+        p.get(GetRequest { collection: "docs".into(), ids: vec![], with_vectors: true })
+    );
+    case!(
+        "get: unknown collection",
+        Code::NotFound,
+        p.get(GetRequest { collection: "nope".into(), ids: vec![1], with_vectors: false })
+    );
+    case!("search: k 0", ia, p.search(search("docs", vec![0.0; 4], sp(0, 0))));
+    case!("search: no parameters", ia, p.search(search("docs", vec![0.0; 4], None)));
+    case!("search: k over the maximum", ia, p.search(search("docs", vec![0.0; 4], sp(1001, 0))));
+    case!(
+        "search: nprobe over the maximum",
+        ia,
+        p.search(search("docs", vec![0.0; 4], sp(5, 9000)))
+    );
+    case!("search: short query", ia, p.search(search("docs", vec![0.0; 3], sp(5, 0))));
+    case!("search: NaN query", ia, p.search(search("docs", vec![f32::NAN; 4], sp(5, 0))));
+    case!("search: zero query under cosine", ia, p.search(search("unit", vec![0.0; 3], sp(5, 0))));
+    case!(
+        "search: unknown collection",
+        Code::NotFound,
+        p.search(search("nope", vec![0.0; 4], sp(5, 0)))
+    );
+    case!(
+        "search: min applied index ahead",
+        Code::FailedPrecondition,
+        p.search(search(
+            "docs",
+            vec![0.0; 4],
+            Some(SearchParameters {
+                k: 5,
+                consistency: Consistency::MinAppliedIndex as i32,
+                min_applied_index: 1_000,
+                ..Default::default()
+            })
+        ))
+    );
+    case!(
+        "search batch: no queries",
+        ia,
+        p.search_batch(SearchBatchRequest {
+            collection: "docs".into(),
+            queries: vec![],
+            params: sp(5, 0)
+        })
+    );
+    case!(
+        "search batch: one bad query",
+        ia,
+        p.search_batch(SearchBatchRequest {
+            collection: "docs".into(),
+            queries: vec![Query { vector: vec![0.0; 4] }, Query { vector: vec![0.0; 2] }],
+            params: sp(5, 0),
+        })
+    );
+    let mut late = tonic::Request::new(search("docs", vec![0.0; 4], sp(5, 0)));
+    late.set_timeout(Duration::from_nanos(1));
+    case!("search: deadline exceeded", Code::DeadlineExceeded, p.search(late));
+
+    let mut wrong = Vec::new();
+    for (name, want, got) in &cases {
+        let got = got.as_ref().map(|_| Code::Ok).unwrap_or_else(|s| s.code());
+        if got != *want {
+            wrong.push(format!("{name}: want {want:?}, got {got:?}"));
+        }
+    }
+    println!("{} bad-input cases", cases.len());
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(cases.len() >= 30);
+    // Still healthy, and nothing changed.
+    wait_serving(&url).await;
+    let after = c.describe(DescribeCollectionRequest { name: "docs".into() }).await.unwrap();
+    let after = after.into_inner();
+    assert_eq!((after.vectors, after.applied_index), (before.vectors, before.applied_index));
+    let names = c.list(ListCollectionsRequest {}).await.unwrap().into_inner().names;
+    assert_eq!(names, vec!["docs".to_string(), "unit".to_string()]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Far more concurrent requests than the limit: the excess is refused quickly with
+/// RESOURCE_EXHAUSTED, the admitted requests complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_quickly_and_admitted_requests_complete() {
+    let _turn = SERIAL.lock().await;
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("freshvec-serve-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = format!("http://127.0.0.1:{port}");
+    let server = start_with(&dir, port, &["--max-concurrent-requests", "2"]);
+    wait_serving(&url).await;
+    let mut c = CollectionsClient::connect(url.clone()).await.unwrap();
+    let create = CreateCollectionRequest {
+        name: "big".into(),
+        dimension: 4,
+        metric: Metric::L2 as i32,
+        ..Default::default()
+    };
+    c.create(create).await.unwrap();
+    let mut p = PointsClient::connect(url.clone()).await.unwrap();
+    p.upsert(UpsertRequest { collection: "big".into(), points: (0..5000).map(point).collect() })
+        .await
+        .unwrap();
+    // Each request: 200 exact searches over 5,000 vectors.
+    let heavy = SearchBatchRequest {
+        collection: "big".into(),
+        queries: (0..200).map(|i| Query { vector: point(i).vector }).collect(),
+        params: Some(SearchParameters { k: 10, exact: true, ..Default::default() }),
+    };
+    let started = Instant::now();
+    let calls: Vec<_> = (0..64)
+        .map(|_| {
+            let (mut p, req) = (p.clone(), heavy.clone());
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = p.search_batch(req).await;
+                (r.map(|_| ()).map_err(|s| s.code()), t.elapsed())
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for call in calls {
+        let (r, took) = call.await.unwrap();
+        match r {
+            Ok(()) => ok += 1,
+            Err(Code::ResourceExhausted) => {
+                refused += 1;
+                assert!(took < Duration::from_secs(2), "a refusal took {took:?}");
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    println!("{ok} admitted, {refused} refused in {:?}", started.elapsed());
+    assert!(ok >= 1 && refused >= 1, "{ok} admitted, {refused} refused");
+    assert!(started.elapsed() < Duration::from_secs(60));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
