@@ -507,14 +507,22 @@ impl Points for Api {
         check_vector("vector", &r.vector, dc.collection().dim())?;
         let applied = dc.applied_index();
         let sp = search_params(r.params, applied)?;
-        blocking(deadline, move || {
+        let run = move || {
             let h = dc
                 .collection()
                 .search(&r.vector, &sp)
                 .map_err(|e| Status::invalid_argument(format!("vector: {e}")))?;
             Ok(Response::new(hits(h, applied)))
-        })
-        .await
+        };
+        if sp.exact {
+            return blocking(deadline, run).await;
+        }
+        // An approximate search takes tens of microseconds: handing it to the blocking pool
+        // would cost more than it does, so it runs on this worker.
+        if Instant::now() >= deadline {
+            return Err(Status::deadline_exceeded("the request's deadline passed"));
+        }
+        run()
     }
 
     async fn search_batch(

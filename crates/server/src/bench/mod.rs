@@ -3,6 +3,7 @@
 //! uses the field names of the shared peers benchmark so both can be compared in one table.
 
 mod dataset;
+mod remote;
 
 use anyhow::Context;
 use clap::Args;
@@ -98,6 +99,13 @@ pub struct BenchArgs {
     /// journal replay) and measure the restart, its memory and its searches.
     #[arg(long, requires = "durable")]
     reopen: bool,
+    /// Load generator: run the benchmark through the gRPC API of the server at ADDR
+    /// (HOST:PORT) instead of the embedded engine.
+    #[arg(long, conflicts_with_all = ["durable", "reopen"])]
+    server: Option<String>,
+    /// With --server: concurrent search clients, one request at a time each.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
 }
 
 struct SearchRun {
@@ -342,6 +350,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         peak_rss_mb(),
         distance::level_name(distance::kernels().level)
     );
+    if let Some(server) = &args.server {
+        return remote::run(&args, &ds, server);
+    }
     let params = params_from(&args, dim)?;
     if args.reopen {
         ds.base = Vec::new();
