@@ -53,6 +53,9 @@ pub const MAX_K: u32 = 1_000;
 pub const MAX_NPROBE: u32 = 8_192;
 /// Largest vector dimension.
 pub const MAX_DIMENSION: u32 = 65_536;
+/// How much earlier than a client's deadline the server gives up on a request, at least (a
+/// quarter of the client's timeout when that is more).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 /// Largest request or response message.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -201,13 +204,17 @@ impl Api {
         Api { catalog, limit, max_request }
     }
 
-    /// When a request must be answered: its client's deadline, bounded by the server's.
+    /// When a request must be answered: its client's deadline, bounded by the server's. A
+    /// client's deadline is brought forward by a small margin, so that DEADLINE_EXCEEDED is
+    /// answered before the transport's own timer cuts the call off (which it reports as
+    /// CANCELLED).
     fn deadline<T>(&self, req: &Request<T>) -> Instant {
         let client = req
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
+        let client = client.map(|c| c.saturating_sub(DEADLINE_MARGIN.max(c / 4)));
         Instant::now() + client.map_or(self.max_request, |c| c.min(self.max_request))
     }
 

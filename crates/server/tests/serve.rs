@@ -422,9 +422,6 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
             params: sp(5, 0),
         })
     );
-    let mut late = tonic::Request::new(search("docs", vec![0.0; 4], sp(5, 0)));
-    late.set_timeout(Duration::from_nanos(1));
-    case!("search: deadline exceeded", Code::DeadlineExceeded, p.search(late));
 
     let mut wrong = Vec::new();
     for (name, want, got) in &cases {
@@ -467,10 +464,11 @@ async fn overload_is_refused_quickly_and_admitted_requests_complete() {
     };
     c.create(create).await.unwrap();
     let mut p = PointsClient::connect(url.clone()).await.unwrap();
-    p.upsert(UpsertRequest { collection: "big".into(), points: (0..5000).map(point).collect() })
-        .await
-        .unwrap();
-    // Each request: 200 exact searches over 5,000 vectors.
+    for chunk in 0..4u64 {
+        let pts = (chunk * 5000..(chunk + 1) * 5000).map(point).collect();
+        p.upsert(UpsertRequest { collection: "big".into(), points: pts }).await.unwrap();
+    }
+    // Each request: 200 exact searches over 20,000 vectors.
     let heavy = SearchBatchRequest {
         collection: "big".into(),
         queries: (0..200).map(|i| Query { vector: point(i).vector }).collect(),
@@ -502,6 +500,16 @@ async fn overload_is_refused_quickly_and_admitted_requests_complete() {
     println!("{ok} admitted, {refused} refused in {:?}", started.elapsed());
     assert!(ok >= 1 && refused >= 1, "{ok} admitted, {refused} refused");
     assert!(started.elapsed() < Duration::from_secs(60));
+    // A request that cannot finish within its deadline gets DEADLINE_EXCEEDED.
+    let mut late = tonic::Request::new(SearchBatchRequest {
+        collection: "big".into(),
+        queries: (0..10_000).map(|i| Query { vector: point(i).vector }).collect(),
+        params: Some(SearchParameters { k: 10, exact: true, ..Default::default() }),
+    });
+    late.set_timeout(Duration::from_millis(100));
+    let t = Instant::now();
+    assert_eq!(code(p.search_batch(late).await), Code::DeadlineExceeded);
+    assert!(t.elapsed() < Duration::from_secs(5), "answered after {:?}", t.elapsed());
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
