@@ -2,6 +2,7 @@
 //! the crash-test writer. `main.rs` is the command line over these.
 
 pub mod bench;
+pub mod cli;
 pub mod crash_writer;
 pub mod serve;
 

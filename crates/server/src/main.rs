@@ -2,7 +2,7 @@
 //! writer.
 
 use clap::{Parser, Subcommand};
-use freshvec_server::{bench, crash_writer, serve};
+use freshvec_server::{bench, cli, crash_writer, serve};
 
 #[derive(Parser, Debug)]
 #[command(name = "freshvec", version, about = "A vector database for data that keeps changing")]
@@ -21,6 +21,32 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Benchmark the embedded engine on TEXMEX files (or a generated dataset).
     Bench(Box<bench::BenchArgs>),
+    /// Manage collections on a running server.
+    Collections {
+        #[command(subcommand)]
+        cmd: cli::CollectionsCmd,
+        #[command(flatten)]
+        conn: cli::Conn,
+    },
+    /// Upsert the rows of a TEXMEX .fvecs file into a collection, in batches.
+    Upsert {
+        #[command(flatten)]
+        args: cli::UpsertArgs,
+        #[command(flatten)]
+        conn: cli::Conn,
+    },
+    /// Search a collection.
+    Search {
+        #[command(flatten)]
+        args: cli::SearchArgs,
+        #[command(flatten)]
+        conn: cli::Conn,
+    },
+    /// Show the node's replication status and per-collection digests.
+    Status {
+        #[command(flatten)]
+        conn: cli::Conn,
+    },
     /// A durable writer for crash tests (prints each acknowledged batch).
     #[command(hide = true)]
     CrashWriter(crash_writer::CrashWriterArgs),
@@ -33,5 +59,13 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Bench(args)) => bench::run(*args),
         Some(Command::CrashWriter(args)) => crash_writer::run(args),
+        Some(Command::Collections { cmd, conn }) => exit(cli::run(cli::collections(conn, cmd))),
+        Some(Command::Upsert { args, conn }) => exit(cli::run(cli::upsert(conn, args))),
+        Some(Command::Search { args, conn }) => exit(cli::run(cli::search(conn, args))),
+        Some(Command::Status { conn }) => exit(cli::run(cli::status(conn))),
     }
+}
+
+fn exit(code: i32) -> ! {
+    std::process::exit(code)
 }

@@ -513,3 +513,68 @@ async fn overload_is_refused_quickly_and_admitted_requests_complete() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The client subcommands against a real server: output a shell can read, and exit codes
+/// 0 (done), 1 (the server refused), 2 (bad usage), 3 (no server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_subcommands_work_and_exit_with_meaningful_codes() {
+    let _turn = SERIAL.lock().await;
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("freshvec-serve-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = start(&dir.join("data"), port);
+    wait_serving(&url).await;
+    // A small .fvecs file: 30 rows of dimension 3.
+    let fvecs = dir.join("rows.fvecs");
+    let mut bytes = Vec::new();
+    for i in 0..30u32 {
+        bytes.extend_from_slice(&3i32.to_le_bytes());
+        for x in [i as f32, 1.0, -(i as f32)] {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    std::fs::write(&fvecs, bytes).unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_freshvec"))
+            .args(args)
+            .env("FRESHVEC_SERVER", &addr)
+            .output()
+            .expect("running the client");
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert_eq!(run(&["collections", "create", "rows", "--dimension", "3"]).0, 0);
+    let (code, out) = run(&[
+        "upsert",
+        "--collection",
+        "rows",
+        "--fvecs",
+        fvecs.to_str().unwrap(),
+        "--batch",
+        "7",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("upserted 30 points"), "{out}");
+    let (code, out) = run(&["collections", "list"]);
+    assert_eq!((code, out.trim()), (0, "rows"));
+    let (code, out) = run(&["collections", "describe", "rows"]);
+    assert!(code == 0 && out.contains("vectors        30"), "{out}");
+    let (code, out) =
+        run(&["search", "--collection", "rows", "--k", "2", "--exact", "--vector", "12,1,-12"]);
+    assert_eq!(code, 0);
+    let first = out.lines().nth(1).unwrap_or_default().split_whitespace().collect::<Vec<_>>();
+    assert_eq!(first[..2], ["1", "12"], "{out}");
+    let (code, out) = run(&["status"]);
+    assert!(code == 0 && out.contains("rows") && out.contains("30"), "{out}");
+    assert_eq!(run(&["collections", "describe", "missing"]).0, 1);
+    assert_eq!(
+        run(&["collections", "create", "x", "--dimension", "3", "--metric", "hamming"]).0,
+        2
+    );
+    assert_eq!(run(&["status", "--server", "127.0.0.1:1"]).0, 3);
+    assert_eq!(run(&["collections", "drop", "rows"]).0, 0);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,259 @@
+//! The client subcommands of the `freshvec` binary: they talk to a running server over the
+//! public API. Exit codes a shell can rely on: 0 success, 1 the server refused or failed the
+//! request (the gRPC code and message are printed), 2 bad usage, 3 no server reachable.
+
+use crate::proto::cluster_client::ClusterClient;
+use crate::proto::collections_client::CollectionsClient;
+use crate::proto::points_client::PointsClient;
+use crate::proto::*;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use tonic::transport::Channel;
+
+/// Where the server is and how to call it.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// The server's public API, HOST:PORT.
+    #[arg(long, env = "FRESHVEC_SERVER", default_value = "127.0.0.1:7867", global = true)]
+    pub server: String,
+    /// Bearer token, if the server requires one.
+    #[arg(long, env = "FRESHVEC_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CollectionsCmd {
+    /// Create a collection.
+    Create {
+        name: String,
+        #[arg(long)]
+        dimension: u32,
+        /// l2, dot or cosine.
+        #[arg(long, default_value = "l2")]
+        metric: String,
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// int8 or f32.
+        #[arg(long, default_value = "int8")]
+        encoding: String,
+    },
+    /// List collection names.
+    List,
+    /// Show a collection's shape and statistics.
+    Describe { name: String },
+    /// Drop a collection and its data.
+    Drop { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct UpsertArgs {
+    #[arg(long)]
+    pub collection: String,
+    /// TEXMEX .fvecs file; row i gets id `first_id + i`.
+    #[arg(long)]
+    pub fvecs: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub first_id: u64,
+    /// Points per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    #[arg(long)]
+    pub collection: String,
+    /// The query, comma-separated.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub vector: Vec<f32>,
+    #[arg(long, default_value_t = 10)]
+    pub k: u32,
+    #[arg(long, default_value_t = 0)]
+    pub nprobe: u32,
+    #[arg(long)]
+    pub exact: bool,
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(s: tonic::Status) -> Failure {
+        Failure { code: 1, message: format!("{:?}: {}", s.code(), s.message()) }
+    }
+}
+
+async fn channel(conn: &Conn) -> Result<Channel, Failure> {
+    let url = if conn.server.contains("://") {
+        conn.server.clone()
+    } else {
+        format!("http://{}", conn.server)
+    };
+    let endpoint = Channel::from_shared(url.clone())
+        .map_err(|e| Failure { code: 2, message: format!("--server {url}: {e}") })?;
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| Failure { code: 3, message: format!("cannot reach {url}: {e}") })
+}
+
+fn request<T>(conn: &Conn, msg: T) -> Result<tonic::Request<T>, Failure> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(key) = &conn.api_key {
+        let value = format!("Bearer {key}")
+            .parse()
+            .map_err(|_| Failure { code: 2, message: "--api-key: not a valid header".into() })?;
+        req.metadata_mut().insert("authorization", value);
+    }
+    Ok(req)
+}
+
+fn metric(s: &str) -> Result<Metric, Failure> {
+    match s {
+        "l2" => Ok(Metric::L2),
+        "dot" => Ok(Metric::Dot),
+        "cosine" => Ok(Metric::Cosine),
+        _ => Err(Failure { code: 2, message: format!("--metric {s}: use l2, dot or cosine") }),
+    }
+}
+
+/// Runs a client command on its own runtime; returns the process exit code.
+pub fn run(cmd: impl std::future::Future<Output = Result<(), Failure>>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(cmd) {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            f.code
+        }
+    }
+}
+
+pub async fn collections(conn: Conn, cmd: CollectionsCmd) -> Result<(), Failure> {
+    let mut c = CollectionsClient::new(channel(&conn).await?);
+    match cmd {
+        CollectionsCmd::Create { name, dimension, metric: m, shards, encoding } => {
+            let encoding = match encoding.as_str() {
+                "int8" => Encoding::Int8,
+                "f32" => Encoding::F32,
+                e => {
+                    return Err(Failure {
+                        code: 2,
+                        message: format!("--encoding {e}: use int8 or f32"),
+                    })
+                }
+            };
+            let msg = CreateCollectionRequest {
+                name: name.clone(),
+                dimension,
+                metric: metric(&m)? as i32,
+                shards,
+                index: Some(IndexParameters { encoding: encoding as i32, ..Default::default() }),
+            };
+            c.create(request(&conn, msg)?).await?;
+            println!("created {name}");
+        }
+        CollectionsCmd::List => {
+            for name in c.list(request(&conn, ListCollectionsRequest {})?).await?.into_inner().names
+            {
+                println!("{name}");
+            }
+        }
+        CollectionsCmd::Describe { name } => {
+            let d = c.describe(request(&conn, DescribeCollectionRequest { name })?).await?;
+            let d = d.into_inner();
+            let metric = Metric::try_from(d.metric).map_or("?", |m| m.as_str_name());
+            let encoding = Encoding::try_from(d.encoding).map_or("?", |e| e.as_str_name());
+            println!("name           {}", d.name);
+            println!("dimension      {}", d.dimension);
+            println!("metric         {metric}");
+            println!("encoding       {encoding}");
+            println!("shards         {}", d.shards);
+            println!("vectors        {}", d.vectors);
+            println!("postings       {}", d.postings);
+            println!("splits         {}", d.splits);
+            println!("merges         {}", d.merges);
+            println!("reassigned     {}", d.reassigned);
+            println!("pending jobs   {}", d.pending_jobs);
+            println!("memory         {:.1} MiB", d.memory_bytes as f64 / 1048576.0);
+            println!("applied index  {}", d.applied_index);
+        }
+        CollectionsCmd::Drop { name } => {
+            c.drop(request(&conn, DropCollectionRequest { name: name.clone() })?).await?;
+            println!("dropped {name}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
+    let (dim, data) = freshvec_core::texmex::read_fvecs(&a.fvecs)
+        .map_err(|e| Failure { code: 2, message: format!("--fvecs {}: {e}", a.fvecs.display()) })?;
+    let mut p = PointsClient::new(channel(&conn).await?)
+        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(64 << 20);
+    let rows = data.len() / dim.max(1);
+    let bar = ProgressBar::new(rows as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("upsert");
+    let batch = a.batch.clamp(1, crate::serve::MAX_BATCH);
+    let mut last = 0;
+    for (b, chunk) in data.chunks(batch * dim.max(1)).enumerate() {
+        let points = chunk
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, v)| Point { id: a.first_id + (b * batch + i) as u64, vector: v.to_vec() })
+            .collect::<Vec<_>>();
+        let n = points.len();
+        let msg = UpsertRequest { collection: a.collection.clone(), points };
+        last = p.upsert(request(&conn, msg)?).await?.into_inner().index;
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    println!("upserted {rows} points into {} (last log index {last})", a.collection);
+    Ok(())
+}
+
+pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
+    let mut p = PointsClient::new(channel(&conn).await?);
+    let params =
+        SearchParameters { k: a.k, nprobe: a.nprobe, exact: a.exact, ..Default::default() };
+    let msg = SearchRequest { collection: a.collection, vector: a.vector, params: Some(params) };
+    let r = p.search(request(&conn, msg)?).await?.into_inner();
+    println!("{:>6}  {:>20}  {:>14}", "rank", "id", "distance");
+    for (i, h) in r.hits.iter().enumerate() {
+        println!("{:>6}  {:>20}  {:>14.6}", i + 1, h.id, h.distance);
+    }
+    Ok(())
+}
+
+pub async fn status(conn: Conn) -> Result<(), Failure> {
+    let mut c = ClusterClient::new(channel(&conn).await?);
+    let s = c.status(request(&conn, StatusRequest {})?).await?.into_inner();
+    let role = Role::try_from(s.role).map_or("?", |r| r.as_str_name());
+    println!("node {}  role {role}  leader {}  term {}", s.node_id, s.leader_id, s.term);
+    println!(
+        "log: last {}  committed {}  applied {}  purged {}  snapshot {}",
+        s.last_log_index, s.committed_index, s.applied_index, s.purged_index, s.snapshot_index
+    );
+    println!("{:<24} {:>12} {:>18}", "collection", "vectors", "digest");
+    for c in &s.collections {
+        println!("{:<24} {:>12} {:>18x}", c.name, c.vectors, c.digest);
+    }
+    Ok(())
+}
