@@ -351,6 +351,11 @@ impl DurableCollection {
         self.applied.load(Ordering::Acquire)
     }
 
+    /// Latency of the journal's fsyncs (embedded mode).
+    pub fn fsync_stats(&self) -> Option<&crate::storage::journal::FsyncStats> {
+        self.journal.as_ref().map(Journal::fsync_stats)
+    }
+
     /// The index of the checkpoint `open` restored (0 when it started empty).
     pub fn restored_from(&self) -> u64 {
         self.restored_from

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod cli;
 pub mod crash_writer;
+pub mod metrics;
 pub mod serve;
 
 /// The generated public API (`proto/freshvec/v1/freshvec.proto`).

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Longest a request may run; a client's shorter deadline applies as given.
     #[arg(long, env = "FRESHVEC_MAX_REQUEST_SECONDS", default_value_t = 30.0)]
     pub max_request_seconds: f64,
+    /// Address of the Prometheus `GET /metrics` endpoint (plain HTTP); "off" disables it.
+    #[arg(long, env = "FRESHVEC_METRICS_LISTEN", default_value = "127.0.0.1:9867")]
+    pub metrics_listen: String,
 }
 
 /// Most points (or ids) in one write.
@@ -126,6 +129,11 @@ impl Catalog {
         }
         self.loaded.store(true, Ordering::Release);
         Ok(map.len())
+    }
+
+    /// Every collection, by name.
+    pub fn snapshot(&self) -> Vec<(String, Arc<DurableCollection>)> {
+        self.collections.read().iter().map(|(n, c)| (n.clone(), c.clone())).collect()
     }
 
     fn get(&self, name: &str) -> Result<Arc<DurableCollection>, Status> {
@@ -718,8 +726,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    if args.metrics_listen != "off" {
+        let listener = tokio::net::TcpListener::bind(&args.metrics_listen).await?;
+        eprintln!("freshvec: metrics on http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(crate::metrics::serve_http(listener, metrics.clone(), catalog.clone()));
+    }
     eprintln!("freshvec: listening on {} (data in {})", args.listen, args.data_dir.display());
     tonic::transport::Server::builder()
+        .layer(crate::metrics::MetricsLayer(metrics))
         .add_service(health)
         .add_service(reflection)
         .add_service(tonic::service::interceptor::InterceptedService::new(

@@ -27,7 +27,7 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path, port: u16) -> Server {
-    start_with(dir, port, &[])
+    start_with(dir, port, &["--metrics-listen", "127.0.0.1:0"])
 }
 
 fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Server {
@@ -84,7 +84,8 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
     let dir = std::env::temp_dir().join(format!("freshvec-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let url = format!("http://127.0.0.1:{port}");
-    let mut server = start(&dir, port);
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let mut server = start_with(&dir, port, &["--metrics-listen", &metrics_addr]);
     wait_serving(&url).await;
     let mut colls = CollectionsClient::connect(url.clone()).await.unwrap();
     let mut points = PointsClient::connect(url.clone()).await.unwrap();
@@ -180,6 +181,26 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
         .unwrap()
         .into_inner();
     assert_eq!((d.vectors, d.dimension, d.applied_index), (98, 4, 2));
+
+    // Prometheus metrics: request counts by method and code, gauges, fsync latency.
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(&metrics_addr).unwrap();
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut body = String::new();
+        sock.read_to_string(&mut body).unwrap();
+        body
+    };
+    for want in [
+        "HTTP/1.1 200 OK",
+        "freshvec_requests_total{method=\"freshvec.v1.Points/Upsert\",code=\"0\"} 1",
+        "freshvec_requests_total{method=\"freshvec.v1.Points/Upsert\",code=\"3\"}",
+        "freshvec_request_seconds_bucket{method=\"freshvec.v1.Points/Search\",le=\"+Inf\"}",
+        "freshvec_vectors{collection=\"docs\"} 98",
+        "freshvec_journal_fsync_seconds_count{collection=\"docs\"}",
+    ] {
+        assert!(metrics.contains(want), "metrics lack {want}:\n{metrics}");
+    }
 
     // SIGTERM: finish, checkpoint, exit 0.
     let pid = server.0.id().to_string();

@@ -81,6 +81,33 @@ pub struct Journal {
     opts: JournalOptions,
     inner: Mutex<Inner>,
     synced: Condvar,
+    fsyncs: FsyncStats,
+}
+
+/// Upper bounds (seconds) of the fsync latency histogram buckets.
+pub const FSYNC_BUCKETS: [f64; 10] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+/// Latency of the journal's fsyncs: a cumulative histogram, count and sum.
+#[derive(Debug, Default)]
+pub struct FsyncStats {
+    pub buckets: [std::sync::atomic::AtomicU64; 10],
+    pub count: std::sync::atomic::AtomicU64,
+    pub nanos: std::sync::atomic::AtomicU64,
+}
+
+impl FsyncStats {
+    fn record(&self, d: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let secs = d.as_secs_f64();
+        for (b, le) in self.buckets.iter().zip(FSYNC_BUCKETS) {
+            if secs <= le {
+                b.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.nanos.fetch_add(d.as_nanos() as u64, Relaxed);
+    }
 }
 
 fn segment_name(first: u64) -> String {
@@ -167,7 +194,13 @@ impl Journal {
                 poisoned: None,
             }),
             synced: Condvar::new(),
+            fsyncs: FsyncStats::default(),
         })
+    }
+
+    /// Latency of the fsyncs this journal ran.
+    pub fn fsync_stats(&self) -> &FsyncStats {
+        &self.fsyncs
     }
 
     /// The index of the last entry (or of the last purged one when none is held).
@@ -283,7 +316,12 @@ impl Journal {
             let path = g.segments.last().map(|s| s.path.clone()).unwrap_or_default();
             let mut syncer = g.syncer.take();
             g.syncing = true;
-            let res = MutexGuard::unlocked(&mut g, || syncer.as_mut().map_or(Ok(()), |f| f.sync()));
+            let res = MutexGuard::unlocked(&mut g, || {
+                let t = std::time::Instant::now();
+                let r = syncer.as_mut().map_or(Ok(()), |f| f.sync());
+                self.fsyncs.record(t.elapsed());
+                r
+            });
             g.syncing = false;
             g.syncer = syncer;
             self.synced.notify_all();

@@ -1,0 +1,214 @@
+//! Prometheus metrics: request counts by method and status code and latency histograms by
+//! method (a tower layer around the gRPC services), per-collection gauges (vectors, postings,
+//! background jobs, memory, applied index) and journal fsync latency, served as text at
+//! `GET /metrics` on their own HTTP listener.
+
+use crate::serve::Catalog;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Upper bounds (seconds) of the request latency buckets.
+const BUCKETS: [f64; 12] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; 12],
+    count: u64,
+    sum: f64,
+}
+
+/// Request metrics, by gRPC method.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counts: Mutex<BTreeMap<(String, i32), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+impl Metrics {
+    fn observe(&self, method: &str, code: i32, took: Duration) {
+        *self.counts.lock().entry((method.to_string(), code)).or_default() += 1;
+        let mut l = self.latency.lock();
+        let h = l.entry(method.to_string()).or_default();
+        let secs = took.as_secs_f64();
+        for (b, le) in h.buckets.iter_mut().zip(BUCKETS) {
+            if secs <= le {
+                *b += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self, catalog: &Catalog) -> String {
+        let mut out = String::new();
+        out.push_str("# TYPE freshvec_requests_total counter\n");
+        for ((method, code), n) in self.counts.lock().iter() {
+            let _ =
+                writeln!(out, "freshvec_requests_total{{method=\"{method}\",code=\"{code}\"}} {n}");
+        }
+        out.push_str("# TYPE freshvec_request_seconds histogram\n");
+        for (method, h) in self.latency.lock().iter() {
+            for (le, n) in BUCKETS.iter().zip(h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "freshvec_request_seconds_bucket{{method=\"{method}\",le=\"{le}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "freshvec_request_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "freshvec_request_seconds_sum{{method=\"{method}\"}} {}", h.sum);
+            let _ =
+                writeln!(out, "freshvec_request_seconds_count{{method=\"{method}\"}} {}", h.count);
+        }
+        let collections = catalog.snapshot();
+        for (name, help) in [
+            ("vectors", "live vectors"),
+            ("postings", "postings"),
+            ("pending_jobs", "background rebalancing jobs queued or running"),
+            ("memory_bytes", "heap bytes of the index"),
+            ("applied_index", "log index of the last applied write"),
+        ] {
+            let _ = writeln!(out, "# HELP freshvec_{name} {help}\n# TYPE freshvec_{name} gauge");
+            for (c, dc) in &collections {
+                let st = dc.collection().stats();
+                let v = match name {
+                    "vectors" => st.vectors,
+                    "postings" => st.postings,
+                    "pending_jobs" => st.pending_jobs,
+                    "memory_bytes" => st.memory_bytes,
+                    _ => dc.applied_index(),
+                };
+                let _ = writeln!(out, "freshvec_{name}{{collection=\"{c}\"}} {v}");
+            }
+        }
+        out.push_str("# TYPE freshvec_journal_fsync_seconds histogram\n");
+        for (c, dc) in &collections {
+            let Some(f) = dc.fsync_stats() else { continue };
+            let buckets = freshvec_core::storage::journal::FSYNC_BUCKETS;
+            for (le, b) in buckets.iter().zip(&f.buckets) {
+                let n = b.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "freshvec_journal_fsync_seconds_bucket{{collection=\"{c}\",le=\"{le}\"}} {n}"
+                );
+            }
+            let count = f.count.load(Ordering::Relaxed);
+            let sum = f.nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "freshvec_journal_fsync_seconds_bucket{{collection=\"{c}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(out, "freshvec_journal_fsync_seconds_sum{{collection=\"{c}\"}} {sum}");
+            let _ =
+                writeln!(out, "freshvec_journal_fsync_seconds_count{{collection=\"{c}\"}} {count}");
+        }
+        out
+    }
+}
+
+/// Records every gRPC call's method, status code and time to its response headers.
+#[derive(Debug, Clone)]
+pub struct MetricsLayer(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> MetricsService<S> {
+        MetricsService { inner, metrics: self.0.clone() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B, R> tower::Service<http::Request<B>> for MetricsService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    R: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().trim_start_matches('/').to_string();
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let r = fut.await;
+            // An error status before any response comes in the headers (trailers-only).
+            let code = match &r {
+                Ok(resp) => resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(0),
+                Err(_) => 2,
+            };
+            metrics.observe(&method, code, start.elapsed());
+            r
+        })
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the process ends.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    catalog: Arc<Catalog>,
+) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else { continue };
+        let (metrics, catalog) = (metrics.clone(), catalog.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut n = 0;
+            while n < buf.len() {
+                match sock.read(&mut buf[n..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let (status, body) = if buf[..n].starts_with(b"GET /metrics") {
+                ("200 OK", metrics.render(&catalog))
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}
