@@ -6,6 +6,7 @@ use crate::proto::cluster_client::ClusterClient;
 use crate::proto::collections_client::CollectionsClient;
 use crate::proto::points_client::PointsClient;
 use crate::proto::*;
+use crate::serve::{encoding_to, metric_to};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -114,12 +115,9 @@ fn request<T>(conn: &Conn, msg: T) -> Result<tonic::Request<T>, Failure> {
 }
 
 fn metric(s: &str) -> Result<Metric, Failure> {
-    match s {
-        "l2" => Ok(Metric::L2),
-        "dot" => Ok(Metric::Dot),
-        "cosine" => Ok(Metric::Cosine),
-        _ => Err(Failure { code: 2, message: format!("--metric {s}: use l2, dot or cosine") }),
-    }
+    freshvec_core::Metric::parse(s)
+        .map(metric_to)
+        .ok_or_else(|| Failure { code: 2, message: format!("--metric {s}: use l2, dot or cosine") })
 }
 
 /// Runs a client command on its own runtime; returns the process exit code.
@@ -144,16 +142,10 @@ pub async fn collections(conn: Conn, cmd: CollectionsCmd) -> Result<(), Failure>
     let mut c = CollectionsClient::new(channel(&conn).await?);
     match cmd {
         CollectionsCmd::Create { name, dimension, metric: m, shards, encoding } => {
-            let encoding = match encoding.as_str() {
-                "int8" => Encoding::Int8,
-                "f32" => Encoding::F32,
-                e => {
-                    return Err(Failure {
-                        code: 2,
-                        message: format!("--encoding {e}: use int8 or f32"),
-                    })
-                }
-            };
+            let encoding =
+                freshvec_core::Encoding::parse(&encoding).map(encoding_to).ok_or_else(|| {
+                    Failure { code: 2, message: format!("--encoding {encoding}: use int8 or f32") }
+                })?;
             let msg = CreateCollectionRequest {
                 name: name.clone(),
                 dimension,

@@ -257,11 +257,20 @@ fn metric_from(m: i32) -> Result<CoreMetric, Status> {
     }
 }
 
-fn metric_to(m: CoreMetric) -> Metric {
+/// The API's name for an engine metric.
+pub fn metric_to(m: CoreMetric) -> Metric {
     match m {
         CoreMetric::L2 => Metric::L2,
         CoreMetric::Dot => Metric::Dot,
         CoreMetric::Cosine => Metric::Cosine,
+    }
+}
+
+/// The API's name for an engine posting encoding.
+pub fn encoding_to(e: CoreEncoding) -> Encoding {
+    match e {
+        CoreEncoding::F32 => Encoding::F32,
+        CoreEncoding::Int8 => Encoding::Int8,
     }
 }
 
@@ -364,10 +373,7 @@ impl Collections for Api {
             dimension: coll.dim() as u32,
             metric: metric_to(coll.metric()) as i32,
             shards: coll.shard_count() as u32,
-            encoding: match dc.params().encoding {
-                CoreEncoding::F32 => Encoding::F32,
-                CoreEncoding::Int8 => Encoding::Int8,
-            } as i32,
+            encoding: encoding_to(dc.params().encoding) as i32,
             vectors: st.vectors,
             postings: st.postings,
             splits: st.splits,

@@ -238,8 +238,9 @@ impl HeadIndex {
 
     /// The `n` nearest live postings to `q` by squared L2 to their centroids, nearest first,
     /// written into `out` (cleared first): an exact scan of every centroid, for searches.
-    pub fn nearest(&self, q: &[f32], n: usize, out: &mut Vec<(f32, Arc<Posting>)>) {
-        self.lookup(q, n, false, out);
+    /// Returns the bytes the lookup read (centroids or their codes).
+    pub fn nearest(&self, q: &[f32], n: usize, out: &mut Vec<(f32, Arc<Posting>)>) -> usize {
+        self.lookup(q, n, false, out)
     }
 
     /// Like [`HeadIndex::nearest`], but past [`FLAT_HEADS`] heads only the centroids of the
@@ -248,17 +249,25 @@ impl HeadIndex {
         self.lookup(q, n, true, out);
     }
 
-    fn lookup(&self, q: &[f32], n: usize, approx: bool, out: &mut Vec<(f32, Arc<Posting>)>) {
+    fn lookup(
+        &self,
+        q: &[f32],
+        n: usize,
+        approx: bool,
+        out: &mut Vec<(f32, Arc<Posting>)>,
+    ) -> usize {
         out.clear();
+        let dim = self.dim;
         SCRATCH.with(|s| {
             let (dists, top, near_groups) = &mut *s.borrow_mut();
             let heads = self.inner.read();
             top.reset(n);
-            if !approx && !heads.codes.origin.is_empty() {
+            let read = if !approx && !heads.codes.origin.is_empty() {
                 heads.estimate(q, self.dim, dists);
                 // The best estimates (selected in linear time: a heap of this size would cost
                 // more than the scan), then exact distances among them.
                 let m = (HEAD_RERANK * n + 8).min(dists.len());
+                let read = dists.len() * (dim + 8) + m * dim * 4;
                 CANDIDATES.with(|c| {
                     let cands = &mut *c.borrow_mut();
                     cands.clear();
@@ -274,6 +283,7 @@ impl HeadIndex {
                         }
                     }
                 });
+                read
             } else if !approx || heads.groups.built_at == 0 {
                 dists.resize(heads.postings.len(), 0.0);
                 (kernels().l2sq_batch)(q, &heads.centroids, dists);
@@ -285,6 +295,7 @@ impl HeadIndex {
                         top.push_distinct(d, i as u32);
                     }
                 }
+                heads.centroids.len() * 4
             } else {
                 let g = &heads.groups;
                 dists.resize(g.slots.len(), 0.0);
@@ -296,23 +307,27 @@ impl HeadIndex {
                         near_groups.push_distinct(d, i as u32);
                     }
                 }
+                let mut read = g.centres.len() * 4;
                 for group in near_groups.drain_sorted() {
                     let (slots, block) =
                         (&g.slots[group.key as usize], &g.blocks[group.key as usize]);
                     dists.resize(slots.len(), 0.0);
                     (kernels().l2sq_batch)(q, block, dists);
+                    read += block.len() * 4;
                     for (&slot, &d) in slots.iter().zip(dists.iter()) {
                         if d < top.threshold() {
                             top.push_distinct(d, slot);
                         }
                     }
                 }
-            }
+                read
+            };
             out.extend(top.drain_sorted().filter(|s| s.dist.is_finite()).map(|s| {
                 let posting = heads.postings[s.key as usize].clone();
                 (s.dist, posting.expect("only live slots are scored"))
             }));
-        });
+            read
+        })
     }
 
     /// Adds a posting with `centroid` and `members`, returning it.
@@ -366,19 +381,6 @@ impl HeadIndex {
     /// Every live posting.
     pub fn all(&self) -> Vec<Arc<Posting>> {
         self.inner.read().postings.iter().flatten().cloned().collect()
-    }
-
-    /// Bytes a search for the `n` nearest heads reads: every centroid, or past
-    /// [`FLAT_HEADS`] every centroid's codes, scale and norm plus the exactly re-ranked
-    /// centroids.
-    pub fn scan_bytes(&self, n: usize) -> usize {
-        let h = self.inner.read();
-        let slots = h.postings.len();
-        if h.codes.origin.is_empty() {
-            slots * self.dim * 4
-        } else {
-            slots * (self.dim + 8) + (HEAD_RERANK * n + 8).min(slots) * self.dim * 4
-        }
     }
 
     /// Bytes held by the centroid block and the coarse layer.

@@ -296,6 +296,8 @@ pub struct Plan {
     /// The postings to scan, with the squared L2 distance from the query to their centroids.
     postings: Vec<(f32, Arc<Posting>)>,
     exact: bool,
+    /// Bytes the head lookup read to choose the postings.
+    head_bytes: u64,
 }
 
 /// One shard's SPFresh index. Dropping it stops its background threads.
@@ -607,11 +609,11 @@ impl Shared {
     fn plan(&self, q: &[f32], params: &SearchParams) -> Plan {
         if params.exact {
             let postings = self.heads.all().into_iter().map(|p| (f32::NEG_INFINITY, p)).collect();
-            return Plan { postings, exact: true };
+            return Plan { postings, exact: true, head_bytes: 0 };
         }
         let mut postings = Vec::with_capacity(params.nprobe.max(1));
-        self.heads.nearest(q, params.nprobe.max(1), &mut postings);
-        Plan { postings, exact: false }
+        let head_bytes = self.heads.nearest(q, params.nprobe.max(1), &mut postings) as u64;
+        Plan { postings, exact: false, head_bytes }
     }
 
     fn lower_bound(&self, plan: &Plan, q: &[f32]) -> f32 {
@@ -660,11 +662,6 @@ impl Shared {
             Encoding::F32 => 4,
             Encoding::Int8 => 8,
         }
-    }
-
-    /// Bytes of the centroid scan a search probing `nprobe` postings makes.
-    fn head_bytes(&self, nprobe: usize) -> u64 {
-        self.heads.scan_bytes(nprobe) as u64
     }
 
     /// The exact scan of `f32` postings: every scanned distance is exact up to rounding.
@@ -726,8 +723,7 @@ impl Shared {
         for p in maintain {
             self.jobs.enqueue(p);
         }
-        let head = if plan.exact { 0 } else { self.head_bytes(plan.postings.len()) };
-        let bytes = head + (scanned * (dim * 4 + self.member_overhead())) as u64;
+        let bytes = plan.head_bytes + (scanned * (dim * 4 + self.member_overhead())) as u64;
         self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
         self.counters.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
         top
@@ -823,7 +819,7 @@ impl Shared {
         for p in maintain {
             self.jobs.enqueue(p);
         }
-        let bytes = self.head_bytes(plan.postings.len())
+        let bytes = plan.head_bytes
             + (scanned * (dim + self.member_overhead()) + reranked * dim * 4) as u64;
         self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
         self.counters.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);

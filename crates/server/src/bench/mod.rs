@@ -116,6 +116,16 @@ struct SearchRun {
     queries: usize,
 }
 
+/// The search parameters the flags ask for (engine defaults where unset).
+fn search_params(args: &BenchArgs) -> SearchParams {
+    SearchParams {
+        k: args.k,
+        nprobe: args.nprobe.unwrap_or(SearchParams::DEFAULT_NPROBE),
+        rerank: args.rerank.unwrap_or(SearchParams::DEFAULT_RERANK),
+        exact: false,
+    }
+}
+
 fn params_from(args: &BenchArgs, dim: usize) -> anyhow::Result<IndexParams> {
     let metric = Metric::parse(&args.metric).context("--metric must be l2, dot or cosine")?;
     let mut p = IndexParams::new(dim, metric);
@@ -302,12 +312,7 @@ fn reopen(args: &BenchArgs, ds: &Dataset, params: IndexParams) -> anyhow::Result
     let dc = DurableCollection::open(Arc::new(RealFs), dir, params)?;
     let restart_s = t.elapsed().as_secs_f64();
     let rss = status_mb("VmRSS:");
-    let sp = SearchParams {
-        k: args.k,
-        nprobe: args.nprobe.unwrap_or(SearchParams::DEFAULT_NPROBE),
-        rerank: args.rerank.unwrap_or(SearchParams::DEFAULT_RERANK),
-        exact: false,
-    };
+    let sp = search_params(args);
     let r = measure(dc.collection(), ds, &sp, args);
     eprintln!(
         "reopened {} in {restart_s:.2}s (checkpoint at {}, applied {}); rss {rss:.0} MiB \
@@ -381,12 +386,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         (None, Some(c)) => c,
         (None, None) => unreachable!("one of the two is built above"),
     };
-    let sp = SearchParams {
-        k: args.k,
-        nprobe: args.nprobe.unwrap_or(SearchParams::DEFAULT_NPROBE),
-        rerank: args.rerank.unwrap_or(SearchParams::DEFAULT_RERANK),
-        exact: false,
-    };
+    let sp = search_params(&args);
 
     // Build: the collection takes the base by value (no copy).
     let base = std::mem::take(&mut ds.base);

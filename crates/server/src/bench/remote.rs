@@ -7,6 +7,7 @@ use super::{percentile, BenchArgs};
 use crate::proto::collections_client::CollectionsClient;
 use crate::proto::points_client::PointsClient;
 use crate::proto::*;
+use crate::serve::{encoding_to, metric_to};
 use anyhow::Context;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -41,15 +42,8 @@ async fn run_async(args: &BenchArgs, ds: &Dataset, server: &str) -> anyhow::Resu
     let dim = ds.dim;
     let n = ds.n_base();
     let _ = colls.drop(DropCollectionRequest { name: COLLECTION.into() }).await;
-    let metric = match args.metric.as_str() {
-        "dot" => Metric::Dot,
-        "cosine" => Metric::Cosine,
-        _ => Metric::L2,
-    };
-    let encoding = match args.encoding.as_deref() {
-        Some("f32") => Encoding::F32,
-        _ => Encoding::Int8,
-    };
+    let engine = super::params_from(args, dim)?;
+    let (metric, encoding) = (metric_to(engine.metric), encoding_to(engine.encoding));
     colls
         .create(CreateCollectionRequest {
             name: COLLECTION.into(),
