@@ -29,6 +29,8 @@ pub const JOURNAL_META: Kind = Kind { magic: *b"FVJMETA\0", version: 1 };
 pub const CHECKPOINT_MANIFEST: Kind = Kind { magic: *b"FVCKMAN\0", version: 1 };
 pub const CHECKPOINT_SHARD: Kind = Kind { magic: *b"FVCKSHD\0", version: 1 };
 pub const COLLECTION_META: Kind = Kind { magic: *b"FVCOLL\0\0", version: 1 };
+pub const RAFT_VOTE: Kind = Kind { magic: *b"FVVOTE\0\0", version: 1 };
+pub const SNAPSHOT: Kind = Kind { magic: *b"FVSNAP\0\0", version: 1 };
 
 pub fn header(kind: Kind) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];

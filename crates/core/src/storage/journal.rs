@@ -12,7 +12,8 @@
 //!   `i` (also beyond the last entry, restarting the log after `i`) and persists `i` first.
 //!
 //! Layout: `DIR/{first index:020}.log` segments (each a framed file of records
-//! `index: u64 | data`) and `DIR/meta` (one record: the last purged index).
+//! `index: u64 | data`) and `DIR/meta` (one record: the last purged index, then an optional
+//! tag the owner stores with it, such as the Raft log id of the purged entry).
 
 use super::frame::{self, FrameError, Reader};
 use super::fs::{write_atomic, AppendFile, Fs};
@@ -71,6 +72,8 @@ struct Inner {
     written: u64,
     durable: u64,
     purged: u64,
+    /// The tag persisted with `purged` (see [`Journal::purge_tagged`]).
+    purged_tag: Vec<u8>,
     poisoned: Option<String>,
 }
 
@@ -121,7 +124,8 @@ impl Journal {
         let parent = dir.parent().unwrap_or(Path::new(""));
         fs.sync_dir(parent).map_err(io_err(parent))?;
         let meta = dir.join("meta");
-        let purged = if fs.exists(&meta) { read_meta(&*fs, &meta)? } else { 0 };
+        let (purged, purged_tag) =
+            if fs.exists(&meta) { read_meta(&*fs, &meta)? } else { (0, Vec::new()) };
         let mut names: Vec<(u64, String)> = fs
             .list(dir)
             .map_err(io_err(dir))?
@@ -191,6 +195,7 @@ impl Journal {
                 written,
                 durable: written,
                 purged,
+                purged_tag,
                 poisoned: None,
             }),
             synced: Condvar::new(),
@@ -217,6 +222,11 @@ impl Journal {
     /// The last purged index, persisted.
     pub fn purged(&self) -> u64 {
         self.inner.lock().purged
+    }
+
+    /// The tag persisted with the last purged index (empty when none was given).
+    pub fn purged_tag(&self) -> Vec<u8> {
+        self.inner.lock().purged_tag.clone()
     }
 
     /// Appends entries at the next indexes and returns the last index once every entry is
@@ -336,16 +346,22 @@ impl Journal {
     }
 
     /// Calls `f(index, data)` for every entry from `from` on, in order.
-    pub fn read_from(&self, from: u64, mut f: impl FnMut(u64, &[u8])) -> Result<()> {
+    pub fn read_from(&self, from: u64, f: impl FnMut(u64, &[u8])) -> Result<()> {
+        self.read_range(from, u64::MAX, f)
+    }
+
+    /// Calls `f(index, data)` for every entry in `from..to`, in order; segments outside the
+    /// range are not read.
+    pub fn read_range(&self, from: u64, to: u64, mut f: impl FnMut(u64, &[u8])) -> Result<()> {
         let segments: Vec<Segment> = self.inner.lock().segments.clone();
-        for s in segments.iter().filter(|s| s.last >= from) {
+        for s in segments.iter().filter(|s| s.last >= from && s.first < to) {
             let bytes = self.fs.read(&s.path).map_err(io_err(&s.path))?;
             let bytes = &bytes[..(s.len as usize).min(bytes.len())];
             let scan = frame::scan(frame::JOURNAL, &s.path, bytes)?;
             for (_, payload) in scan.records {
                 let (head, data) = payload.split_at(8.min(payload.len()));
                 let index = Reader::new(head).u64().unwrap_or(0);
-                if index >= from {
+                if (from..to).contains(&index) {
                     f(index, data);
                 }
             }
@@ -391,16 +407,28 @@ impl Journal {
     /// `index` as the last purged one. Purging at or past the last entry empties the journal,
     /// and the next append gets `index + 1`.
     pub fn purge_upto(&self, index: u64) -> Result<()> {
+        self.purge_tagged(index, &[])
+    }
+
+    /// [`Journal::purge_upto`], persisting `tag` in the same write as the purged index (a
+    /// Raft log store keeps the purged entry's log id there).
+    pub fn purge_tagged(&self, index: u64, tag: &[u8]) -> Result<()> {
         let mut g = self.inner.lock();
+        if let Some(p) = &g.poisoned {
+            return Err(JournalError::Poisoned(p.clone()));
+        }
         if index <= g.purged {
             return Ok(());
         }
         self.quiesce(&mut g);
         let meta = self.dir.join("meta");
         let mut rec = frame::header(frame::JOURNAL_META).to_vec();
-        frame::record(&index.to_le_bytes(), &mut rec);
+        let mut payload = index.to_le_bytes().to_vec();
+        payload.extend_from_slice(tag);
+        frame::record(&payload, &mut rec);
         write_atomic(&*self.fs, &meta, &rec).map_err(io_err(&meta))?;
         g.purged = index;
+        g.purged_tag = tag.to_vec();
         let everything = index >= g.written;
         let mut removed = false;
         while g.segments.first().is_some_and(|s| s.last <= index) {
@@ -423,12 +451,14 @@ impl Journal {
     }
 }
 
-fn read_meta(fs: &dyn Fs, path: &Path) -> Result<u64> {
+fn read_meta(fs: &dyn Fs, path: &Path) -> Result<(u64, Vec<u8>)> {
     let bytes = fs.read(path).map_err(io_err(path))?;
     let scan = frame::scan(frame::JOURNAL_META, path, &bytes)?;
     // Written atomically: a damaged one is corruption, not a torn tail.
     match scan.records.first() {
-        Some((_, p)) if !scan.torn => Ok(Reader::new(p).u64().unwrap_or(0)),
+        Some((_, p)) if !scan.torn && p.len() >= 8 => {
+            Ok((Reader::new(p).u64().unwrap_or(0), p[8..].to_vec()))
+        }
         _ => {
             Err(FrameError::Corrupt { file: path.display().to_string(), offset: scan.valid_len }
                 .into())
@@ -470,12 +500,17 @@ mod tests {
         assert!(j.first_index() <= 31 && j.first_index() > 1);
         assert_eq!(entries(&j, 31).len(), 11);
         // Purging past the last entry restarts the log after it.
-        j.purge_upto(100).unwrap();
+        j.purge_tagged(100, b"term 7").unwrap();
         assert_eq!(j.last_index(), 100);
         assert_eq!(j.append(&[b"after"]).unwrap(), 101);
+        assert_eq!(j.append(&[b"and more"]).unwrap(), 102);
         let j = open(&fs.reboot(None), 200).unwrap();
-        assert_eq!((j.purged(), j.first_index(), j.last_index()), (100, 101, 101));
-        assert_eq!(entries(&j, 0), vec![(101, b"after".to_vec())]);
+        assert_eq!((j.purged(), j.first_index(), j.last_index()), (100, 101, 102));
+        assert_eq!(j.purged_tag(), b"term 7");
+        assert_eq!(entries(&j, 0)[0], (101, b"after".to_vec()));
+        let mut ranged = Vec::new();
+        j.read_range(102, 103, |i, _| ranged.push(i)).unwrap();
+        assert_eq!(ranged, vec![102]);
     }
 
     #[test]

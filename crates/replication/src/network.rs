@@ -1,0 +1,314 @@
+//! The peer transport: openraft's RPCs (and our forwarding RPCs) over gRPC, each payload
+//! postcard-encoded (`proto/freshvec/peer/v1/peer.proto`).
+//!
+//! - [`Peers`] is openraft's network factory; it keeps one channel per peer address, shared
+//!   by every client of that peer.
+//! - [`PeerService`] serves a node's end. A payload that does not decode, a snapshot chunk
+//!   larger than [`MAX_CHUNK`] or a call without the cluster secret (when one is set) is
+//!   refused before it reaches openraft, and changes nothing.
+
+use crate::command::{Applied, Command};
+use crate::log_store::LogStore;
+use crate::proto::peer_client::PeerClient;
+use crate::proto::peer_server::{Peer, PeerServer};
+use crate::proto::Payload;
+use crate::state::StateMachine;
+use crate::{LogId, NodeId, Raft, TypeConfig};
+use openraft::error::{
+    CheckIsLeaderError, ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError,
+    RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+/// Metadata header carrying the cluster secret.
+pub const SECRET_HEADER: &str = "x-freshvec-cluster-secret";
+/// The snapshot chunk size the leader sends.
+pub const CHUNK: usize = 4 << 20;
+/// The largest snapshot chunk a node accepts.
+pub const MAX_CHUNK: usize = 2 * CHUNK;
+/// The largest peer message (a batch of log entries).
+pub const MAX_PEER_MESSAGE: usize = 256 << 20;
+
+/// Compares a secret in constant time (no early exit on the first differing byte).
+pub fn secret_matches(expected: &[u8], got: Option<&[u8]>) -> bool {
+    let Some(got) = got else { return false };
+    let mut diff = (got.len() != expected.len()) as u8;
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ got.get(i).copied().unwrap_or(!e);
+    }
+    diff == 0
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Payload, Status> {
+    let data = postcard::to_stdvec(v).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Payload { data })
+}
+
+fn decode<T: DeserializeOwned>(p: &Payload) -> Result<T, Status> {
+    postcard::from_bytes(&p.data)
+        .map_err(|e| Status::invalid_argument(format!("payload does not decode: {e}")))
+}
+
+/// openraft's network factory: one cached channel per peer address.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    secret: Option<Arc<str>>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Peers {
+    pub fn new(secret: Option<String>) -> Peers {
+        Peers { secret: secret.map(Arc::from), channels: Default::default() }
+    }
+
+    /// A client of the peer at `addr` (host:port), on the cached channel.
+    pub fn client(&self, addr: &str) -> Result<Link, Status> {
+        let channel = {
+            let mut map = self.channels.lock();
+            match map.get(addr) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Endpoint::from_shared(format!("http://{addr}"))
+                        .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
+                        .connect_timeout(Duration::from_secs(2))
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(10))
+                        .connect_lazy();
+                    map.insert(addr.to_string(), c.clone());
+                    c
+                }
+            }
+        };
+        let client = PeerClient::new(channel)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE);
+        Ok(Link { client, secret: self.secret.clone() })
+    }
+}
+
+/// A client of one peer.
+#[derive(Debug, Clone)]
+pub struct Link {
+    client: PeerClient<Channel>,
+    secret: Option<Arc<str>>,
+}
+
+/// Which RPC a [`Link::call`] makes.
+#[derive(Debug, Clone, Copy)]
+pub enum Rpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+    Forward,
+    ReadIndex,
+    Probe,
+}
+
+impl Link {
+    /// Sends `req` and decodes the reply; transport failures are `Err(Status)`.
+    pub async fn call<Q: Serialize, A: DeserializeOwned>(
+        &mut self,
+        rpc: Rpc,
+        req: &Q,
+        timeout: Duration,
+    ) -> Result<A, Status> {
+        let mut r = Request::new(encode(req)?);
+        r.set_timeout(timeout);
+        if let Some(s) = &self.secret {
+            let v = s.parse().map_err(|_| Status::invalid_argument("cluster secret: not ASCII"))?;
+            r.metadata_mut().insert(SECRET_HEADER, v);
+        }
+        let reply = match rpc {
+            Rpc::AppendEntries => self.client.append_entries(r).await,
+            Rpc::Vote => self.client.vote(r).await,
+            Rpc::InstallSnapshot => self.client.install_snapshot(r).await,
+            Rpc::Forward => self.client.forward(r).await,
+            Rpc::ReadIndex => self.client.read_index(r).await,
+            Rpc::Probe => self.client.probe(r).await,
+        }?;
+        postcard::from_bytes(&reply.into_inner().data)
+            .map_err(|e| Status::internal(format!("reply does not decode: {e}")))
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Peers {
+    type Network = Network;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Network {
+        Network { target, link: self.client(&node.addr) }
+    }
+}
+
+/// openraft's client of one peer.
+#[derive(Debug)]
+pub struct Network {
+    target: NodeId,
+    link: Result<Link, Status>,
+}
+
+fn rpc_error<E: std::error::Error>(s: Status) -> RPCError<NodeId, BasicNode, E> {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            RPCError::Unreachable(Unreachable::new(&s))
+        }
+        _ => RPCError::Network(NetworkError::new(&s)),
+    }
+}
+
+impl Network {
+    async fn send<Q: Serialize, A: DeserializeOwned, E>(
+        &mut self,
+        rpc: Rpc,
+        req: &Q,
+        option: &RPCOption,
+    ) -> Result<A, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        E: std::error::Error + DeserializeOwned,
+    {
+        let link = self.link.as_mut().map_err(|s| rpc_error(s.clone()))?;
+        let reply: Result<A, RaftError<NodeId, E>> =
+            link.call(rpc, req, option.hard_ttl()).await.map_err(rpc_error)?;
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Network {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.send(Rpc::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.send(Rpc::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.send(Rpc::Vote, &rpc, &option).await
+    }
+}
+
+/// The peer service of one node.
+#[derive(Clone)]
+pub struct PeerService {
+    raft: Raft,
+    log: LogStore,
+    state: StateMachine,
+}
+
+/// What a forwarded write returns.
+pub type ForwardReply = Result<Applied, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>;
+/// What a read-index request returns.
+pub type ReadIndexReply =
+    Result<Option<LogId>, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>>;
+
+impl PeerService {
+    pub fn new(raft: Raft, log: LogStore, state: StateMachine) -> PeerService {
+        PeerService { raft, log, state }
+    }
+
+    /// The tonic service, with message limits and the secret check (when `secret` is set).
+    pub fn into_server(
+        self,
+        secret: Option<String>,
+    ) -> tonic::service::interceptor::InterceptedService<
+        PeerServer<PeerService>,
+        impl tonic::service::Interceptor + Clone,
+    > {
+        let secret: Option<Arc<[u8]>> = secret.map(|s| Arc::from(s.as_bytes()));
+        let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+            match &secret {
+                Some(s) => {
+                    let got = req.metadata().get(SECRET_HEADER).map(|v| v.as_bytes());
+                    if secret_matches(s, got) {
+                        Ok(req)
+                    } else {
+                        Err(Status::unauthenticated("missing or wrong cluster secret"))
+                    }
+                }
+                None => Ok(req),
+            }
+        };
+        tonic::service::interceptor::InterceptedService::new(
+            PeerServer::new(self)
+                .max_decoding_message_size(MAX_PEER_MESSAGE)
+                .max_encoding_message_size(MAX_PEER_MESSAGE),
+            check,
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(req.get_ref())?;
+        let reply = self.raft.append_entries(rpc).await;
+        Ok(Response::new(encode(&reply)?))
+    }
+
+    async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let rpc: VoteRequest<NodeId> = decode(req.get_ref())?;
+        let reply = self.raft.vote(rpc).await;
+        Ok(Response::new(encode(&reply)?))
+    }
+
+    async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(req.get_ref())?;
+        if rpc.data.len() > MAX_CHUNK {
+            return Err(Status::invalid_argument(format!(
+                "snapshot chunk of {} bytes, at most {MAX_CHUNK}",
+                rpc.data.len()
+            )));
+        }
+        let reply = self.raft.install_snapshot(rpc).await;
+        Ok(Response::new(encode(&reply)?))
+    }
+
+    async fn forward(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let cmd: Command = decode(req.get_ref())?;
+        let reply: ForwardReply = self.raft.client_write(cmd).await.map(|r| r.data);
+        Ok(Response::new(encode(&reply)?))
+    }
+
+    async fn read_index(&self, _req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let reply: ReadIndexReply = self.raft.ensure_linearizable().await;
+        Ok(Response::new(encode(&reply)?))
+    }
+
+    async fn probe(&self, _req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let has = self.log.has_state() || self.state.current_snapshot().is_some();
+        Ok(Response::new(encode(&has)?))
+    }
+}
+
+impl std::fmt::Debug for PeerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerService").finish_non_exhaustive()
+    }
+}
