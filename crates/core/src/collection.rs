@@ -17,13 +17,16 @@ pub struct Collection {
 /// One search hit: the vector id and its distance under the collection's metric.
 pub type Hit = Scored<u64>;
 
+/// Most shards a collection may have.
+pub const MAX_SHARDS: usize = 1024;
+
 impl Collection {
     /// A new, empty collection of `shards` shards with the given per-shard parameters.
     pub fn new(params: IndexParams, shards: usize) -> Result<Collection> {
-        if shards == 0 || shards > 1024 {
+        if shards == 0 || shards > MAX_SHARDS {
             return Err(Error::InvalidParameter {
                 name: "shards",
-                reason: "must be 1..=1024".into(),
+                reason: format!("must be 1..={MAX_SHARDS}"),
             });
         }
         let shards = (0..shards)

@@ -66,8 +66,9 @@ impl CollectionSpec {
         set(self.replicas, &mut p.replicas);
         p.replica_candidates = p.replica_candidates.max(p.replicas);
         p.validate().map_err(|e| e.to_string())?;
-        if self.shards == 0 {
-            return Err("shards: must be at least 1".into());
+        let max = freshvec_core::collection::MAX_SHARDS;
+        if self.shards == 0 || self.shards as usize > max {
+            return Err(format!("shards: must be 1..={max}, got {}", self.shards));
         }
         Ok(p)
     }

@@ -234,18 +234,104 @@ pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn status(conn: Conn) -> Result<(), Failure> {
+/// Prints the node's replication status; with `watch`, again every that many seconds.
+pub async fn status(conn: Conn, watch: Option<f64>) -> Result<(), Failure> {
     let mut c = ClusterClient::new(channel(&conn).await?);
-    let s = c.status(request(&conn, StatusRequest {})?).await?.into_inner();
+    loop {
+        let s = c.status(request(&conn, StatusRequest {})?).await?.into_inner();
+        if watch.is_some() {
+            print!("\x1b[2J\x1b[H");
+        }
+        print_status(&s);
+        match watch {
+            None => return Ok(()),
+            Some(secs) => {
+                tokio::time::sleep(std::time::Duration::from_secs_f64(secs.max(0.1))).await
+            }
+        }
+    }
+}
+
+fn print_status(s: &StatusResponse) {
     let role = Role::try_from(s.role).map_or("?", |r| r.as_str_name());
-    println!("node {}  role {role}  leader {}  term {}", s.node_id, s.leader_id, s.term);
     println!(
-        "log: last {}  committed {}  applied {}  purged {}  snapshot {}",
-        s.last_log_index, s.committed_index, s.applied_index, s.purged_index, s.snapshot_index
+        "node {} ({})  role {role}  leader {}  term {}  voters {:?}",
+        s.node_id, s.address, s.leader_id, s.term, s.voters
     );
+    println!(
+        "log: last {}  committed {}  applied {}  purged {}  snapshot {}  first held {}",
+        s.last_log_index,
+        s.committed_index,
+        s.applied_index,
+        s.purged_index,
+        s.snapshot_index,
+        s.first_log_index
+    );
+    println!(
+        "snapshots: installed {}  receiving now {}  last install {} ms",
+        s.snapshots_installed, s.snapshot_transfers_in_progress, s.last_snapshot_install_ms
+    );
+    if !s.peers.is_empty() {
+        println!("{:<6} {:<24} {:>6} {:>12} {:>10}", "peer", "address", "voter", "matched", "lag");
+        for p in &s.peers {
+            println!(
+                "{:<6} {:<24} {:>6} {:>12} {:>10}",
+                p.node_id, p.address, p.voter, p.matched_index, p.lag
+            );
+        }
+    }
     println!("{:<24} {:>12} {:>18}", "collection", "vectors", "digest");
     for c in &s.collections {
         println!("{:<24} {:>12} {:>18x}", c.name, c.vectors, c.digest);
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Write a snapshot now (on the node asked).
+    Snapshot,
+    /// Purge the node's log up to an index (default: its snapshot's index).
+    Purge {
+        #[arg(long, default_value_t = 0)]
+        upto: u64,
+    },
+    /// Add a node (send to the leader): learner first, then voter once caught up.
+    AddNode {
+        #[arg(long)]
+        id: u64,
+        /// The new node's peer-service address, HOST:PORT.
+        #[arg(long)]
+        address: String,
+    },
+    /// Remove a voter (send to the leader).
+    RemoveNode {
+        #[arg(long)]
+        id: u64,
+    },
+}
+
+/// Runs a cluster operation.
+pub async fn cluster(conn: Conn, cmd: ClusterCmd) -> Result<(), Failure> {
+    let mut c = ClusterClient::new(channel(&conn).await?);
+    match cmd {
+        ClusterCmd::Snapshot => {
+            let r = c.trigger_snapshot(request(&conn, TriggerSnapshotRequest {})?).await?;
+            println!("snapshot at index {}", r.into_inner().snapshot_index);
+        }
+        ClusterCmd::Purge { upto } => {
+            let r = c.purge_log(request(&conn, PurgeLogRequest { upto })?).await?;
+            println!("log purged up to index {}", r.into_inner().purged_index);
+        }
+        ClusterCmd::AddNode { id, address } => {
+            let r = c.add_node(request(&conn, AddNodeRequest { node_id: id, address })?).await?;
+            let m = r.into_inner();
+            println!("voters {:?}  learners {:?}", m.voters, m.learners);
+        }
+        ClusterCmd::RemoveNode { id } => {
+            let r = c.remove_node(request(&conn, RemoveNodeRequest { node_id: id })?).await?;
+            let m = r.into_inner();
+            println!("voters {:?}  learners {:?}", m.voters, m.learners);
+        }
     }
     Ok(())
 }

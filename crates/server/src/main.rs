@@ -44,6 +44,16 @@ enum Command {
     },
     /// Show the node's replication status and per-collection digests.
     Status {
+        /// Refresh every this many seconds.
+        #[arg(long, num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<f64>,
+        #[command(flatten)]
+        conn: cli::Conn,
+    },
+    /// Cluster operations: snapshot, purge, add-node, remove-node.
+    Cluster {
+        #[command(subcommand)]
+        cmd: cli::ClusterCmd,
         #[command(flatten)]
         conn: cli::Conn,
     },
@@ -52,17 +62,41 @@ enum Command {
     CrashWriter(crash_writer::CrashWriterArgs),
 }
 
+/// Structured logs on stderr: `FRESHVEC_LOG` filters (default `info,openraft=warn`),
+/// `FRESHVEC_LOG_FORMAT=json` writes one JSON object per line.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FRESHVEC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var("FRESHVEC_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        None => serve::run(cli.serve),
-        Some(Command::Serve(args)) => serve::run(args),
+        None => {
+            init_logs();
+            serve::run(cli.serve)
+        }
+        Some(Command::Serve(args)) => {
+            init_logs();
+            serve::run(args)
+        }
         Some(Command::Bench(args)) => bench::run(*args),
         Some(Command::CrashWriter(args)) => crash_writer::run(args),
         Some(Command::Collections { cmd, conn }) => exit(cli::run(cli::collections(conn, cmd))),
         Some(Command::Upsert { args, conn }) => exit(cli::run(cli::upsert(conn, args))),
         Some(Command::Search { args, conn }) => exit(cli::run(cli::search(conn, args))),
-        Some(Command::Status { conn }) => exit(cli::run(cli::status(conn))),
+        Some(Command::Status { watch, conn }) => exit(cli::run(cli::status(conn, watch))),
+        Some(Command::Cluster { cmd, conn }) => exit(cli::run(cli::cluster(conn, cmd))),
     }
 }
 

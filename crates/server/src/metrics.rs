@@ -1,9 +1,10 @@
 //! Prometheus metrics: request counts by method and status code and latency histograms by
 //! method (a tower layer around the gRPC services), per-collection gauges (vectors, postings,
-//! background jobs, memory, applied index) and journal fsync latency, served as text at
+//! background jobs, memory), Raft gauges (term, leader, log, applied, snapshot and purged
+//! indexes, follower lag) and the Raft log's fsync latency, served as text at
 //! `GET /metrics` on their own HTTP listener.
 
-use crate::serve::Catalog;
+use crate::serve::Loaded;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,7 +50,7 @@ impl Metrics {
     }
 
     /// The text exposition of every metric.
-    pub fn render(&self, catalog: &Catalog) -> String {
+    pub fn render(&self, loaded: &Loaded) -> String {
         let mut out = String::new();
         out.push_str("# TYPE freshvec_requests_total counter\n");
         for ((method, code), n) in self.counts.lock().iter() {
@@ -73,48 +74,54 @@ impl Metrics {
             let _ =
                 writeln!(out, "freshvec_request_seconds_count{{method=\"{method}\"}} {}", h.count);
         }
-        let collections = catalog.snapshot();
+        let Some(node) = loaded.get() else { return out };
+        let collections = node.state.collections();
         for (name, help) in [
             ("vectors", "live vectors"),
             ("postings", "postings"),
             ("pending_jobs", "background rebalancing jobs queued or running"),
             ("memory_bytes", "heap bytes of the index"),
-            ("applied_index", "log index of the last applied write"),
         ] {
             let _ = writeln!(out, "# HELP freshvec_{name} {help}\n# TYPE freshvec_{name} gauge");
-            for (c, dc) in &collections {
-                let st = dc.collection().stats();
+            for r in &collections {
+                let st = r.coll.stats();
                 let v = match name {
                     "vectors" => st.vectors,
                     "postings" => st.postings,
                     "pending_jobs" => st.pending_jobs,
-                    "memory_bytes" => st.memory_bytes,
-                    _ => dc.applied_index(),
+                    _ => st.memory_bytes,
                 };
-                let _ = writeln!(out, "freshvec_{name}{{collection=\"{c}\"}} {v}");
+                let _ = writeln!(out, "freshvec_{name}{{collection=\"{}\"}} {v}", r.name);
             }
+        }
+        let st = crate::serve::status_of(node);
+        for (name, help, v) in [
+            ("raft_term", "current Raft term", st.term),
+            ("raft_is_leader", "1 on the leader", (st.node_id == st.leader_id) as u64),
+            ("raft_last_log_index", "index of the last log entry", st.last_log_index),
+            ("applied_index", "log index of the last applied entry", st.applied_index),
+            ("raft_snapshot_index", "log index the snapshot covers", st.snapshot_index),
+            ("raft_purged_index", "last purged log index", st.purged_index),
+            ("snapshots_installed", "snapshots received and installed", st.snapshots_installed),
+        ] {
+            let _ = writeln!(out, "# HELP freshvec_{name} {help}\n# TYPE freshvec_{name} gauge");
+            let _ = writeln!(out, "freshvec_{name} {v}");
+        }
+        for p in &st.peers {
+            let _ = writeln!(out, "freshvec_raft_follower_lag{{node=\"{}\"}} {}", p.node_id, p.lag);
         }
         out.push_str("# TYPE freshvec_journal_fsync_seconds histogram\n");
-        for (c, dc) in &collections {
-            let Some(f) = dc.fsync_stats() else { continue };
-            let buckets = freshvec_core::storage::journal::FSYNC_BUCKETS;
-            for (le, b) in buckets.iter().zip(&f.buckets) {
-                let n = b.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "freshvec_journal_fsync_seconds_bucket{{collection=\"{c}\",le=\"{le}\"}} {n}"
-                );
-            }
-            let count = f.count.load(Ordering::Relaxed);
-            let sum = f.nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(
-                out,
-                "freshvec_journal_fsync_seconds_bucket{{collection=\"{c}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(out, "freshvec_journal_fsync_seconds_sum{{collection=\"{c}\"}} {sum}");
-            let _ =
-                writeln!(out, "freshvec_journal_fsync_seconds_count{{collection=\"{c}\"}} {count}");
+        let f = node.log.fsync_stats();
+        let buckets = freshvec_core::storage::journal::FSYNC_BUCKETS;
+        for (le, b) in buckets.iter().zip(&f.buckets) {
+            let n = b.load(Ordering::Relaxed);
+            let _ = writeln!(out, "freshvec_journal_fsync_seconds_bucket{{le=\"{le}\"}} {n}");
         }
+        let count = f.count.load(Ordering::Relaxed);
+        let sum = f.nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "freshvec_journal_fsync_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "freshvec_journal_fsync_seconds_sum {sum}");
+        let _ = writeln!(out, "freshvec_journal_fsync_seconds_count {count}");
         out
     }
 }
@@ -177,14 +184,10 @@ where
 }
 
 /// Serves `GET /metrics` on `listener` until the process ends.
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    catalog: Arc<Catalog>,
-) {
+pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, loaded: Loaded) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else { continue };
-        let (metrics, catalog) = (metrics.clone(), catalog.clone());
+        let (metrics, loaded) = (metrics.clone(), loaded.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut n = 0;
@@ -198,7 +201,7 @@ pub async fn serve_http(
                 }
             }
             let (status, body) = if buf[..n].starts_with(b"GET /metrics") {
-                ("200 OK", metrics.render(&catalog))
+                ("200 OK", metrics.render(&loaded))
             } else {
                 ("404 Not Found", "not found\n".to_string())
             };

@@ -33,6 +33,7 @@ fn a_python_client_creates_upserts_searches_and_reads_status() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut server = Command::new(env!("CARGO_BIN_EXE_freshvec"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
+        .args(["--peer-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(&dir)
         .stderr(Stdio::null())

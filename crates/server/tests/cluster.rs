@@ -1,0 +1,599 @@
+//! Replication with real processes: three (or more) `freshvec serve` nodes, each on its own
+//! loopback address (127.0.0.11, .12, ...), killed, restarted and wiped by the tests.
+//!
+//! - Snapshot fallback: a follower behind a purged log installs a snapshot, its log restarts
+//!   at the snapshot's index, and it converges (applied index, digest, exact results).
+//! - Follower wipe: a follower whose data directory is deleted catches up with a snapshot.
+//! - Leader failover: kill -9 the leader under a write load; no acknowledged write is lost.
+//! - Membership: grow from one node to three under writes, then remove one.
+//! - Bad input to the peer service is refused and harms nothing.
+
+use freshvec_replication::proto::peer_client::PeerClient;
+use freshvec_replication::proto::Payload;
+use freshvec_server::proto::cluster_client::ClusterClient;
+use freshvec_server::proto::collections_client::CollectionsClient;
+use freshvec_server::proto::points_client::PointsClient;
+use freshvec_server::proto::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic::Code;
+
+/// Tests take turns: each starts several servers on free ports.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const DIM: usize = 16;
+
+/// splitmix64: a seeded generator for vectors and choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    fn vector(&mut self) -> Vec<f32> {
+        (0..DIM).map(|_| self.f32()).collect()
+    }
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// One node: its addresses, data directory and process.
+struct NodeProc {
+    id: u64,
+    ip: String,
+    api: u16,
+    peer: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    fn url(&self) -> String {
+        format!("http://{}:{}", self.ip, self.api)
+    }
+
+    fn peer_addr(&self) -> String {
+        format!("{}:{}", self.ip, self.peer)
+    }
+
+    fn start(&mut self, peers: &str, extra: &[&str]) {
+        assert!(self.child.is_none(), "node {} already running", self.id);
+        let log = std::fs::File::create(self.dir.with_extension("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_freshvec"))
+            .args(["serve", "--node-id", &self.id.to_string()])
+            .args(["--listen", &format!("{}:{}", self.ip, self.api)])
+            .args(["--peer-listen", &self.peer_addr()])
+            .args(["--peers", peers, "--metrics-listen", "off"])
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(extra)
+            .env("FRESHVEC_LOG", "info,openraft=warn")
+            .stderr(log)
+            .spawn()
+            .expect("starting a node");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cluster {
+    nodes: Vec<NodeProc>,
+    root: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    /// `n` nodes prepared (not started) under a fresh directory.
+    fn new(name: &str, n: u64, extra: &[&str]) -> Cluster {
+        let root =
+            std::env::temp_dir().join(format!("freshvec-cluster-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let nodes = (1..=n)
+            .map(|id| {
+                let ip = format!("127.0.0.{}", 10 + id);
+                NodeProc {
+                    id,
+                    api: free_port(&ip),
+                    peer: free_port(&ip),
+                    ip,
+                    dir: root.join(format!("node{id}")),
+                    child: None,
+                }
+            })
+            .collect();
+        Cluster { nodes, root, extra: extra.iter().map(|s| s.to_string()).collect() }
+    }
+
+    fn node(&mut self, id: u64) -> &mut NodeProc {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    /// `--peers` for the given members.
+    fn peers(&self, ids: &[u64]) -> String {
+        ids.iter()
+            .map(|&id| format!("{id}={}", self.nodes[id as usize - 1].peer_addr()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn start(&mut self, id: u64, members: &[u64]) {
+        let peers = self.peers(members);
+        let extra: Vec<String> = self.extra.clone();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        self.node(id).start(&peers, &extra);
+    }
+
+    fn url(&self, id: u64) -> String {
+        self.nodes[id as usize - 1].url()
+    }
+
+    /// Prints each node's log (on failure, for diagnosis).
+    fn dump_logs(&self) {
+        for n in &self.nodes {
+            if let Ok(s) = std::fs::read_to_string(n.dir.with_extension("log")) {
+                let tail: Vec<&str> = s.lines().rev().take(30).collect();
+                eprintln!("--- node {} log (last lines, newest first) ---", n.id);
+                for l in tail {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        } else {
+            self.dump_logs();
+        }
+    }
+}
+
+async fn channel(url: &str) -> Option<Channel> {
+    let ep =
+        Channel::from_shared(url.to_string()).ok()?.connect_timeout(Duration::from_millis(500));
+    tokio::time::timeout(Duration::from_secs(2), ep.connect()).await.ok()?.ok()
+}
+
+async fn status(url: &str) -> Option<StatusResponse> {
+    let mut c = ClusterClient::new(channel(url).await?);
+    let mut req = tonic::Request::new(StatusRequest {});
+    req.set_timeout(Duration::from_secs(2));
+    Some(c.status(req).await.ok()?.into_inner())
+}
+
+/// Polls `check` until it holds, failing after `secs` seconds.
+macro_rules! wait_until {
+    ($secs:expr, $what:expr, $check:expr) => {{
+        let deadline = Instant::now() + Duration::from_secs($secs);
+        loop {
+            if $check {
+                break;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {}", $what);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }};
+}
+
+/// The leader as `ids` see it, once they all agree and it answers as leader.
+async fn leader(c: &Cluster, ids: &[u64], secs: u64) -> u64 {
+    let mut found = 0;
+    wait_until!(secs, "a leader all nodes agree on", {
+        let mut leaders = Vec::new();
+        for &id in ids {
+            leaders.push(status(&c.url(id)).await.map(|s| s.leader_id));
+        }
+        let first = leaders[0];
+        match first {
+            Some(l) if l != 0 && leaders.iter().all(|x| *x == first) && ids.contains(&l) => {
+                let s = status(&c.url(l)).await;
+                found = l;
+                s.is_some_and(|s| s.role == Role::Leader as i32)
+            }
+            _ => false,
+        }
+    });
+    found
+}
+
+async fn create(url: &str, name: &str) {
+    let mut c = CollectionsClient::new(channel(url).await.expect("node reachable"));
+    let req = CreateCollectionRequest {
+        name: name.into(),
+        dimension: DIM as u32,
+        metric: Metric::L2 as i32,
+        shards: 2,
+        index: None,
+    };
+    c.create(req).await.expect("create");
+}
+
+/// Upserts through `url`, retrying what may be transient (no leader yet, a node down) until
+/// `secs` pass; returns the write's index once acknowledged.
+async fn upsert(url: &str, coll: &str, points: &[(u64, Vec<f32>)], secs: u64) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        let Some(ch) = channel(url).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let mut p = PointsClient::new(ch);
+        let mut req = tonic::Request::new(UpsertRequest {
+            collection: coll.into(),
+            points: points.iter().map(|(id, v)| Point { id: *id, vector: v.clone() }).collect(),
+        });
+        req.set_timeout(Duration::from_secs(5));
+        match p.upsert(req).await {
+            Ok(r) => return Some(r.into_inner().index),
+            Err(s) if matches!(s.code(), Code::InvalidArgument | Code::NotFound) => {
+                panic!("write refused: {s:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    None
+}
+
+fn batch(rng: &mut Rng, first: u64, n: u64) -> Vec<(u64, Vec<f32>)> {
+    (first..first + n).map(|id| (id, rng.vector())).collect()
+}
+
+async fn search(url: &str, coll: &str, q: &[f32], exact: bool) -> Vec<(u64, f32)> {
+    let mut p = PointsClient::new(channel(url).await.expect("node reachable"));
+    let req = SearchRequest {
+        collection: coll.into(),
+        vector: q.to_vec(),
+        params: Some(SearchParameters { k: 10, exact, ..Default::default() }),
+    };
+    let hits = p.search(req).await.expect("search").into_inner().hits;
+    hits.into_iter().map(|h| (h.id, h.distance)).collect()
+}
+
+/// Waits until every node in `ids` applied the same index and holds the same digests; returns
+/// the statuses.
+async fn converged(c: &Cluster, ids: &[u64], secs: u64) -> Vec<StatusResponse> {
+    let mut out = Vec::new();
+    wait_until!(secs, "replicas to converge", {
+        out.clear();
+        for &id in ids {
+            if let Some(s) = status(&c.url(id)).await {
+                out.push(s);
+            }
+        }
+        out.len() == ids.len()
+            && out.iter().all(|s| {
+                s.applied_index == out[0].applied_index && s.collections == out[0].collections
+            })
+    });
+    out
+}
+
+/// Exact search returns identical results on every replica, and ANN recall@10 against it is
+/// at least `floor` on each.
+async fn same_answers(c: &Cluster, ids: &[u64], coll: &str, rng: &mut Rng, floor: f64) {
+    let queries: Vec<Vec<f32>> = (0..20).map(|_| rng.vector()).collect();
+    let mut exact_first = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let mut found = 0;
+        for (qi, q) in queries.iter().enumerate() {
+            let exact = search(&c.url(id), coll, q, true).await;
+            if i == 0 {
+                exact_first.push(exact.clone());
+            } else {
+                assert_eq!(exact, exact_first[qi], "node {id}: exact results differ");
+            }
+            let ann = search(&c.url(id), coll, q, false).await;
+            found += ann.iter().filter(|h| exact.iter().any(|e| e.0 == h.0)).count();
+        }
+        let recall = found as f64 / (queries.len() * 10) as f64;
+        println!("node {id}: recall@10 {recall:.3}");
+        assert!(recall >= floor, "node {id}: recall {recall} under {floor}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follower_behind_a_purged_log_installs_a_snapshot_and_a_wiped_one_catches_up() {
+    let _turn = SERIAL.lock().await;
+    let seed = 0x5eed_0601;
+    println!("seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let mut c = Cluster::new("snap", 3, &["--snapshot-entries", "100000", "--keep-entries", "5"]);
+    for id in 1..=3 {
+        c.start(id, &[1, 2, 3]);
+    }
+    let l = leader(&c, &[1, 2, 3], 30).await;
+    let follower = if l == 3 { 2 } else { 3 };
+    let other = 6 - l - follower;
+    // Created and written through a follower: forwarded to the leader.
+    create(&c.url(follower), "c").await;
+    let mut next = 0;
+    for _ in 0..10 {
+        let b = batch(&mut rng, next, 100);
+        next += 100;
+        upsert(&c.url(other), "c", &b, 20).await.expect("write acknowledged");
+    }
+    converged(&c, &[1, 2, 3], 30).await;
+    let before = status(&c.url(follower)).await.unwrap();
+
+    // The follower stops; the others go on well past it, then snapshot and purge.
+    c.node(follower).kill();
+    for _ in 0..30 {
+        let b = batch(&mut rng, next, 100);
+        next += 100;
+        upsert(&c.url(l), "c", &b, 20).await.expect("write acknowledged");
+    }
+    // Some of the same ids again: replaced vectors, and deletes.
+    let again = batch(&mut rng, 50, 100);
+    upsert(&c.url(l), "c", &again, 20).await.expect("write acknowledged");
+    let mut pts = PointsClient::new(channel(&c.url(l)).await.unwrap());
+    pts.delete(DeleteRequest { collection: "c".into(), ids: (200..260).collect() }).await.unwrap();
+    let mut cl = ClusterClient::new(channel(&c.url(l)).await.unwrap());
+    let snap = cl.trigger_snapshot(TriggerSnapshotRequest {}).await.unwrap().into_inner();
+    let purged = cl.purge_log(PurgeLogRequest { upto: 0 }).await.unwrap().into_inner().purged_index;
+    println!(
+        "follower {follower} stopped at applied {}; leader {l} snapshot {} purged {purged}",
+        before.applied_index, snap.snapshot_index
+    );
+    assert!(purged > before.last_log_index, "the leader's purge must pass the follower's log");
+
+    c.start(follower, &[1, 2, 3]);
+    let statuses = converged(&c, &[1, 2, 3], 60).await;
+    let f = statuses.iter().find(|s| s.node_id == follower).unwrap();
+    let lead = statuses.iter().find(|s| s.node_id == l).unwrap();
+    println!(
+        "follower {follower}: installed {} snapshot(s) in {} ms, snapshot {} purged {} applied {}",
+        f.snapshots_installed,
+        f.last_snapshot_install_ms,
+        f.snapshot_index,
+        f.purged_index,
+        f.applied_index
+    );
+    assert!(f.snapshots_installed >= 1, "the follower installed a snapshot");
+    assert!(f.snapshot_index >= purged, "snapshot at or past the leader's purge point");
+    assert_eq!(f.purged_index, f.snapshot_index, "its log restarts after the snapshot");
+    assert_eq!(f.applied_index, lead.applied_index);
+    assert_eq!(f.collections, lead.collections);
+    assert_eq!(f.collections[0].vectors, next - 60);
+    same_answers(&c, &[1, 2, 3], "c", &mut rng, 0.9).await;
+
+    // A follower whose data directory is deleted rejoins and catches up with a snapshot.
+    c.node(other).kill();
+    let dir = c.node(other).dir.clone();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let b = batch(&mut rng, next, 100);
+    next += 100;
+    upsert(&c.url(l), "c", &b, 20).await.expect("write acknowledged");
+    c.start(other, &[1, 2, 3]);
+    let statuses = converged(&c, &[1, 2, 3], 60).await;
+    let w = statuses.iter().find(|s| s.node_id == other).unwrap();
+    println!("wiped node {other}: installed {} snapshot(s)", w.snapshots_installed);
+    assert!(w.snapshots_installed >= 1);
+    assert_eq!(w.collections[0].vectors, next - 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_under_writes_loses_nothing_acknowledged() {
+    let _turn = SERIAL.lock().await;
+    let seed = 0x5eed_0602;
+    println!("seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let mut c = Cluster::new("failover", 3, &[]);
+    for id in 1..=3 {
+        c.start(id, &[1, 2, 3]);
+    }
+    let old = leader(&c, &[1, 2, 3], 30).await;
+    create(&c.url(old), "c").await;
+    let mut acked: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut killed_at = None;
+    let mut elected_after = None;
+    let survivors: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    // Writes go round the nodes; the leader is killed after the 10th batch.
+    for round in 0..40u64 {
+        let target =
+            if killed_at.is_some() { survivors[round as usize % 2] } else { 1 + round % 3 };
+        let b = batch(&mut rng, next, 50);
+        next += 50;
+        if upsert(&c.url(target), "c", &b, 30).await.is_some() {
+            acked.extend(b);
+        }
+        if round == 10 {
+            c.node(old).kill();
+            killed_at = Some(Instant::now());
+        }
+        if let (Some(t), None) = (killed_at, elected_after) {
+            for &s in &survivors {
+                if status(&c.url(s))
+                    .await
+                    .is_some_and(|st| st.role == Role::Leader as i32 && st.leader_id == s)
+                {
+                    elected_after = Some(t.elapsed());
+                }
+            }
+        }
+    }
+    let new = leader(&c, &survivors, 30).await;
+    assert_ne!(new, old);
+    println!(
+        "leader {old} killed; node {new} leads (seen elected after {:?}); {} points acknowledged",
+        elected_after,
+        acked.len()
+    );
+    c.start(old, &[1, 2, 3]);
+    let statuses = converged(&c, &[1, 2, 3], 60).await;
+    assert_eq!(statuses[0].collections[0].vectors, acked.len() as u64);
+    // Every acknowledged point, with its vector, on every replica.
+    let ids: Vec<u64> = acked.keys().copied().collect();
+    for id in 1..=3 {
+        let mut p = PointsClient::new(channel(&c.url(id)).await.unwrap());
+        for chunk in ids.chunks(1000) {
+            let got = p
+                .get(GetRequest { collection: "c".into(), ids: chunk.to_vec(), with_vectors: true })
+                .await
+                .unwrap()
+                .into_inner()
+                .points;
+            assert_eq!(got.len(), chunk.len(), "node {id} lost acknowledged points");
+            for pt in got {
+                assert_eq!(&pt.vector, &acked[&pt.id], "node {id}: point {} differs", pt.id);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grows_from_one_node_to_three_under_writes_then_shrinks() {
+    let _turn = SERIAL.lock().await;
+    let seed = 0x5eed_0603;
+    println!("seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let mut c = Cluster::new("members", 3, &[]);
+    c.start(1, &[1]);
+    leader(&c, &[1], 30).await;
+    create(&c.url(1), "c").await;
+    let mut next = 0;
+    for _ in 0..5 {
+        let b = batch(&mut rng, next, 100);
+        next += 100;
+        upsert(&c.url(1), "c", &b, 20).await.expect("write acknowledged");
+    }
+    // New nodes list a lower-id member, so they never initialize a cluster of their own.
+    c.start(2, &[1, 2]);
+    c.start(3, &[1, 3]);
+    let url1 = c.url(1);
+    let writer = {
+        let mut rng = Rng(seed ^ 1);
+        tokio::spawn(async move {
+            let mut next = 10_000;
+            for _ in 0..20 {
+                let b = batch(&mut rng, next, 50);
+                next += 50;
+                upsert(&url1, "c", &b, 20).await.expect("write acknowledged");
+            }
+            next - 10_000
+        })
+    };
+    let mut cl = ClusterClient::new(channel(&c.url(1)).await.unwrap());
+    for id in [2, 3] {
+        let addr = c.nodes[id as usize - 1].peer_addr();
+        let m = cl.add_node(AddNodeRequest { node_id: id, address: addr }).await.unwrap();
+        println!("added node {id}: voters {:?}", m.into_inner().voters);
+    }
+    let written = writer.await.unwrap();
+    let statuses = converged(&c, &[1, 2, 3], 60).await;
+    assert_eq!(statuses[0].voters, vec![1, 2, 3]);
+    assert_eq!(statuses[0].collections[0].vectors, next + written);
+    same_answers(&c, &[1, 2, 3], "c", &mut rng, 0.9).await;
+
+    let m = cl.remove_node(RemoveNodeRequest { node_id: 3 }).await.unwrap().into_inner();
+    assert_eq!(m.voters, vec![1, 2]);
+    c.node(3).kill();
+    let b = batch(&mut rng, next, 100);
+    upsert(&c.url(2), "c", &b, 20).await.expect("a two-node cluster still writes");
+    let statuses = converged(&c, &[1, 2], 30).await;
+    assert_eq!(statuses[0].collections[0].vectors, next + written + 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peer_service_refuses_bad_input_and_unauthenticated_calls() {
+    let _turn = SERIAL.lock().await;
+    let mut c = Cluster::new("peer", 1, &["--cluster-secret", "s3cret"]);
+    c.start(1, &[1]);
+    leader(&c, &[1], 30).await;
+    create(&c.url(1), "c").await;
+    let mut rng = Rng(7);
+    upsert(&c.url(1), "c", &batch(&mut rng, 0, 100), 20).await.unwrap();
+    let before = status(&c.url(1)).await.unwrap();
+    let peer = format!("http://{}", c.nodes[0].peer_addr());
+    let mut p = PeerClient::new(channel(&peer).await.unwrap()).max_encoding_message_size(512 << 20);
+    let with_secret = |data: Vec<u8>| {
+        let mut r = tonic::Request::new(Payload { data });
+        r.metadata_mut().insert("x-freshvec-cluster-secret", "s3cret".parse().unwrap());
+        r
+    };
+    // Without the secret, or with a wrong one.
+    let e = p.vote(tonic::Request::new(Payload { data: vec![] })).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let mut wrong = tonic::Request::new(Payload { data: vec![] });
+    wrong.metadata_mut().insert("x-freshvec-cluster-secret", "s3creT".parse().unwrap());
+    assert_eq!(p.append_entries(wrong).await.unwrap_err().code(), Code::Unauthenticated);
+    // Payloads that do not decode.
+    for garbage in [vec![0xff; 64], vec![], vec![1, 2, 3]] {
+        let e = p.install_snapshot(with_secret(garbage.clone())).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        let e = p.append_entries(with_secret(garbage.clone())).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        let e = p.forward(with_secret(garbage)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+    }
+    // An oversized chunk, and a chunk for a snapshot the node never began.
+    let chunk = |offset: u64, data: Vec<u8>| {
+        let vote = openraft::Vote::new_committed(before.term, 1);
+        let meta = openraft::SnapshotMeta::<u64, openraft::BasicNode> {
+            last_log_id: Some(openraft::LogId::new(
+                openraft::CommittedLeaderId::new(before.term, 1),
+                before.applied_index + 1000,
+            )),
+            last_membership: Default::default(),
+            snapshot_id: "no-such-snapshot".into(),
+        };
+        let req = openraft::raft::InstallSnapshotRequest::<freshvec_replication::TypeConfig> {
+            vote,
+            meta,
+            offset,
+            data,
+            done: false,
+        };
+        postcard::to_stdvec(&req).unwrap()
+    };
+    let e = p.install_snapshot(with_secret(chunk(0, vec![7; 9 << 20]))).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let reply = p.install_snapshot(with_secret(chunk(4096, vec![7; 100]))).await;
+    println!("unknown-snapshot chunk: {reply:?}");
+    if let Ok(r) = reply {
+        let r: Result<
+            openraft::raft::InstallSnapshotResponse<u64>,
+            openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
+        > = postcard::from_bytes(&r.into_inner().data).unwrap();
+        assert!(r.is_err(), "a chunk of an unknown snapshot is refused: {r:?}");
+    }
+    // The node is unharmed: same data, still the leader, still writing.
+    let after = status(&c.url(1)).await.unwrap();
+    assert_eq!(after.collections, before.collections);
+    assert_eq!(after.snapshots_installed, 0);
+    assert_eq!(after.role, Role::Leader as i32);
+    upsert(&c.url(1), "c", &batch(&mut rng, 100, 10), 20).await.expect("still writes");
+}
