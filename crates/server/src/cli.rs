@@ -59,6 +59,12 @@ pub struct UpsertArgs {
     /// Points per request.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Upsert only the first this many rows of the file.
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -190,9 +196,12 @@ pub async fn collections(conn: Conn, cmd: CollectionsCmd) -> Result<(), Failure>
 }
 
 pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
-    let (dim, data) = freshvec_core::texmex::read_fvecs(&a.fvecs)
+    let (dim, mut data) = freshvec_core::texmex::read_fvecs(&a.fvecs)
         .map_err(|e| Failure { code: 2, message: format!("--fvecs {}: {e}", a.fvecs.display()) })?;
-    let mut p = PointsClient::new(channel(&conn).await?)
+    if let Some(limit) = a.limit {
+        data.truncate(limit * dim);
+    }
+    let client = PointsClient::new(channel(&conn).await?)
         .max_encoding_message_size(64 << 20)
         .max_decoding_message_size(64 << 20);
     let rows = data.len() / dim.max(1);
@@ -204,20 +213,46 @@ pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
     );
     bar.set_message("upsert");
     let batch = a.batch.clamp(1, crate::serve::MAX_BATCH);
-    let mut last = 0;
-    for (b, chunk) in data.chunks(batch * dim.max(1)).enumerate() {
-        let points = chunk
-            .chunks_exact(dim)
-            .enumerate()
-            .map(|(i, v)| Point { id: a.first_id + (b * batch + i) as u64, vector: v.to_vec() })
-            .collect::<Vec<_>>();
-        let n = points.len();
-        let msg = UpsertRequest { collection: a.collection.clone(), points };
-        last = p.upsert(request(&conn, msg)?).await?.into_inner().index;
-        bar.inc(n as u64);
+    let batches = rows.div_ceil(batch);
+    let data = std::sync::Arc::new(data);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..a.concurrency.max(1) {
+        let (mut p, data, next, bar, conn) =
+            (client.clone(), data.clone(), next.clone(), bar.clone(), conn.clone());
+        let (collection, first_id) = (a.collection.clone(), a.first_id);
+        workers.spawn(async move {
+            let mut last = 0;
+            loop {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if b >= batches {
+                    return Ok::<u64, Failure>(last);
+                }
+                let rows = &data[b * batch * dim..((b + 1) * batch * dim).min(data.len())];
+                let points = rows
+                    .chunks_exact(dim)
+                    .enumerate()
+                    .map(|(i, v)| Point { id: first_id + (b * batch + i) as u64, vector: v.to_vec() })
+                    .collect::<Vec<_>>();
+                let n = points.len();
+                let msg = UpsertRequest { collection: collection.clone(), points };
+                last = last.max(p.upsert(request(&conn, msg)?).await?.into_inner().index);
+                bar.inc(n as u64);
+            }
+        });
     }
+    let mut last = 0;
+    while let Some(r) = workers.join_next().await {
+        last = last.max(r.map_err(|e| Failure { code: 1, message: e.to_string() })??);
+    }
+    let secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    println!("upserted {rows} points into {} (last log index {last})", a.collection);
+    println!(
+        "upserted {rows} points into {} in {secs:.2} s ({:.0} vectors/s; last log index {last})",
+        a.collection,
+        rows as f64 / secs
+    );
     Ok(())
 }
 
