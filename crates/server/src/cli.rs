@@ -233,7 +233,10 @@ pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
                 let points = rows
                     .chunks_exact(dim)
                     .enumerate()
-                    .map(|(i, v)| Point { id: first_id + (b * batch + i) as u64, vector: v.to_vec() })
+                    .map(|(i, v)| Point {
+                        id: first_id + (b * batch + i) as u64,
+                        vector: v.to_vec(),
+                    })
                     .collect::<Vec<_>>();
                 let n = points.len();
                 let msg = UpsertRequest { collection: collection.clone(), points };

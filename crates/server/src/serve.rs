@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// absent followers catch up from the log rather than with a snapshot.
     #[arg(long, env = "FRESHVEC_KEEP_ENTRIES", default_value_t = 1_000)]
     pub keep_entries: u64,
+    /// A follower that hears no leader for this long (randomised up to twice it) starts an
+    /// election; heartbeats go out at an eighth of it.
+    #[arg(long, env = "FRESHVEC_ELECTION_TIMEOUT_MS", default_value_t = 800)]
+    pub election_timeout_ms: u64,
 }
 
 /// Parses `--peers`: `ID=HOST:PORT` pairs separated by commas.
@@ -766,6 +770,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.snapshot_entries = args.snapshot_entries.max(1);
     config.snapshot_bytes = args.snapshot_mib.max(1) << 20;
     config.keep_entries = args.keep_entries;
+    let election = args.election_timeout_ms.max(80);
+    config.election_ms = (election, 2 * election);
+    config.heartbeat_ms = election / 8;
 
     let loaded: Loaded = Arc::new(OnceLock::new());
     let limit = Duration::from_secs_f64(args.max_request_seconds.max(0.001));
