@@ -66,12 +66,15 @@ fn decode<T: DeserializeOwned>(p: &Payload) -> Result<T, Status> {
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
     secret: Option<Arc<str>>,
+    /// The address outgoing connections come from (this node's peer address, when it is
+    /// not the unspecified one).
+    local: Option<std::net::IpAddr>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Peers {
-    pub fn new(secret: Option<String>) -> Peers {
-        Peers { secret: secret.map(Arc::from), channels: Default::default() }
+    pub fn new(secret: Option<String>, local: Option<std::net::IpAddr>) -> Peers {
+        Peers { secret: secret.map(Arc::from), local, channels: Default::default() }
     }
 
     /// A client of the peer at `addr` (host:port), on the cached channel.
@@ -84,6 +87,7 @@ impl Peers {
                     let c = Endpoint::from_shared(format!("http://{addr}"))
                         .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
                         .connect_timeout(Duration::from_secs(2))
+                        .local_address(self.local)
                         .tcp_nodelay(true)
                         .http2_keep_alive_interval(Duration::from_secs(10))
                         .connect_lazy();

@@ -33,6 +33,8 @@ pub struct NodeConfig {
     pub dir: PathBuf,
     /// Shared cluster secret for the peer service (none: open).
     pub secret: Option<String>,
+    /// The address outgoing peer connections come from (none: the system's choice).
+    pub local_ip: Option<std::net::IpAddr>,
     /// Snapshot after this many log entries since the last one.
     pub snapshot_entries: u64,
     /// Snapshot after this many bytes appended since the last one.
@@ -51,6 +53,7 @@ impl NodeConfig {
             peers: BTreeMap::from([(1, addr)]),
             dir,
             secret: None,
+            local_ip: None,
             snapshot_entries: 20_000,
             snapshot_bytes: 1 << 30,
             keep_entries: 1_000,
@@ -106,7 +109,7 @@ impl Node {
             ..Default::default()
         }
         .validate()?;
-        let peers = Peers::new(config.secret.clone());
+        let peers = Peers::new(config.secret.clone(), config.local_ip);
         let raft =
             Raft::new(config.id, Arc::new(raft_config), peers.clone(), log.clone(), state.clone())
                 .await?;
@@ -227,8 +230,11 @@ impl Node {
     /// it a voter. Must run on the leader.
     pub async fn add_node(&self, id: NodeId, addr: String) -> Result<(), NodeError> {
         let raft_err = |e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
-                NodeError::Refused("not the leader; send membership changes to the leader".into())
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                NodeError::Refused(format!(
+                    "not the leader; send membership changes to the leader (node {})",
+                    f.leader_id.map_or("unknown".to_string(), |l| l.to_string())
+                ))
             }
             e => NodeError::Raft(e.to_string()),
         };

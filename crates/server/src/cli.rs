@@ -272,6 +272,23 @@ pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Exits 0 when the node's health service reports SERVING, 1 otherwise (for container health
+/// checks: an image without a shell runs this).
+pub async fn health(conn: Conn) -> Result<(), Failure> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let mut h = HealthClient::new(channel(&conn).await?);
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    req.set_timeout(std::time::Duration::from_secs(3));
+    let status = h.check(req).await?.into_inner().status;
+    if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+        println!("SERVING");
+        Ok(())
+    } else {
+        Err(Failure { code: 1, message: "NOT_SERVING".into() })
+    }
+}
+
 /// Prints the node's replication status; with `watch`, again every that many seconds.
 pub async fn status(conn: Conn, watch: Option<f64>) -> Result<(), Failure> {
     let mut c = ClusterClient::new(channel(&conn).await?);

@@ -50,6 +50,11 @@ enum Command {
         #[command(flatten)]
         conn: cli::Conn,
     },
+    /// Exit 0 if the node is SERVING (a container health check).
+    Health {
+        #[command(flatten)]
+        conn: cli::Conn,
+    },
     /// Cluster operations: snapshot, purge, add-node, remove-node.
     Cluster {
         #[command(subcommand)]
@@ -96,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Upsert { args, conn }) => exit(cli::run(cli::upsert(conn, args))),
         Some(Command::Search { args, conn }) => exit(cli::run(cli::search(conn, args))),
         Some(Command::Status { watch, conn }) => exit(cli::run(cli::status(conn, watch))),
+        Some(Command::Health { conn }) => exit(cli::run(cli::health(conn))),
         Some(Command::Cluster { cmd, conn }) => exit(cli::run(cli::cluster(conn, cmd))),
     }
 }

@@ -243,17 +243,22 @@ impl Api {
 
     /// Waits until this replica may answer a read at the requested consistency; returns the
     /// applied index it answers at.
-    async fn read_point(&self, p: &SearchParameters, deadline: Instant) -> Result<u64, Status> {
+    async fn read_point(
+        &self,
+        consistency: i32,
+        min_applied_index: u64,
+        deadline: Instant,
+    ) -> Result<u64, Status> {
         let node = self.node()?;
-        match Consistency::try_from(p.consistency) {
+        match Consistency::try_from(consistency) {
             Ok(Consistency::MinAppliedIndex) => {
-                node.wait_applied(p.min_applied_index, deadline).await.map_err(node_status)?
+                node.wait_applied(min_applied_index, deadline).await.map_err(node_status)?
             }
             Ok(Consistency::Linearizable) => {
                 node.linearizable(deadline).await.map_err(node_status)?;
             }
             Ok(_) => {}
-            Err(_) => return Err(Status::invalid_argument("params.consistency: unknown value")),
+            Err(_) => return Err(Status::invalid_argument("consistency: unknown value")),
         }
         Ok(node.state.applied_index())
     }
@@ -504,6 +509,7 @@ impl Points for Api {
         let r = req.into_inner();
         let replica = self.replica(&r.collection)?;
         check_batch("ids", r.ids.len())?;
+        self.read_point(r.consistency, r.min_applied_index, deadline).await?;
         let points = blocking(deadline, move || {
             Ok(r.ids
                 .iter()
@@ -528,7 +534,7 @@ impl Points for Api {
         check_vector("vector", &r.vector, replica.coll.dim())?;
         let p = r.params.unwrap_or_default();
         let sp = search_params(&p)?;
-        let applied = self.read_point(&p, deadline).await?;
+        let applied = self.read_point(p.consistency, p.min_applied_index, deadline).await?;
         // On the blocking pool: with many clients a search running on an async worker holds
         // up the connections it serves (measured on medium with 16 clients: 2,376 qps on the
         // worker, 4,307 on the pool).
@@ -557,7 +563,7 @@ impl Points for Api {
         }
         let p = r.params.unwrap_or_default();
         let sp = search_params(&p)?;
-        let applied = self.read_point(&p, deadline).await?;
+        let applied = self.read_point(p.consistency, p.min_applied_index, deadline).await?;
         blocking(deadline, move || {
             let mut results = Vec::with_capacity(r.queries.len());
             for (i, q) in r.queries.iter().enumerate() {
@@ -767,6 +773,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.id = args.node_id;
     config.peers = peers;
     config.secret = args.cluster_secret.clone();
+    config.local_ip = Some(peer_addr.ip()).filter(|ip| !ip.is_unspecified());
     config.snapshot_entries = args.snapshot_entries.max(1);
     config.snapshot_bytes = args.snapshot_mib.max(1) << 20;
     config.keep_entries = args.keep_entries;

@@ -155,6 +155,7 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
             collection: "docs".into(),
             ids: vec![500, 501, 502],
             with_vectors: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -179,7 +180,12 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
     let delete_index = w.into_inner().index;
     assert_eq!(delete_index, first_write + 1);
     let got = points
-        .get(GetRequest { collection: "docs".into(), ids: vec![41, 42, 44], with_vectors: true })
+        .get(GetRequest {
+            collection: "docs".into(),
+            ids: vec![41, 42, 44],
+            with_vectors: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -400,12 +406,22 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
     case!(
         "get: empty",
         ia,
-        p.get(GetRequest { collection: "docs".into(), ids: vec![], with_vectors: true })
+        p.get(GetRequest {
+            collection: "docs".into(),
+            ids: vec![],
+            with_vectors: true,
+            ..Default::default()
+        })
     );
     case!(
         "get: unknown collection",
         Code::NotFound,
-        p.get(GetRequest { collection: "nope".into(), ids: vec![1], with_vectors: false })
+        p.get(GetRequest {
+            collection: "nope".into(),
+            ids: vec![1],
+            with_vectors: false,
+            ..Default::default()
+        })
     );
     case!("search: k 0", ia, p.search(search("docs", vec![0.0; 4], sp(0, 0))));
     case!("search: no parameters", ia, p.search(search("docs", vec![0.0; 4], None)));
