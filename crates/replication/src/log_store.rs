@@ -123,6 +123,11 @@ impl LogStore {
         c.vote.is_some() || c.last.is_some()
     }
 
+    /// The index of the last entry held (or purged), if any.
+    pub fn last_index(&self) -> Option<u64> {
+        self.inner.cache.lock().last.map(|l| l.index)
+    }
+
     /// Bytes appended since the process started.
     pub fn appended_bytes(&self) -> u64 {
         self.inner.appended_bytes.load(Ordering::Relaxed)

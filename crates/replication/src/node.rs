@@ -6,6 +6,12 @@
 //!   by its lowest id, with every listed peer as a voter; it asks each peer first and waits
 //!   until all answered. A node restarted with its data, or started empty after a wipe, never
 //!   initializes: the leader catches it up (from the log, or with a snapshot).
+//! - **A restarted leader does not resume its term.** openraft lets a node whose persisted
+//!   vote is its own committed one lead again in that term without an election; its state
+//!   machine, restored from the last snapshot, has then not re-applied everything committed,
+//!   and a linearizable read would see stale data (the fault suite found this). At startup
+//!   such a vote is saved back as a plain vote for itself in the same term, which keeps Raft's
+//!   promise (no other vote in that term) and makes the node stand for election in a new one.
 //! - **Writes** go to the leader: a follower forwards them over the peer service.
 //! - **Reads**: `min_applied_index` waits until this replica applied that index;
 //!   `linearizable` takes the leader's read index (asking the leader from a follower) and
@@ -17,6 +23,7 @@ use crate::network::{ForwardReply, Link, PeerService, Peers, ReadIndexReply, Rpc
 use crate::state::StateMachine;
 use crate::{NodeId, Raft};
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -94,7 +101,12 @@ impl Node {
     /// Opens the node's storage and starts Raft; call [`Node::bootstrap`] once the peer
     /// service is listening.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
-        let log = LogStore::open(&config.dir.join("raft"))?;
+        let mut log = LogStore::open(&config.dir.join("raft"))?;
+        if let Some(v) = log.read_vote().await? {
+            if v.is_committed() && v.leader_id().voted_for() == Some(config.id) {
+                log.save_vote(&openraft::Vote::new(v.leader_id().get_term(), config.id)).await?;
+            }
+        }
         let state = StateMachine::open(&config.dir.join("state"))?;
         let raft_config = Config {
             cluster_name: "freshvec".into(),

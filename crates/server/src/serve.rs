@@ -6,8 +6,9 @@
 //! nothing), then appended to the Raft log through the leader (a follower forwards it) and
 //! applied; it returns the log index it was applied at. Reads are served by the node asked,
 //! at the consistency the request names. Health (`grpc.health.v1`) reports NOT_SERVING until
-//! the node has loaded its data and caught up with what its log held at startup. SIGINT or
-//! SIGTERM stops accepting requests, lets in-flight ones finish, snapshots and exits 0.
+//! the node has loaded its data and applied the leader's read index (caught up with the
+//! cluster). SIGINT or SIGTERM stops accepting requests, lets in-flight ones finish, snapshots
+//! and exits 0.
 
 use crate::proto::cluster_server::{Cluster, ClusterServer};
 use crate::proto::collections_server::{Collections, CollectionsServer};
@@ -233,6 +234,34 @@ impl Api {
             .ok_or_else(|| Status::not_found(format!("collection {name:?} does not exist")))
     }
 
+    /// The collection a read names, after the wait its consistency asks for (so a replica
+    /// catching up finds a collection created meanwhile); also returns the applied index the
+    /// read answers at.
+    async fn read_replica(
+        &self,
+        name: &str,
+        consistency: i32,
+        min_applied_index: u64,
+        deadline: Instant,
+    ) -> Result<(Arc<Replica>, u64), Status> {
+        check_name("collection", name)?;
+        let applied = self.read_point(consistency, min_applied_index, deadline).await?;
+        Ok((self.replica(name)?, applied))
+    }
+
+    /// The collection a write names. A node that does not know it yet (a follower behind, or
+    /// a new leader still applying) first catches up with the leader's read index, so a write
+    /// right after a create is not refused because this replica lags.
+    async fn write_replica(&self, name: &str, deadline: Instant) -> Result<Arc<Replica>, Status> {
+        match self.replica(name) {
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                self.node()?.linearizable(deadline).await.map_err(node_status)?;
+                self.replica(name)
+            }
+            r => r,
+        }
+    }
+
     /// Appends a validated command through the leader; returns its log index.
     async fn write(&self, cmd: Command, deadline: Instant) -> Result<u64, Status> {
         let node = self.node()?.clone();
@@ -349,7 +378,7 @@ impl Collections for Api {
         let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let name = req.into_inner().name;
-        self.replica(&name)?;
+        self.write_replica(&name, deadline).await?;
         let index = self.write(Command::DropCollection { name }, deadline).await?;
         Ok(Response::new(DropCollectionResponse { index }))
     }
@@ -464,7 +493,7 @@ impl Points for Api {
         let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
-        let replica = self.replica(&r.collection)?;
+        let replica = self.write_replica(&r.collection, deadline).await?;
         check_batch("points", r.points.len())?;
         check_distinct("points.id", r.points.iter().map(|p| &p.id))?;
         let dim = replica.coll.dim();
@@ -495,7 +524,7 @@ impl Points for Api {
         let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
-        self.replica(&r.collection)?;
+        self.write_replica(&r.collection, deadline).await?;
         check_batch("ids", r.ids.len())?;
         check_distinct("ids", r.ids.iter())?;
         let index =
@@ -507,9 +536,9 @@ impl Points for Api {
         let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
-        let replica = self.replica(&r.collection)?;
         check_batch("ids", r.ids.len())?;
-        self.read_point(r.consistency, r.min_applied_index, deadline).await?;
+        let (replica, _) =
+            self.read_replica(&r.collection, r.consistency, r.min_applied_index, deadline).await?;
         let points = blocking(deadline, move || {
             Ok(r.ids
                 .iter()
@@ -530,11 +559,11 @@ impl Points for Api {
         let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
-        let replica = self.replica(&r.collection)?;
-        check_vector("vector", &r.vector, replica.coll.dim())?;
         let p = r.params.unwrap_or_default();
         let sp = search_params(&p)?;
-        let applied = self.read_point(p.consistency, p.min_applied_index, deadline).await?;
+        let (replica, applied) =
+            self.read_replica(&r.collection, p.consistency, p.min_applied_index, deadline).await?;
+        check_vector("vector", &r.vector, replica.coll.dim())?;
         // On the blocking pool: with many clients a search running on an async worker holds
         // up the connections it serves (measured on medium with 16 clients: 2,376 qps on the
         // worker, 4,307 on the pool).
@@ -555,15 +584,15 @@ impl Points for Api {
         let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
-        let replica = self.replica(&r.collection)?;
         check_batch("queries", r.queries.len())?;
+        let p = r.params.unwrap_or_default();
+        let sp = search_params(&p)?;
+        let (replica, applied) =
+            self.read_replica(&r.collection, p.consistency, p.min_applied_index, deadline).await?;
         let dim = replica.coll.dim();
         for (i, q) in r.queries.iter().enumerate() {
             check_vector(&format!("queries[{i}].vector"), &q.vector, dim)?;
         }
-        let p = r.params.unwrap_or_default();
-        let sp = search_params(&p)?;
-        let applied = self.read_point(p.consistency, p.min_applied_index, deadline).await?;
         blocking(deadline, move || {
             let mut results = Vec::with_capacity(r.queries.len());
             for (i, q) in r.queries.iter().enumerate() {
@@ -828,24 +857,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
             });
             tokio::spawn(node.clone().snapshot_policy_loop());
-            let start_log = node.raft.metrics().borrow().last_log_index;
             if let Err(e) = node.bootstrap().await {
                 return drop(failed_tx.send(format!("{e:#}")));
             }
-            // Ready once a leader is known and what the log held at startup is applied.
-            let ready = node
-                .raft
-                .wait(None)
-                .metrics(
-                    |m| m.current_leader.is_some() && m.last_applied.map(|l| l.index) >= start_log,
-                    "ready",
-                )
-                .await;
-            if ready.is_err() {
-                return;
+            // Answering from here on (status works while the node catches up); SERVING once
+            // it applied the leader's read index: caught up with the cluster.
+            let _ = loaded.set(node.clone());
+            loop {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                match node.linearizable(deadline).await {
+                    Ok(index) => {
+                        tracing::info!(index, "caught up with the cluster; serving");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!("not caught up yet: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
             }
-            let _ = loaded.set(node);
-            tracing::info!("serving");
             eprintln!("freshvec: node ready; serving");
             reporter.set_serving::<CollectionsServer<Api>>().await;
             reporter.set_serving::<PointsServer<Api>>().await;

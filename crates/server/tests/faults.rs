@@ -1,0 +1,462 @@
+//! The fault suite: a three-node cluster of real processes on 127.0.0.11-13 under four
+//! concurrent clients, with faults injected:
+//!
+//! - **kill cycles**: SIGKILL a node (the leader six times in ten), restart it, again;
+//! - **partition and pause schedules**: iptables drops between the nodes' addresses (the
+//!   leader cut off in the minority, or a follower cut off while the leader keeps a
+//!   majority), and SIGSTOP/SIGCONT of the leader or a follower.
+//!
+//! Every operation's invocation and completion is recorded; each point id is a register
+//! (upsert writes a unique value, delete writes "absent", a linearizable get reads) and the
+//! history must be linearizable; local gets may be stale but must never return a value that
+//! was not written. After each phase the replicas must converge to equal digests. Each
+//! schedule must show it injected its faults (a leader change; both partition modes).
+//!
+//! Sizes: `FRESHVEC_FAULT_KILLS` (50), `FRESHVEC_FAULT_SCHEDULES` (5), `FRESHVEC_FAULT_SECONDS`
+//! (60), `FRESHVEC_FAULT_SEED`. A failed run keeps its data directories and prints where.
+
+mod common;
+#[path = "common/history.rs"]
+mod history;
+
+use common::*;
+use freshvec_server::proto::collections_client::CollectionsClient;
+use freshvec_server::proto::points_client::PointsClient;
+use freshvec_server::proto::*;
+use history::{Kind, Op, Verdict};
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+const KEYS: u64 = 200;
+const WRITERS: usize = 4;
+const CHAIN: &str = "FRESHVEC_FAULTS";
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// iptables rules between the nodes' loopback addresses, in a chain of their own.
+struct Firewall;
+
+fn iptables(args: &[&str]) -> bool {
+    Command::new("iptables").args(args).output().is_ok_and(|o| o.status.success())
+}
+
+impl Firewall {
+    fn new() -> Firewall {
+        iptables(&["-N", CHAIN]);
+        assert!(
+            iptables(&["-F", CHAIN]),
+            "iptables is needed to cut the nodes apart (run as root with iptables installed)"
+        );
+        if !iptables(&["-C", "INPUT", "-j", CHAIN]) {
+            assert!(iptables(&["-I", "INPUT", "-j", CHAIN]));
+        }
+        Firewall
+    }
+
+    /// Drops every packet between nodes of different groups.
+    fn partition(&self, c: &Cluster, groups: &[Vec<u64>]) {
+        self.heal();
+        for (i, g) in groups.iter().enumerate() {
+            for h in &groups[i + 1..] {
+                for &a in g {
+                    for &b in h {
+                        let (a, b) = (&c.nodes[a as usize - 1].ip, &c.nodes[b as usize - 1].ip);
+                        assert!(iptables(&["-A", CHAIN, "-s", a, "-d", b, "-j", "DROP"]));
+                        assert!(iptables(&["-A", CHAIN, "-s", b, "-d", a, "-j", "DROP"]));
+                    }
+                }
+            }
+        }
+    }
+
+    fn heal(&self) {
+        assert!(iptables(&["-F", CHAIN]));
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        iptables(&["-F", CHAIN]);
+        iptables(&["-D", "INPUT", "-j", CHAIN]);
+        iptables(&["-X", CHAIN]);
+    }
+}
+
+fn signal(c: &Cluster, id: u64, sig: &str) {
+    if let Some(child) = &c.nodes[id as usize - 1].child {
+        let _ = Command::new("kill").args([sig, &child.id().to_string()]).status();
+    }
+}
+
+/// What the clients recorded.
+#[derive(Default)]
+struct Record {
+    ops: Vec<Op>,
+    local_reads: Vec<(u64, Option<u32>)>,
+    acked_writes: u64,
+    unknown_writes: u64,
+    refused_writes: u64,
+}
+
+/// Whether a failed write certainly changed nothing: it never reached a server, or a server
+/// refused it before it was appended (no leader known, still loading, overloaded).
+fn not_applied(s: &tonic::Status) -> bool {
+    let m = s.message();
+    match s.code() {
+        tonic::Code::ResourceExhausted => true,
+        tonic::Code::Unavailable => {
+            m.contains("no leader is known")
+                || m.contains("still loading")
+                || m.contains("tcp connect error")
+        }
+        _ => false,
+    }
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    record: Arc<Mutex<Record>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn lazy(url: String) -> PointsClient<Channel> {
+    let ch = Channel::from_shared(url)
+        .unwrap()
+        .connect_timeout(Duration::from_millis(500))
+        .connect_lazy();
+    PointsClient::new(ch)
+}
+
+fn timed<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(Duration::from_secs(2));
+    r
+}
+
+/// Starts the clients: each op on a random node.
+fn start_load(c: &Cluster, seed: u64, epoch: Instant, values: Arc<AtomicU32>) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let record = Arc::new(Mutex::new(Record::default()));
+    let urls: Vec<String> = (1..=3).map(|id| c.url(id)).collect();
+    let tasks = (0..WRITERS)
+        .map(|w| {
+            let (stop, record, values) = (stop.clone(), record.clone(), values.clone());
+            let mut clients: Vec<_> = urls.iter().cloned().map(lazy).collect();
+            let mut rng = Rng(seed ^ ((w as u64 + 1) * 0x9e37));
+            tokio::spawn(async move {
+                let now = || epoch.elapsed().as_nanos() as u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = rng.next() % KEYS;
+                    let p = &mut clients[(rng.next() % 3) as usize];
+                    let roll = rng.next() % 100;
+                    let invoke = now();
+                    if roll < 55 {
+                        let (kind, r) = if roll < 45 {
+                            let v = values.fetch_add(1, Ordering::Relaxed);
+                            let point = Point { id: key, vector: vec![v as f32, key as f32] };
+                            let req = UpsertRequest { collection: "f".into(), points: vec![point] };
+                            (Kind::Write(Some(v)), p.upsert(timed(req)).await.map(|_| ()))
+                        } else {
+                            let req = DeleteRequest { collection: "f".into(), ids: vec![key] };
+                            (Kind::Write(None), p.delete(timed(req)).await.map(|_| ()))
+                        };
+                        if let Err(s) = &r {
+                            assert!(
+                                !matches!(
+                                    s.code(),
+                                    tonic::Code::InvalidArgument | tonic::Code::NotFound
+                                ),
+                                "write refused: {s:?}"
+                            );
+                        }
+                        let complete = r.is_ok().then(now);
+                        {
+                            let mut rec = record.lock();
+                            match &r {
+                                Ok(_) => rec.acked_writes += 1,
+                                // Refused before anything was logged: not an operation.
+                                Err(s) if not_applied(s) => rec.refused_writes += 1,
+                                Err(_) => rec.unknown_writes += 1,
+                            }
+                            if r.as_ref().map_or_else(|s| !not_applied(s), |_| true) {
+                                rec.ops.push(Op { key, kind, invoke, complete });
+                            }
+                        }
+                        if r.is_err() {
+                            // A client backs off after a failure.
+                            tokio::time::sleep(Duration::from_millis(20 + rng.next() % 30)).await;
+                        }
+                    } else {
+                        let linearizable = roll < 90;
+                        let consistency = if linearizable {
+                            Consistency::Linearizable
+                        } else {
+                            Consistency::Local
+                        };
+                        let req = GetRequest {
+                            collection: "f".into(),
+                            ids: vec![key],
+                            with_vectors: true,
+                            consistency: consistency as i32,
+                            min_applied_index: 0,
+                        };
+                        let got = p.get(timed(req)).await;
+                        if got.is_err() {
+                            tokio::time::sleep(Duration::from_millis(20 + rng.next() % 30)).await;
+                        }
+                        if let Ok(r) = got {
+                            let v = r.into_inner().points.first().map(|p| p.vector[0] as u32);
+                            let mut rec = record.lock();
+                            if linearizable {
+                                let complete = Some(now());
+                                rec.ops.push(Op { key, kind: Kind::Read(v), invoke, complete });
+                            } else {
+                                rec.local_reads.push((key, v));
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    Load { stop, record, tasks }
+}
+
+impl Load {
+    async fn finish(self) -> Record {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.expect("a client task panicked");
+        }
+        Arc::try_unwrap(self.record).ok().expect("tasks done").into_inner()
+    }
+}
+
+/// The leader's id and term as any node sees it.
+async fn observed_leader(c: &Cluster) -> Option<(u64, u64)> {
+    for id in 1..=3 {
+        if let Some(s) = status(&c.url(id)).await {
+            if s.role == Role::Leader as i32 {
+                return Some((s.node_id, s.term));
+            }
+        }
+    }
+    None
+}
+
+/// Heals everything, waits for the replicas to converge, reads every key linearizably and
+/// checks the whole history. Returns (operations checked, acknowledged writes).
+async fn quiesce_and_check(
+    c: &Cluster,
+    fw: &Firewall,
+    epoch: Instant,
+    history: &mut Record,
+    load: Load,
+) -> (usize, u64) {
+    fw.heal();
+    for id in 1..=3 {
+        signal(c, id, "-CONT");
+    }
+    let rec = load.finish().await;
+    history.ops.extend(rec.ops);
+    history.local_reads.extend(rec.local_reads);
+    history.acked_writes += rec.acked_writes;
+    history.unknown_writes += rec.unknown_writes;
+    history.refused_writes += rec.refused_writes;
+    converged(c, &[1, 2, 3], 90).await;
+    // The final value of every key, read linearizably.
+    let l = leader(c, &[1, 2, 3], 60).await;
+    let mut p = lazy(c.url(l));
+    for key in 0..KEYS {
+        let invoke = epoch.elapsed().as_nanos() as u64;
+        let req = GetRequest {
+            collection: "f".into(),
+            ids: vec![key],
+            with_vectors: true,
+            consistency: Consistency::Linearizable as i32,
+            min_applied_index: 0,
+        };
+        let r = p.get(timed(req)).await.expect("a read after healing").into_inner();
+        let v = r.points.first().map(|p| p.vector[0] as u32);
+        let complete = Some(epoch.elapsed().as_nanos() as u64);
+        history.ops.push(Op { key, kind: Kind::Read(v), invoke, complete });
+    }
+    let checked = history.ops.len();
+    let verdict = tokio::task::block_in_place(|| history::check(&history.ops, 2_000_000));
+    if let Verdict::Violation(key) | Verdict::Timeout(key) = verdict {
+        let mut ops: Vec<&Op> = history.ops.iter().filter(|o| o.key == key).collect();
+        ops.sort_by_key(|o| o.invoke);
+        let path = c.root.join(format!("history-key-{key}.txt"));
+        let text: String = ops.iter().map(|o| format!("{o:?}\n")).collect();
+        let _ = std::fs::write(&path, text);
+        println!("history of key {key} in {}", path.display());
+    }
+    assert_eq!(verdict, Verdict::Ok, "the history is not linearizable (or the check timed out)");
+    let stale = history::check_local_reads(&history.ops, &history.local_reads);
+    assert_eq!(stale, None, "a local read returned a value never written");
+    (checked, history.acked_writes)
+}
+
+async fn start_cluster(name: &str) -> (Cluster, Firewall) {
+    let fw = Firewall::new();
+    let mut c = Cluster::new(name, 3, &["--election-timeout-ms", "500"]);
+    for id in 1..=3 {
+        c.start(id, &[1, 2, 3]);
+    }
+    let l = leader(&c, &[1, 2, 3], 30).await;
+    let mut colls = CollectionsClient::new(channel(&c.url(l)).await.unwrap());
+    let req = CreateCollectionRequest {
+        name: "f".into(),
+        dimension: 2,
+        metric: Metric::L2 as i32,
+        shards: 1,
+        index: None,
+    };
+    colls.create(req).await.unwrap();
+    converged(&c, &[1, 2, 3], 30).await;
+    println!("cluster in {}", c.root.display());
+    (c, fw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_cycles_lose_nothing_and_stay_linearizable() {
+    let _turn = SERIAL.lock().await;
+    let seed = knob("FRESHVEC_FAULT_SEED", 0xfa17_0001);
+    let kills = knob("FRESHVEC_FAULT_KILLS", 50);
+    println!("seed {seed:#x}, {kills} kill cycles");
+    let mut rng = Rng(seed);
+    let (mut c, fw) = start_cluster("kills").await;
+    let epoch = Instant::now();
+    let values = Arc::new(AtomicU32::new(1));
+    let load = start_load(&c, seed, epoch, values);
+    let mut leaders = BTreeSet::new();
+    let mut leader_kills = 0;
+    for cycle in 0..kills {
+        let current = observed_leader(&c).await;
+        if let Some(l) = current {
+            leaders.insert(l);
+        }
+        let target = match current {
+            Some((l, _)) if rng.next() % 10 < 6 => {
+                leader_kills += 1;
+                l
+            }
+            _ => 1 + rng.next() % 3,
+        };
+        c.node(target).kill();
+        // Down from a moment to several election timeouts (500-1,000 ms): sometimes the
+        // others elect a new leader, sometimes the node is back first (a restarted leader
+        // whose vote is committed resumes leading in its term).
+        tokio::time::sleep(Duration::from_millis(100 + rng.next() % 2400)).await;
+        if let Some(l) = observed_leader(&c).await {
+            leaders.insert(l);
+        }
+        c.start(target, &[1, 2, 3]);
+        wait_until!(60, format!("node {target} back after kill {cycle}"), {
+            status(&c.url(target)).await.is_some()
+        });
+        tokio::time::sleep(Duration::from_millis(200 + rng.next() % 400)).await;
+    }
+    if let Some(l) = observed_leader(&c).await {
+        leaders.insert(l);
+    }
+    let mut history = Record::default();
+    let (checked, acked) = quiesce_and_check(&c, &fw, epoch, &mut history, load).await;
+    println!(
+        "{kills} kill cycles ({leader_kills} of the leader), {} leaders seen, {checked} operations \
+         linearizable, {acked} acknowledged writes (0 lost), {} of unknown outcome, {} refused, \
+         {} local reads valid",
+        leaders.len(),
+        history.unknown_writes,
+        history.refused_writes,
+        history.local_reads.len()
+    );
+    assert!(leaders.len() >= 2, "no leader change happened");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    LeaderMinority,
+    LeaderMajority,
+    PauseLeader,
+    PauseFollower,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitions_and_pauses_stay_linearizable_and_converge() {
+    let _turn = SERIAL.lock().await;
+    let seed = knob("FRESHVEC_FAULT_SEED", 0xfa17_0002);
+    let schedules = knob("FRESHVEC_FAULT_SCHEDULES", 5);
+    let secs = knob("FRESHVEC_FAULT_SECONDS", 60);
+    println!("seed {seed:#x}, {schedules} schedules of {secs} s");
+    let mut rng = Rng(seed);
+    let (c, fw) = start_cluster("partitions").await;
+    let epoch = Instant::now();
+    let values = Arc::new(AtomicU32::new(1));
+    let mut history = Record::default();
+    for schedule in 0..schedules {
+        let load = start_load(&c, seed ^ ((schedule + 1) << 32), epoch, values.clone());
+        let started = Instant::now();
+        let mut injected = BTreeSet::new();
+        let mut leaders = BTreeSet::new();
+        let mut step = 0;
+        while started.elapsed() < Duration::from_secs(secs) {
+            let Some((l, term)) = observed_leader(&c).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            leaders.insert((l, term));
+            let follower =
+                [1, 2, 3].into_iter().filter(|&i| i != l).nth((rng.next() % 2) as usize).unwrap();
+            let other = 6 - l - follower;
+            let fault = match step {
+                0 => Fault::LeaderMinority,
+                1 => Fault::LeaderMajority,
+                _ => match rng.next() % 4 {
+                    0 => Fault::LeaderMinority,
+                    1 => Fault::LeaderMajority,
+                    2 => Fault::PauseLeader,
+                    _ => Fault::PauseFollower,
+                },
+            };
+            step += 1;
+            injected.insert(fault);
+            match fault {
+                Fault::LeaderMinority => fw.partition(&c, &[vec![l], vec![follower, other]]),
+                Fault::LeaderMajority => fw.partition(&c, &[vec![l, other], vec![follower]]),
+                Fault::PauseLeader => signal(&c, l, "-STOP"),
+                Fault::PauseFollower => signal(&c, follower, "-STOP"),
+            }
+            tokio::time::sleep(Duration::from_millis(1000 + rng.next() % 3000)).await;
+            if let Some(seen) = observed_leader(&c).await {
+                leaders.insert(seen);
+            }
+            fw.heal();
+            for id in 1..=3 {
+                signal(&c, id, "-CONT");
+            }
+            tokio::time::sleep(Duration::from_millis(500 + rng.next() % 1500)).await;
+        }
+        if let Some(seen) = observed_leader(&c).await {
+            leaders.insert(seen);
+        }
+        let (checked, acked) = quiesce_and_check(&c, &fw, epoch, &mut history, load).await;
+        println!(
+            "schedule {schedule}: {step} faults {injected:?}, {} (leader, term) pairs, \
+             {checked} operations linearizable so far, {acked} acknowledged writes (0 lost), \
+             digests equal",
+            leaders.len()
+        );
+        assert!(
+            injected.contains(&Fault::LeaderMinority) && injected.contains(&Fault::LeaderMajority)
+        );
+        assert!(leaders.len() >= 2, "schedule {schedule}: no leader change happened");
+    }
+}
