@@ -10,6 +10,6 @@ CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true \
   cargo build --release --quiet --target "$target" -p freshvec-server --manifest-path "$root/Cargo.toml"
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-cp "$root/target/$target/release/freshvec" "$root/deploy/Dockerfile" "$ctx/"
+cp "${CARGO_TARGET_DIR:-$root/target}/$target/release/freshvec" "$root/deploy/Dockerfile" "$ctx/"
 DOCKER_BUILDKIT=0 docker build --quiet -t "$tag" "$ctx" >/dev/null
 echo "built $tag"
