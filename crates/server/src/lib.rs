@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod crash_writer;
 pub mod metrics;
 pub mod serve;

@@ -85,6 +85,20 @@ fn init_logs() {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The config file fills in the environment before the flags are parsed (and before any
+    // thread starts).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = freshvec_server::config::path_from(&args) {
+        use clap::Args as _;
+        let known: Vec<String> = serve::ServeArgs::augment_args(clap::Command::new("serve"))
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        if let Err(e) = freshvec_server::config::load(std::path::Path::new(&path), &known) {
+            eprintln!("error: config file {e}");
+            std::process::exit(2);
+        }
+    }
     let cli = Cli::parse();
     match cli.command {
         None => {

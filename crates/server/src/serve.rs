@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// election; heartbeats go out at an eighth of it.
     #[arg(long, env = "FRESHVEC_ELECTION_TIMEOUT_MS", default_value_t = 800)]
     pub election_timeout_ms: u64,
+    /// A file of `key = value` lines naming these flags (under the flags and the
+    /// environment; see `freshvec_server::config`).
+    #[arg(long, env = "FRESHVEC_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Parses `--peers`: `ID=HOST:PORT` pairs separated by commas.

@@ -627,3 +627,41 @@ async fn cli_subcommands_work_and_exit_with_meaningful_codes() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_config_file_configures_the_server_under_flags_and_environment() {
+    let _turn = SERIAL.lock().await;
+    let dir = std::env::temp_dir().join(format!("freshvec-serve-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let config = dir.join("freshvec.conf");
+    let text = format!(
+        "# a node configured by file\nlisten = \"127.0.0.1:{port}\"\ndata-dir = \"{}\"\n\
+         metrics-listen = off\npeer-listen = 127.0.0.1:0\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_freshvec"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .spawn()
+            .unwrap(),
+    );
+    wait_serving(&format!("http://127.0.0.1:{port}")).await;
+    assert!(dir.join("data").join("raft").exists(), "the data directory came from the file");
+    drop(server);
+    // A line naming no flag is refused with its line number, exit code 2.
+    std::fs::write(&config, "listen = 127.0.0.1:1\nlisten_port = 7\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_freshvec"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("freshvec.conf:2: unknown key \"listen_port\""), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
