@@ -21,6 +21,10 @@ pub struct Conn {
     /// Bearer token, if the server requires one.
     #[arg(long, env = "FRESHVEC_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
+    /// Connect over TLS, trusting this CA certificate (PEM); the server's name is the host
+    /// part of --server.
+    #[arg(long, env = "FRESHVEC_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,13 +100,24 @@ impl From<tonic::Status> for Failure {
 }
 
 async fn channel(conn: &Conn) -> Result<Channel, Failure> {
+    let scheme = if conn.tls_ca.is_some() { "https" } else { "http" };
     let url = if conn.server.contains("://") {
         conn.server.clone()
     } else {
-        format!("http://{}", conn.server)
+        format!("{scheme}://{}", conn.server)
     };
-    let endpoint = Channel::from_shared(url.clone())
-        .map_err(|e| Failure { code: 2, message: format!("--server {url}: {e}") })?;
+    let usage = |m: String| Failure { code: 2, message: m };
+    let mut endpoint =
+        Channel::from_shared(url.clone()).map_err(|e| usage(format!("--server {url}: {e}")))?;
+    if let Some(ca) = &conn.tls_ca {
+        let pem =
+            std::fs::read(ca).map_err(|e| usage(format!("--tls-ca {}: {e}", ca.display())))?;
+        let host = endpoint.uri().host().unwrap_or("localhost").to_string();
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+            .domain_name(host);
+        endpoint = endpoint.tls_config(tls).map_err(|e| usage(format!("--tls-ca: {e}")))?;
+    }
     endpoint
         .connect()
         .await
@@ -274,11 +289,11 @@ pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
 
 /// Exits 0 when the node's health service reports SERVING, 1 otherwise (for container health
 /// checks: an image without a shell runs this).
-pub async fn health(conn: Conn) -> Result<(), Failure> {
+pub async fn health(conn: Conn, service: String) -> Result<(), Failure> {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
     let mut h = HealthClient::new(channel(&conn).await?);
-    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    let mut req = tonic::Request::new(HealthCheckRequest { service });
     req.set_timeout(std::time::Duration::from_secs(3));
     let status = h.check(req).await?.into_inner().status;
     if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {

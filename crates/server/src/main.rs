@@ -50,8 +50,11 @@ enum Command {
         #[command(flatten)]
         conn: cli::Conn,
     },
-    /// Exit 0 if the node is SERVING (a container health check).
+    /// Exit 0 if the node is SERVING (a container health check): ready by default,
+    /// `--service liveness` only asks whether the process answers.
     Health {
+        #[arg(long, default_value = "")]
+        service: String,
         #[command(flatten)]
         conn: cli::Conn,
     },
@@ -115,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Upsert { args, conn }) => exit(cli::run(cli::upsert(conn, args))),
         Some(Command::Search { args, conn }) => exit(cli::run(cli::search(conn, args))),
         Some(Command::Status { watch, conn }) => exit(cli::run(cli::status(conn, watch))),
-        Some(Command::Health { conn }) => exit(cli::run(cli::health(conn))),
+        Some(Command::Health { service, conn }) => exit(cli::run(cli::health(conn, service))),
         Some(Command::Cluster { cmd, conn }) => exit(cli::run(cli::cluster(conn, cmd))),
     }
 }

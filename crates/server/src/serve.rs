@@ -77,6 +77,13 @@ pub struct ServeArgs {
     /// election; heartbeats go out at an eighth of it.
     #[arg(long, env = "FRESHVEC_ELECTION_TIMEOUT_MS", default_value_t = 800)]
     pub election_timeout_ms: u64,
+    /// Serve the public API over TLS with this certificate chain (PEM); needs --tls-key.
+    /// Off by default. The peer service and metrics stay plain.
+    #[arg(long, env = "FRESHVEC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "FRESHVEC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// A file of `key = value` lines naming these flags (under the flags and the
     /// environment; see `freshvec_server::config`).
     #[arg(long, env = "FRESHVEC_CONFIG")]
@@ -837,7 +844,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_not_serving::<CollectionsServer<Api>>().await;
     reporter.set_not_serving::<PointsServer<Api>>().await;
+    // Liveness: the process answers. Readiness ("" and "readiness"): caught up and serving.
+    reporter.set_service_status("liveness", tonic_health::ServingStatus::Serving).await;
     reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    reporter.set_service_status("readiness", tonic_health::ServingStatus::NotServing).await;
 
     // Loading runs beside the public server; a failure (a damaged data directory) stops it.
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
@@ -884,6 +894,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             reporter.set_serving::<CollectionsServer<Api>>().await;
             reporter.set_serving::<PointsServer<Api>>().await;
             reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+            reporter.set_service_status("readiness", tonic_health::ServingStatus::Serving).await;
         });
     }
     let failure = Arc::new(parking_lot::Mutex::new(None::<String>));
@@ -908,7 +919,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.listen,
         args.data_dir.display()
     );
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        builder =
+            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+        eprintln!("freshvec: the public API is served over TLS");
+    }
+    builder
         .layer(crate::metrics::MetricsLayer(metrics))
         .add_service(health)
         .add_service(reflection)

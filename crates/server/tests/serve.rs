@@ -665,3 +665,47 @@ async fn a_config_file_configures_the_server_under_flags_and_environment() {
     assert!(err.contains("freshvec.conf:2: unknown key \"listen_port\""), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn tls_serves_the_api_to_clients_that_trust_its_certificate() {
+    let _turn = SERIAL.lock().await;
+    let dir = std::env::temp_dir().join(format!("freshvec-serve-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, pem_key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&pem_key, key.key_pair.serialize_pem()).unwrap();
+    let port = free_port();
+    let tls = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        pem_key.to_str().unwrap(),
+        "--metrics-listen",
+        "off",
+    ];
+    let server = start_with(&dir.join("data"), port, &tls);
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_freshvec"))
+            .args(args)
+            .args(["--server", &format!("localhost:{port}")])
+            .output()
+            .unwrap()
+    };
+    let ca = cert.to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cli(&["health", "--tls-ca", ca]).status.success() {
+        assert!(Instant::now() < deadline, "the TLS server did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cli(&["health", "--service", "liveness", "--tls-ca", ca]).status.success());
+    let created = cli(&["collections", "create", "t", "--dimension", "3", "--tls-ca", ca]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let status = cli(&["status", "--tls-ca", ca]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("ROLE_LEADER"));
+    // A plaintext client gets nowhere.
+    assert!(!cli(&["status"]).status.success());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
