@@ -14,11 +14,12 @@ mkdir -p "$out"
 cargo build --release -q -p freshvec-server --manifest-path "$here/Cargo.toml"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ddir=$(mktemp -d)
-"$bin" serve --listen "127.0.0.1:$port" --data-dir "$ddir" --metrics-listen off 2> "$out/server-$name.log" &
+"$bin" serve --listen "127.0.0.1:$port" --peer-listen 127.0.0.1:0 --data-dir "$ddir" \
+  --metrics-listen off 2> "$out/server-$name.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$ddir"' EXIT
 for _ in $(seq 1 300); do
-  (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+  "$bin" health --server "127.0.0.1:$port" >/dev/null 2>&1 && break
   sleep 0.1
 done
 for c in 1 4 16; do
