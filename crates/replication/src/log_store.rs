@@ -74,7 +74,8 @@ impl LogStore {
         let mut cache = Cache::default();
         let tag = journal.purged_tag();
         if !tag.is_empty() {
-            cache.purged = postcard::from_bytes(&tag).map_err(|e| read_err(&e))?;
+            let id: LogId = postcard::from_bytes(&tag).map_err(|e| read_err(&e))?;
+            cache.purged = Some(id);
         }
         let mut failure = None;
         journal

@@ -85,6 +85,11 @@ async fn follower_behind_a_purged_log_installs_a_snapshot_and_a_wiped_one_catche
     assert_eq!(f.collections[0].vectors, next - 60);
     same_answers(&c, &[1, 2, 3], "c", &mut rng, 0.9).await;
 
+    // The leader, whose log was purged, restarts from its snapshot and purged log.
+    c.node(l).kill();
+    c.start(l, &[1, 2, 3]);
+    converged(&c, &[1, 2, 3], 60).await;
+
     // A follower whose data directory is deleted rejoins and catches up with a snapshot.
     c.node(other).kill();
     let dir = c.node(other).dir.clone();

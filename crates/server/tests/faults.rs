@@ -36,8 +36,14 @@ const KEYS: u64 = 200;
 const WRITERS: usize = 4;
 const CHAIN: &str = "FRESHVEC_FAULTS";
 
+/// A size or seed from the environment: decimal, or hexadecimal after `0x`.
 fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    let Ok(v) = std::env::var(name) else { return default };
+    let parsed = match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => v.parse(),
+    };
+    parsed.unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
 }
 
 /// iptables rules between the nodes' loopback addresses, in a chain of their own.
