@@ -364,16 +364,14 @@ impl StateMachine {
         file: PathBuf,
     ) -> Result<(), StorageError> {
         let s = &*self.shared;
-        let restored = snapshot::read(&file).map_err(|e| {
+        let refuse = |why: String| {
             let _ = std::fs::remove_file(&file);
-            snap_err(ErrorVerb::Read, format!("received snapshot refused: {e}"))
-        })?;
+            s.receiving.lock().0.retain(|p| *p != file);
+            snap_err(ErrorVerb::Read, format!("received snapshot refused: {why}"))
+        };
+        let restored = snapshot::read(&file).map_err(&refuse)?;
         if restored.meta != *meta {
-            let _ = std::fs::remove_file(&file);
-            return Err(snap_err(
-                ErrorVerb::Read,
-                "received snapshot's meta differs from the sender's",
-            ));
+            return Err(refuse("its meta differs from the sender's".into()));
         }
         let dir = s.dir.join("snapshots");
         let path = dir.join(snap_name(meta.last_log_id, &self.unique()));
@@ -381,14 +379,13 @@ impl StateMachine {
         sync_dir(&dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         let _serial = s.apply.lock();
         self.swap_in(restored, path);
+        // Installed: any other reception in progress is obsolete.
         let started = {
             let mut r = s.receiving.lock();
-            r.0.retain(|p| *p != file);
-            let started = r.1;
-            if r.0.is_empty() {
-                r.1 = None;
+            for other in r.0.drain(..).filter(|p| *p != file) {
+                let _ = std::fs::remove_file(other);
             }
-            started
+            r.1.take()
         };
         let mut st = s.stats.lock();
         st.installed += 1;
@@ -449,9 +446,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .open(&path)
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        // A follower receives one snapshot at a time: one begun earlier was abandoned.
         let mut r = self.shared.receiving.lock();
+        for old in r.0.drain(..) {
+            let _ = std::fs::remove_file(old);
+        }
         r.0.push(path);
-        r.1.get_or_insert_with(Instant::now);
+        r.1 = Some(Instant::now());
         Ok(Box::new(file))
     }
 
