@@ -24,7 +24,7 @@ use crate::state::StateMachine;
 use crate::{NodeId, Raft};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::storage::RaftLogStorage;
-use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -265,11 +265,6 @@ impl Node {
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         Ok(())
-    }
-
-    /// Whether this node is the leader now.
-    pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().state == ServerState::Leader
     }
 
     /// Forces a snapshot and waits (until `deadline`) until it covers what was applied when

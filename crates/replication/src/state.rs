@@ -88,7 +88,8 @@ impl Replica {
 }
 
 #[derive(Debug, Default)]
-struct Applied_ {
+/// The last applied log id and the membership it brought.
+struct AppliedState {
     last: Option<LogId>,
     membership: StoredMembership<NodeId, BasicNode>,
 }
@@ -113,7 +114,7 @@ struct Shared {
     /// Serialises applies, snapshot builds and installs.
     apply: Mutex<()>,
     collections: RwLock<BTreeMap<String, Arc<Replica>>>,
-    applied: Mutex<Applied_>,
+    applied: Mutex<AppliedState>,
     applied_index: AtomicU64,
     current: Mutex<Option<(SnapshotMeta<NodeId, BasicNode>, PathBuf)>>,
     /// Files being received, and when the first one started.
@@ -177,7 +178,7 @@ impl StateMachine {
                 dir: dir.to_path_buf(),
                 apply: Mutex::new(()),
                 collections: RwLock::new(BTreeMap::new()),
-                applied: Mutex::new(Applied_::default()),
+                applied: Mutex::new(AppliedState::default()),
                 applied_index: AtomicU64::new(0),
                 current: Mutex::new(None),
                 receiving: Mutex::new((Vec::new(), None)),

@@ -355,25 +355,21 @@ impl Collections for Api {
         }
         let metric = metric_from(r.metric)?;
         let shards = if r.shards == 0 { 1 } else { r.shards as usize };
+        let ix = r.index.unwrap_or_default();
         let mut params = IndexParams::new(r.dimension as usize, metric);
-        if let Some(ix) = r.index {
-            let set = |v: u32, p: &mut usize| {
-                if v > 0 {
-                    *p = v as usize;
-                }
-            };
-            set(ix.posting_size, &mut params.posting_size);
-            set(ix.split_limit, &mut params.split_limit);
-            set(ix.merge_limit, &mut params.merge_limit);
-            set(ix.replicas, &mut params.replicas);
-            params.replica_candidates = params.replica_candidates.max(params.replicas);
-            params.encoding = match Encoding::try_from(ix.encoding) {
-                Ok(Encoding::F32) => CoreEncoding::F32,
-                Ok(Encoding::Int8) | Ok(Encoding::Unspecified) => CoreEncoding::Int8,
-                Err(_) => return Err(Status::invalid_argument("index.encoding: unknown value")),
-            };
-        }
-        let spec = CollectionSpec::new(&params, shards);
+        params.encoding = match Encoding::try_from(ix.encoding) {
+            Ok(Encoding::F32) => CoreEncoding::F32,
+            Ok(Encoding::Int8) | Ok(Encoding::Unspecified) => CoreEncoding::Int8,
+            Err(_) => return Err(Status::invalid_argument("index.encoding: unknown value")),
+        };
+        // Tunables as asked (0 keeps the default); the spec checks them as every replica will.
+        let spec = CollectionSpec {
+            posting_size: ix.posting_size,
+            split_limit: ix.split_limit,
+            merge_limit: ix.merge_limit,
+            replicas: ix.replicas,
+            ..CollectionSpec::new(&params, shards)
+        };
         spec.params().map_err(Status::invalid_argument)?;
         if self.node()?.state.collection(&r.name).is_some() {
             return Err(Status::already_exists(format!("collection {:?} exists", r.name)));
