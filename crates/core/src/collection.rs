@@ -20,6 +20,9 @@ pub type Hit = Scored<u64>;
 /// Most shards a collection may have.
 pub const MAX_SHARDS: usize = 1024;
 
+/// Sees one shard's prepared rows: `(shard, ids, rows)`.
+pub type RowsObserver<'a> = dyn FnMut(usize, &[u64], &[f32]) + 'a;
+
 impl Collection {
     /// A new, empty collection of `shards` shards with the given per-shard parameters.
     pub fn new(params: IndexParams, shards: usize) -> Result<Collection> {
@@ -122,9 +125,22 @@ impl Collection {
     }
 
     /// Builds every shard from owned rows (an empty collection), or upserts them otherwise.
-    pub fn bulk_load(&self, ids: Vec<u64>, mut vectors: Vec<f32>) -> Result<()> {
+    pub fn bulk_load(&self, ids: Vec<u64>, vectors: Vec<f32>) -> Result<()> {
+        self.bulk_load_observed(ids, vectors, &mut |_, _, _| {})
+    }
+
+    /// [`Collection::bulk_load`], showing each shard's prepared rows to `observe(shard, ids,
+    /// rows)` before the shard takes them (a durable collection writes them to its files).
+    pub fn bulk_load_observed(
+        &self,
+        ids: Vec<u64>,
+        mut vectors: Vec<f32>,
+        observe: &mut RowsObserver<'_>,
+    ) -> Result<()> {
         self.prepare_rows(&ids, &mut vectors)?;
-        for (shard, (ids, vectors)) in self.shards.iter().zip(self.route_owned(ids, vectors)) {
+        let parts = self.route_owned(ids, vectors);
+        for (i, (shard, (ids, vectors))) in self.shards.iter().zip(parts).enumerate() {
+            observe(i, &ids, &vectors);
             shard.bulk_load(&ids, vectors)?;
         }
         Ok(())

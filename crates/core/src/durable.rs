@@ -8,20 +8,30 @@
 //!   concurrent writers (group commit). A write is acknowledged only once durable, but searches
 //!   may see it while its fsync is still running; if that fsync fails the journal is poisoned
 //!   and a reopen returns to the durable state.
-//! - `checkpoint()`: with applies and background maintenance held, each shard is written to a
-//!   temporary directory, every file checksummed in a manifest written last, then the directory
-//!   is fsynced and renamed into place and its parent fsynced. The two newest checkpoints are
-//!   kept, and the journal is purged up to the older one, so a damaged newest checkpoint still
-//!   leaves a way back.
+//! - Every applied write is also appended, unsynced, to its shard's vector files
+//!   ([`VectorStore`]): the vectors live there, and a checkpoint names a point in them instead
+//!   of copying them.
+//! - `checkpoint()`: with applies and background maintenance held, the vector files are
+//!   fsynced and their marks (generation, length) taken; each shard's version map and postings
+//!   are written to a temporary directory, every file checksummed in a manifest (with the
+//!   marks) written last, then the directory is fsynced and renamed into place and its parent
+//!   fsynced. The two newest checkpoints are kept, and the journal is purged up to the older
+//!   one, so a damaged newest checkpoint still leaves a way back; vector file generations older
+//!   than both are removed.
+//! - `compact(factor)`: rewrites the vector files of shards whose files exceed `factor` times
+//!   their live data into a new generation, beside the writes (see [`VectorStore::compact`]).
 //! - `open(dir)`: stray temporary directories are removed; the newest checkpoint whose manifest
-//!   and files verify is restored (never rebuilt); the journal after its index is replayed.
+//!   and files verify is restored (never rebuilt): its vector files are opened at its marks
+//!   (what followed is dropped), every vector record is checked, and each shard is restored
+//!   with its vectors read in place from the mapping; the journal after its index is replayed.
 //!
 //! In **replicated** mode (`create_replicated`/`open_replicated`) the collection keeps no
 //! journal of its own: the replication log is the write-ahead log, and `apply_at(index, op)`
 //! applies a write at the index that log gave it. `open_replicated` restores the newest valid
 //! checkpoint only; the log replays what follows.
 //!
-//! Layout: `DIR/collection` (what the collection is), `DIR/journal/` (embedded mode), and
+//! Layout: `DIR/collection` (what the collection is), `DIR/journal/` (embedded mode),
+//! `DIR/vectors/shard-NNN/gen-GGGGGG.{vec,idx}` and
 //! `DIR/checkpoints/ckpt-{index:020}/{manifest,shard-NNN}` (see `docs/file-formats.md`).
 
 use crate::collection::Collection;
@@ -30,6 +40,7 @@ use crate::index::{Encoding, Index, IndexParams};
 use crate::storage::frame::{self, Reader};
 use crate::storage::fs::{write_atomic, Fs};
 use crate::storage::journal::{Journal, JournalError, JournalOptions};
+use crate::storage::vectors::{Compaction, Mark, OpenAt, VectorStore, VectorStoreError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::io;
@@ -93,6 +104,8 @@ pub enum DurableError {
     Io { path: String, source: io::Error },
     #[error("{0} already holds a collection")]
     Exists(String),
+    #[error(transparent)]
+    Vectors(#[from] VectorStoreError),
 }
 
 pub type Result<T> = std::result::Result<T, DurableError>;
@@ -170,6 +183,8 @@ pub struct DurableCollection {
     coll: Collection,
     /// The write-ahead log in embedded mode; `None` when the replication log is the log.
     journal: Option<Journal>,
+    /// Each shard's vector files.
+    vectors: Vec<VectorStore>,
     /// Serialises log append + apply, and checkpoints against both.
     apply: Mutex<()>,
     applied: AtomicU64,
@@ -179,6 +194,28 @@ pub struct DurableCollection {
 
 fn ckpt_name(index: u64) -> String {
     format!("ckpt-{index:020}")
+}
+
+fn vectors_dir(dir: &Path, shard: usize) -> PathBuf {
+    dir.join("vectors").join(format!("shard-{shard:03}"))
+}
+
+/// Opens every shard's vector store at `at` (one mark per shard, or one mode for all).
+fn open_vectors(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    dim: usize,
+    shards: usize,
+    at: impl Fn(usize) -> OpenAt,
+) -> std::result::Result<Vec<VectorStore>, VectorStoreError> {
+    let vdir = dir.join("vectors");
+    if !fs.exists(&vdir) {
+        fs.create_dir_all(&vdir)
+            .map_err(|e| VectorStoreError::Io { path: vdir.display().to_string(), source: e })?;
+        fs.sync_dir(dir)
+            .map_err(|e| VectorStoreError::Io { path: dir.display().to_string(), source: e })?;
+    }
+    (0..shards).map(|i| VectorStore::open(fs.clone(), &vectors_dir(dir, i), dim, at(i))).collect()
 }
 
 impl DurableCollection {
@@ -229,12 +266,14 @@ impl DurableCollection {
             }
             false => None,
         };
+        let vectors = open_vectors(&fs, dir, params.dim, shards, |_| OpenAt::Fresh)?;
         Ok(DurableCollection {
             fs,
             dir: dir.to_path_buf(),
             params,
             coll,
             journal,
+            vectors,
             apply: Mutex::new(()),
             applied: AtomicU64::new(0),
             restored_from: 0,
@@ -278,50 +317,62 @@ impl DurableCollection {
         }
         names.retain(|n| n.starts_with("ckpt-"));
         names.sort();
+        // The journal is opened first: a journal purged past every valid checkpoint is
+        // refused before the vector files are started afresh.
+        let journal = match embedded {
+            true => {
+                Some(Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?)
+            }
+            false => None,
+        };
         let mut restored = None;
         for name in names.iter().rev() {
             let Some(index) = name.strip_prefix("ckpt-").and_then(|i| i.parse::<u64>().ok()) else {
                 continue;
             };
             // A checkpoint that does not verify is skipped, never used.
-            if let Ok(coll) = load_checkpoint(&*fs, &ckdir.join(name), &params, &meta, index) {
-                restored = Some((index, coll));
+            if let Ok(r) = load_checkpoint(&fs, dir, &ckdir.join(name), &params, &meta, index) {
+                restored = Some((index, r));
                 break;
             }
         }
-        let (from, coll) = match restored {
-            Some(r) => r,
-            None => (0, Collection::new(params.clone(), meta.shards)?),
-        };
-        if !embedded {
-            return Ok(DurableCollection {
-                fs,
-                dir: dir.to_path_buf(),
-                params,
-                coll,
-                journal: None,
-                apply: Mutex::new(()),
-                applied: AtomicU64::new(from),
-                restored_from: from,
-            });
-        }
-        let journal = Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?;
-        if journal.purged() > from {
+        let purged = journal.as_ref().map_or(0, Journal::purged);
+        let from = restored.as_ref().map_or(0, |r| r.0);
+        if purged > from {
             return Err(DurableError::Corrupt(format!(
-                "{}: the journal is purged up to {} but the newest valid checkpoint is at {from}",
+                "{}: the journal is purged up to {purged} but the newest valid checkpoint is at {from}",
                 dir.display(),
-                journal.purged()
             )));
         }
+        let (coll, vectors) = match restored {
+            Some((_, r)) => r,
+            None => (
+                Collection::new(params.clone(), meta.shards)?,
+                open_vectors(&fs, dir, meta.dim, meta.shards, |_| OpenAt::Fresh)?,
+            ),
+        };
+        let dc = DurableCollection {
+            fs,
+            dir: dir.to_path_buf(),
+            params,
+            coll,
+            journal,
+            vectors,
+            apply: Mutex::new(()),
+            applied: AtomicU64::new(from),
+            restored_from: from,
+        };
+        let Some(journal) = &dc.journal else {
+            return Ok(dc);
+        };
         let mut failure = None;
-        let mut last = from;
         journal.read_from(from + 1, |index, data| {
             if failure.is_some() {
                 return;
             }
             match Op::decode(data, meta.dim) {
-                Some(op) => match apply_to(&coll, &op) {
-                    Ok(()) => last = index,
+                Some(op) => match dc.apply_logged(index, &op) {
+                    Ok(()) => dc.applied.store(index, Ordering::Release),
                     Err(e) => failure = Some(format!("replaying entry {index}: {e}")),
                 },
                 None => failure = Some(format!("journal entry {index} does not decode")),
@@ -330,16 +381,7 @@ impl DurableCollection {
         if let Some(f) = failure {
             return Err(DurableError::Corrupt(f));
         }
-        Ok(DurableCollection {
-            fs,
-            dir: dir.to_path_buf(),
-            params,
-            coll,
-            journal: Some(journal),
-            apply: Mutex::new(()),
-            applied: AtomicU64::new(last.max(from)),
-            restored_from: from,
-        })
+        Ok(dc)
     }
 
     pub fn collection(&self) -> &Collection {
@@ -369,31 +411,43 @@ impl DurableCollection {
         let mut bytes = Vec::new();
         op.encode(&mut bytes);
         let serial = self.apply.lock();
-        if let Op::Upsert { ids, vectors } = op {
-            self.coll.validate_upsert(ids, vectors)?;
-            self.coll.admit()?;
-        }
+        self.vectors.iter().try_for_each(VectorStore::check).map_err(self.vectors_err())?;
+        let prepared = match op {
+            Op::Upsert { ids, vectors } => {
+                let rows = self.coll.validate_upsert(ids, vectors)?;
+                self.coll.admit()?;
+                Some(rows)
+            }
+            Op::Delete { .. } => None,
+        };
         let index = journal.write(&[&bytes])?;
         let apply = || {
             // Validated and admitted above, so it applies; the log and the collection agree.
-            apply_to(&self.coll, op).expect("a validated, admitted batch applies");
+            apply_prepared(&self.coll, op, prepared.as_deref())
+                .expect("a validated, admitted batch applies");
             self.applied.store(index, Ordering::Release);
+            // A failure here poisons the vector files: the write is in the journal, and a
+            // reopen replays it into them.
+            self.append_vectors(index, op, prepared.as_deref())
         };
         let rows = match op {
             Op::Upsert { ids, .. } | Op::Delete { ids } => ids.len(),
         };
         if rows < OVERLAP_ROWS {
-            apply();
+            let appended = apply();
             drop(serial);
             journal.sync_to(index)?;
+            appended?;
         } else {
             // A large batch: the fsync runs on a helper thread while the batch is applied.
-            std::thread::scope(|s| {
+            let (synced, appended) = std::thread::scope(|s| {
                 let synced = s.spawn(|| journal.sync_to(index));
-                apply();
+                let appended = apply();
                 drop(serial);
-                synced.join().expect("the fsync thread does not panic")
-            })?;
+                (synced.join().expect("the fsync thread does not panic"), appended)
+            });
+            synced?;
+            appended?;
         }
         Ok(index)
     }
@@ -413,12 +467,64 @@ impl DurableCollection {
                 reason: format!("{index} is not past the applied index {applied}"),
             }));
         }
-        if let Op::Upsert { ids, vectors } = op {
-            self.coll.validate_upsert(ids, vectors)?;
-        }
-        apply_to(&self.coll, op)?;
+        self.vectors.iter().try_for_each(VectorStore::check).map_err(self.vectors_err())?;
+        self.apply_logged(index, op)?;
         self.applied.store(index, Ordering::Release);
         Ok(())
+    }
+
+    /// Applies a logged write (validating it again) and appends it to the vector files.
+    fn apply_logged(&self, index: u64, op: &Op) -> Result<()> {
+        let prepared = match op {
+            Op::Upsert { ids, vectors } => Some(self.coll.validate_upsert(ids, vectors)?),
+            Op::Delete { .. } => None,
+        };
+        apply_prepared(&self.coll, op, prepared.as_deref())?;
+        self.append_vectors(index, op, prepared.as_deref())
+    }
+
+    /// Appends an applied write to its shards' vector files: prepared rows, or tombstones.
+    fn append_vectors(&self, index: u64, op: &Op, rows: Option<&[f32]>) -> Result<()> {
+        let ids = match op {
+            Op::Upsert { ids, .. } | Op::Delete { ids } => ids,
+        };
+        let dim = self.params.dim;
+        let err = self.vectors_err();
+        if self.vectors.len() == 1 {
+            return self.vectors[0].append(index, ids, rows).map_err(err);
+        }
+        let mut parts: Vec<(Vec<u64>, Vec<f32>)> = vec![Default::default(); self.vectors.len()];
+        for (i, &id) in ids.iter().enumerate() {
+            let part = &mut parts[self.coll.shard_of(id)];
+            part.0.push(id);
+            if let Some(rows) = rows {
+                part.1.extend_from_slice(&rows[i * dim..(i + 1) * dim]);
+            }
+        }
+        for (store, (ids, part)) in self.vectors.iter().zip(&parts) {
+            if !ids.is_empty() {
+                store.append(index, ids, rows.map(|_| &part[..])).map_err(self.vectors_err())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn vectors_err(&self) -> impl FnOnce(io::Error) -> DurableError {
+        let path = self.dir.join("vectors").display().to_string();
+        move |source| DurableError::Io { path, source }
+    }
+
+    /// Compacts the vector files of every shard whose files exceed `factor` times their live
+    /// records and `min_bytes`, beside writes; returns what was compacted. Generations a kept
+    /// checkpoint still names are removed by a later checkpoint.
+    pub fn compact(&self, factor: f64, min_bytes: u64) -> Result<Vec<Compaction>> {
+        let mut done = Vec::new();
+        for store in &self.vectors {
+            if store.needs_compaction(factor, min_bytes) {
+                done.push(store.compact().map_err(self.vectors_err())?);
+            }
+        }
+        Ok(done)
     }
 
     /// Loads the first data of an empty collection by the bulk build (clustering, not one
@@ -432,7 +538,21 @@ impl DurableCollection {
                     reason: "only into an empty collection".into(),
                 }));
             }
-            self.coll.bulk_load(ids, vectors)?;
+            let mut seen = rustc_hash::FxHashSet::default();
+            if let Some(id) = ids.iter().find(|&&id| !seen.insert(id)) {
+                return Err(DurableError::Invalid(crate::Error::InvalidParameter {
+                    name: "ids",
+                    reason: format!("id {id} appears twice in the import"),
+                }));
+            }
+            drop(seen);
+            let mut appended = Ok(());
+            self.coll.bulk_load_observed(ids, vectors, &mut |shard, ids, rows| {
+                if appended.is_ok() {
+                    appended = self.vectors[shard].append(0, ids, Some(rows));
+                }
+            })?;
+            appended.map_err(self.vectors_err())?;
         }
         self.checkpoint()
     }
@@ -445,6 +565,12 @@ impl DurableCollection {
         let done = ckdir.join(ckpt_name(index));
         if !self.fs.exists(&done) {
             let holds: Vec<_> = self.coll.shards().iter().map(Index::hold_maintenance).collect();
+            let marks: Vec<Mark> = self
+                .vectors
+                .iter()
+                .map(VectorStore::sync)
+                .collect::<io::Result<_>>()
+                .map_err(self.vectors_err())?;
             let tmp = ckdir.join(format!(".tmp-{}", ckpt_name(index)));
             if self.fs.exists(&tmp) {
                 self.fs.remove_dir_all(&tmp).map_err(io_err(&tmp))?;
@@ -460,11 +586,13 @@ impl DurableCollection {
             let mut p = Vec::new();
             p.extend_from_slice(&index.to_le_bytes());
             p.extend_from_slice(&(files.len() as u32).to_le_bytes());
-            for (name, len, crc) in &files {
+            for ((name, len, crc), mark) in files.iter().zip(&marks) {
                 p.extend_from_slice(&(name.len() as u32).to_le_bytes());
                 p.extend_from_slice(name.as_bytes());
                 p.extend_from_slice(&len.to_le_bytes());
                 p.extend_from_slice(&crc.to_le_bytes());
+                p.extend_from_slice(&mark.generation.to_le_bytes());
+                p.extend_from_slice(&mark.len.to_le_bytes());
             }
             let mut manifest = frame::header(frame::CHECKPOINT_MANIFEST).to_vec();
             frame::record(&p, &mut manifest);
@@ -496,6 +624,14 @@ impl DurableCollection {
         let oldest = kept.first().and_then(|n| n.strip_prefix("ckpt-")?.parse::<u64>().ok());
         if let (Some(oldest), Some(journal)) = (oldest, &self.journal) {
             journal.purge_upto(oldest)?;
+        }
+        // Vector file generations older than every kept checkpoint's are no longer needed.
+        if let Some(oldest) = kept.first() {
+            let manifest = read_manifest(&*self.fs, &ckdir.join(oldest), self.vectors.len())
+                .map_err(DurableError::Corrupt)?;
+            for (store, entry) in self.vectors.iter().zip(&manifest.shards) {
+                store.remove_below(entry.mark.generation).map_err(self.vectors_err())?;
+            }
         }
         Ok(index)
     }
@@ -531,14 +667,15 @@ fn replicated_only(called: &str, instead: &str) -> DurableError {
     })
 }
 
-/// Applies a validated op to the collection (no admission: the caller admitted it).
-fn apply_to(coll: &Collection, op: &Op) -> crate::Result<()> {
-    match op {
-        Op::Upsert { ids, vectors } => {
-            let prepared = coll.validate_upsert(ids, vectors)?;
-            coll.upsert_valid(ids, &prepared)
+/// Applies an op to the collection with an upsert's rows as validation prepared them (no
+/// admission: the caller admitted it).
+fn apply_prepared(coll: &Collection, op: &Op, rows: Option<&[f32]>) -> crate::Result<()> {
+    match (op, rows) {
+        (Op::Upsert { ids, .. }, Some(rows)) => coll.upsert_valid(ids, rows),
+        (Op::Upsert { ids, vectors }, None) => {
+            coll.upsert_valid(ids, &coll.validate_upsert(ids, vectors)?)
         }
-        Op::Delete { ids } => {
+        (Op::Delete { ids }, _) => {
             coll.delete(ids);
             Ok(())
         }
@@ -559,7 +696,7 @@ fn write_shard(fs: &dyn Fs, path: &Path, shard: &Index) -> Result<(u64, u32)> {
         r
     };
     shard
-        .save(&mut |payload| {
+        .save(false, &mut |payload| {
             frame::record(payload, &mut buf);
             if buf.len() >= 8 << 20 {
                 flush(&mut buf, &mut f)?;
@@ -572,14 +709,21 @@ fn write_shard(fs: &dyn Fs, path: &Path, shard: &Index) -> Result<(u64, u32)> {
     Ok((len, hasher.finalize()))
 }
 
-/// Verifies a checkpoint's manifest and files and restores its shards.
-fn load_checkpoint(
-    fs: &dyn Fs,
-    dir: &Path,
-    params: &IndexParams,
-    meta: &Meta,
+/// One shard's entry in a checkpoint manifest.
+struct ShardEntry {
+    name: String,
+    len: u64,
+    crc: u32,
+    mark: Mark,
+}
+
+struct Manifest {
     index: u64,
-) -> std::result::Result<Collection, String> {
+    shards: Vec<ShardEntry>,
+}
+
+/// Reads and verifies the manifest of the checkpoint in `dir`, which must list `shards` shards.
+fn read_manifest(fs: &dyn Fs, dir: &Path, shards: usize) -> std::result::Result<Manifest, String> {
     let mpath = dir.join("manifest");
     let bytes = fs.read(&mpath).map_err(|e| format!("{}: {e}", mpath.display()))?;
     let scan =
@@ -587,38 +731,76 @@ fn load_checkpoint(
     let bad = || format!("{}: does not verify", mpath.display());
     let (_, payload) = scan.records.first().filter(|_| !scan.torn).ok_or_else(bad)?;
     let mut r = Reader::new(payload);
-    if r.u64() != Some(index) {
-        return Err(bad());
-    }
+    let index = r.u64().ok_or_else(bad)?;
     let n = r.u32().ok_or_else(bad)? as usize;
-    if n != meta.shards {
+    if n != shards {
         return Err(bad());
     }
-    let mut shards = Vec::with_capacity(n);
-    for i in 0..n {
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
         let name_len = r.u32().ok_or_else(bad)? as usize;
         let name = r.take(name_len).ok_or_else(bad)?;
-        let name = std::str::from_utf8(name).map_err(|_| bad())?;
+        let name = std::str::from_utf8(name).map_err(|_| bad())?.to_string();
+        if name.contains('/') || name.starts_with('.') {
+            return Err(bad());
+        }
         let (len, crc) = (r.u64().ok_or_else(bad)?, r.u32().ok_or_else(bad)?);
-        let path = dir.join(name);
-        let data = fs.read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if data.len() as u64 != len || crc32fast::hash(&data) != crc {
+        let mark = Mark { generation: r.u64().ok_or_else(bad)?, len: r.u64().ok_or_else(bad)? };
+        entries.push(ShardEntry { name, len, crc, mark });
+    }
+    if !r.is_empty() {
+        return Err(bad());
+    }
+    Ok(Manifest { index, shards: entries })
+}
+
+/// Verifies a checkpoint's manifest and files, opens the vector files at its marks (dropping
+/// what followed them) and verifies them, and restores its shards with their vectors read in
+/// place. Nothing is changed on disk until the manifest and shard files have verified.
+fn load_checkpoint(
+    fs: &Arc<dyn Fs>,
+    coll_dir: &Path,
+    dir: &Path,
+    params: &IndexParams,
+    meta: &Meta,
+    index: u64,
+) -> std::result::Result<(Collection, Vec<VectorStore>), String> {
+    let manifest = read_manifest(&**fs, dir, meta.shards)?;
+    if manifest.index != index {
+        return Err(format!("{}: names index {}", dir.display(), manifest.index));
+    }
+    let mut files = Vec::with_capacity(meta.shards);
+    for e in &manifest.shards {
+        let path = dir.join(&e.name);
+        let data = fs.read(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+        if data.len() as u64 != e.len || crc32fast::hash(&data) != e.crc {
             return Err(format!(
                 "{}: length or checksum differs from the manifest",
                 path.display()
             ));
         }
-        let scan = frame::scan(frame::CHECKPOINT_SHARD, &path, &data).map_err(|e| e.to_string())?;
+        files.push((path, data));
+    }
+    let marks: Vec<Mark> = manifest.shards.iter().map(|e| e.mark).collect();
+    let stores = open_vectors(fs, coll_dir, meta.dim, meta.shards, |i| OpenAt::Mark(marks[i]))
+        .map_err(|e| e.to_string())?;
+    let mut shards = Vec::with_capacity(meta.shards);
+    for (i, ((path, data), store)) in files.iter().zip(&stores).enumerate() {
+        store.verify().map_err(|e| e.to_string())?;
+        let scan = frame::scan(frame::CHECKPOINT_SHARD, path, data).map_err(|e| e.to_string())?;
         if scan.torn {
             return Err(format!("{}: torn", path.display()));
         }
         let mut p = params.clone();
         p.seed = params.seed.wrapping_add(i as u64);
-        let shard = Index::restore(p, scan.records.iter().map(|r| r.1))
+        let records = scan.records.iter().map(|r| r.1);
+        let shard = store
+            .with_vectors(|of| Index::restore(p, records, Some(of)))
+            .map_err(|e| format!("{}: {e}", path.display()))?
             .map_err(|e| format!("{}: {e}", path.display()))?;
         shards.push(shard);
     }
-    Ok(Collection::from_shards(meta.metric, meta.dim, shards))
+    Ok((Collection::from_shards(meta.metric, meta.dim, shards), stores))
 }
 
 #[cfg(test)]

@@ -16,11 +16,12 @@ fn params(encoding: Encoding) -> IndexParams {
     }
 }
 
-/// A step of a test workload: a write, or a checkpoint.
+/// A step of a test workload: a write, a checkpoint, or a compaction of the vector files.
 #[derive(Clone, Debug)]
 enum Step {
     Write(Op),
     Checkpoint,
+    Compact,
 }
 
 fn workload(seed: u64, n: usize, id_space: u64) -> Vec<Step> {
@@ -29,6 +30,9 @@ fn workload(seed: u64, n: usize, id_space: u64) -> Vec<Step> {
         .map(|i| {
             if i % 60 == 59 {
                 return Step::Checkpoint;
+            }
+            if i % 50 == 25 {
+                return Step::Compact;
             }
             // Now and then a batch large enough to apply while its fsync runs.
             let k = if i % 37 == 36 { 70 } else { 1 + rng.below(4) };
@@ -78,6 +82,7 @@ fn reopening_restores_the_checkpoint_and_replays_the_journal() {
                     apply_model(&mut model, &op);
                 }
                 Step::Checkpoint => at_checkpoint = dc.checkpoint().unwrap(),
+                Step::Compact => assert!(!dc.compact(1.0, 0).unwrap().is_empty()),
             }
         }
         assert_eq!(dc.contents(), model);
@@ -127,6 +132,7 @@ fn every_crash_point_recovers_every_acknowledged_write() {
         match step {
             Step::Write(op) => drop(dc.apply(op).unwrap()),
             Step::Checkpoint => drop(dc.checkpoint().unwrap()),
+            Step::Compact => drop(dc.compact(1.0, 0).unwrap()),
         }
     }
     let total = dry.ops() - base;
@@ -154,6 +160,7 @@ fn every_crash_point_recovers_every_acknowledged_write() {
                         }
                     },
                     Step::Checkpoint => dc.checkpoint().is_ok(),
+                    Step::Compact => dc.compact(1.0, 0).is_ok(),
                 };
                 if !ok {
                     break;

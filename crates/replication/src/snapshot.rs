@@ -62,7 +62,7 @@ pub fn write(
             rec.extend_from_slice(&(s as u32).to_le_bytes());
             w.put(&rec)?;
             let mut rec = Vec::new();
-            shard.save(&mut |payload| {
+            shard.save(true, &mut |payload| {
                 rec.clear();
                 rec.push(b'R');
                 rec.extend_from_slice(payload);
@@ -199,8 +199,10 @@ pub fn read(path: &Path) -> Result<Restored, String> {
         for (i, recs) in shard_records.into_iter().enumerate() {
             let mut p = params.clone();
             p.seed = params.seed.wrapping_add(i as u64);
-            restored
-                .push(Index::restore(p, recs).map_err(|e| bad(format!("collection {name}: {e}")))?);
+            restored.push(
+                Index::restore(p, recs, None)
+                    .map_err(|e| bad(format!("collection {name}: {e}")))?,
+            );
         }
         digest.sum = digest.records.values().fold(0u64, |a, &h| a.wrapping_add(h));
         if digest.sum != sum {

@@ -1,8 +1,10 @@
 //! `freshvec crash-writer`: a deterministic durable writer for crash tests. It opens (or
 //! creates) a durable collection, then applies numbered upsert batches one after another,
-//! printing `ack BATCH INDEX` once each is acknowledged (durable and applied), and checkpoints
-//! every `checkpoint_every` batches. A test kills it at random moments and checks that every
-//! acknowledged batch survived. Batch `b` is a pure function of `b` ([`batch`]).
+//! printing `ack BATCH INDEX` once each is acknowledged (durable and applied), checkpoints
+//! every `checkpoint_every` batches, and every `compact_every` batches has a second thread
+//! compact the vector files while the writes go on. A test kills it at random moments and
+//! checks that every acknowledged batch survived. Batch `b` is a pure function of `b`
+//! ([`batch`]).
 
 use clap::Args;
 use freshvec_core::durable::{DurableCollection, Op};
@@ -26,6 +28,8 @@ pub struct CrashWriterArgs {
     batches: u64,
     #[arg(long, default_value_t = 25)]
     checkpoint_every: u64,
+    #[arg(long, default_value_t = 10)]
+    compact_every: u64,
     /// Instead of writing: reopen and check that batches 1..=N (N the last acknowledged
     /// batch) are all there, at most the one in flight after them, and nothing else.
     #[arg(long)]
@@ -69,16 +73,31 @@ pub fn run(args: CrashWriterArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "open {}", dc.applied_index())?;
     out.flush()?;
-    for b in dc.applied_index() + 1..=args.batches {
-        let index = dc.apply(&batch(b))?;
-        anyhow::ensure!(index == b, "batch {b} got log index {index}");
-        writeln!(out, "ack {b} {index}")?;
-        out.flush()?;
-        if b % args.checkpoint_every == 0 {
-            dc.checkpoint()?;
+    let (nudge, nudged) = std::sync::mpsc::channel::<()>();
+    let dc = &dc;
+    std::thread::scope(|s| {
+        // Compacts whenever nudged, beside the writes; ends when the writer hangs up.
+        let compactor = s.spawn(move || -> anyhow::Result<()> {
+            while nudged.recv().is_ok() {
+                dc.compact(1.0, 0)?;
+            }
+            Ok(())
+        });
+        for b in dc.applied_index() + 1..=args.batches {
+            let index = dc.apply(&batch(b))?;
+            anyhow::ensure!(index == b, "batch {b} got log index {index}");
+            writeln!(out, "ack {b} {index}")?;
+            out.flush()?;
+            if b % args.checkpoint_every == 0 {
+                dc.checkpoint()?;
+            }
+            if b % args.compact_every == 0 {
+                nudge.send(())?;
+            }
         }
-    }
-    Ok(())
+        drop(nudge);
+        compactor.join().expect("the compactor does not panic")
+    })
 }
 
 /// Reopens `dir` and checks it holds exactly batches `1..=applied` with

@@ -1,10 +1,12 @@
 //! Saving one shard for a checkpoint and restoring it without rebuilding: the version map, the
-//! current vector of every slot, and every posting's centroid and live members. Codes are not
-//! saved: restoring encodes each member against its centroid again, which is deterministic and
-//! far cheaper than clustering. Byte layout in `docs/file-formats.md` (checkpoint shard file).
+//! current vector of every slot (unless the caller keeps the vectors elsewhere, as a
+//! checkpoint does in its vector files), and every posting's centroid and live members. Codes
+//! are not saved: restoring encodes each member against its centroid again, which is
+//! deterministic and far cheaper than clustering. Byte layout in `docs/file-formats.md`
+//! (checkpoint shard file, snapshot file).
 
 use super::posting::Members;
-use super::versions::{Slot, NO_HOME};
+use super::versions::{Slot, NO_HOME, TOMBSTONE, WRITING};
 use super::{Index, IndexParams};
 use crate::storage::frame::Reader;
 use rustc_hash::FxHashMap;
@@ -77,9 +79,14 @@ impl Index {
         }
     }
 
-    /// Writes the shard as record payloads through `put`. Writes and maintenance must be
-    /// held for the duration.
-    pub fn save(&self, put: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    /// Writes the shard as record payloads through `put`, with the vectors or without them (a
+    /// restore then takes them from elsewhere). Writes and maintenance must be held for the
+    /// duration.
+    pub fn save(
+        &self,
+        with_vectors: bool,
+        put: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
         let s = &*self.shared;
         let dim = s.params.dim;
         let cells = s.versions.cells();
@@ -101,7 +108,7 @@ impl Index {
             put(&rec)?;
         }
         // With a store, one chunk of vectors at a time; f32 postings are gathered once.
-        let slots = cells.len();
+        let slots = if with_vectors { cells.len() } else { 0 };
         let gathered = s.store.is_none().then(|| self.slot_vectors(0..slots));
         for first in (0..slots).step_by(CHUNK) {
             let range = first..(first + CHUNK).min(slots);
@@ -141,10 +148,12 @@ impl Index {
     }
 
     /// Rebuilds a shard from the payloads [`Index::save`] wrote; any inconsistency is an
-    /// error naming what is wrong, never a panic.
-    pub fn restore<'a>(
+    /// error naming what is wrong, never a panic. Records saved without vectors take each live
+    /// id's vector from `vectors`.
+    pub fn restore<'r, 'v>(
         params: IndexParams,
-        records: impl IntoIterator<Item = &'a [u8]>,
+        records: impl IntoIterator<Item = &'r [u8]>,
+        vectors_of: Option<&dyn Fn(u64) -> Option<&'v [f32]>>,
     ) -> Result<Index, String> {
         let index = Index::new(params).map_err(|e| e.to_string())?;
         let s = &*index.shared;
@@ -160,6 +169,8 @@ impl Index {
         // Vectors are reserved as their records arrive: a damaged slot count cannot allocate.
         let mut vectors: Vec<f32> = Vec::new();
         let mut restored_slots = 0usize;
+        // With vectors kept elsewhere: each slot's id, if live.
+        let mut slot_ids: Vec<Option<u64>> = Vec::new();
         let mut old_to_new: FxHashMap<u32, u32> = FxHashMap::default();
         for payload in records {
             let mut r = Reader::new(payload);
@@ -174,10 +185,13 @@ impl Index {
                         if !s.versions.restore(id, word, home) {
                             return Err(bad(&format!("id {id} appears twice")));
                         }
+                        if vectors_of.is_some() {
+                            slot_ids.push((word & (TOMBSTONE | WRITING) == 0).then_some(id));
+                        }
                         restored_slots += 1;
                     }
                 }
-                Some(VECTORS) => {
+                Some(VECTORS) if vectors_of.is_none() => {
                     let first = r.u64().ok_or_else(|| bad("vectors"))? as usize;
                     let n = r.u32().ok_or_else(|| bad("vectors"))? as usize;
                     if first * dim != vectors.len() || first + n > slots {
@@ -186,6 +200,9 @@ impl Index {
                     vectors.extend(r.f32s(n * dim).ok_or_else(|| bad("vectors cut short"))?);
                 }
                 Some(POSTING) => {
+                    if let Some(of) = vectors_of.filter(|_| vectors.is_empty() && slots > 0) {
+                        vectors = gather(&slot_ids, dim, of).map_err(|e| bad(&e))?;
+                    }
                     if vectors.len() != slots * dim || restored_slots != slots {
                         return Err(bad("posting before every slot and vector"));
                     }
@@ -212,6 +229,9 @@ impl Index {
                 _ => return Err(bad("unknown record")),
             }
         }
+        if let Some(of) = vectors_of.filter(|_| vectors.is_empty() && slots > 0) {
+            vectors = gather(&slot_ids, dim, of).map_err(|e| bad(&e))?;
+        }
         if restored_slots != slots || vectors.len() != slots * dim {
             return Err(bad("slots or vectors missing"));
         }
@@ -226,6 +246,26 @@ impl Index {
         }
         Ok(index)
     }
+}
+
+/// The vector of every slot from `of` (zeros for a deleted slot); an error if a live id has
+/// none.
+fn gather<'a>(
+    slot_ids: &[Option<u64>],
+    dim: usize,
+    of: &dyn Fn(u64) -> Option<&'a [f32]>,
+) -> Result<Vec<f32>, String> {
+    let mut out = Vec::with_capacity(slot_ids.len() * dim);
+    for id in slot_ids {
+        match id {
+            Some(id) => {
+                let v = of(*id).ok_or_else(|| format!("no vector for live id {id}"))?;
+                out.extend_from_slice(v);
+            }
+            None => out.resize(out.len() + dim, 0.0),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -252,7 +292,7 @@ mod tests {
             index.wait_idle();
             let mut records: Vec<Vec<u8>> = Vec::new();
             index
-                .save(&mut |p| {
+                .save(true, &mut |p| {
                     records.push(p.to_vec());
                     Ok(())
                 })
@@ -262,9 +302,25 @@ mod tests {
                 i.for_each_live_vector(|id, v| all.push((id, v.to_vec())));
                 all
             };
-            let back = Index::restore(params.clone(), records.iter().map(|r| &r[..])).unwrap();
+            let back =
+                Index::restore(params.clone(), records.iter().map(|r| &r[..]), None).unwrap();
             assert_eq!(contents(&back), contents(&index));
             assert_eq!(back.len(), index.len());
+            // Saved without vectors, restored with them from elsewhere.
+            let mut bare: Vec<Vec<u8>> = Vec::new();
+            index
+                .save(false, &mut |p| {
+                    bare.push(p.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            let kept: FxHashMap<u64, Vec<f32>> = contents(&index).into_iter().collect();
+            let of = |id: u64| kept.get(&id).map(Vec::as_slice);
+            let back = Index::restore(params.clone(), bare.iter().map(|r| &r[..]), Some(&of));
+            assert_eq!(contents(&back.unwrap()), contents(&index));
+            let missing = |id: u64| kept.get(&id).filter(|_| id != 1000).map(Vec::as_slice);
+            let err = Index::restore(params.clone(), bare.iter().map(|r| &r[..]), Some(&missing));
+            assert!(err.unwrap_err().contains("no vector for live id 1000"));
             for _ in 0..300 {
                 let mut damaged = records.clone();
                 let r = rng.below(damaged.len());
@@ -279,7 +335,7 @@ mod tests {
                         damaged.remove(r);
                     }
                 }
-                let _ = Index::restore(params.clone(), damaged.iter().map(|r| &r[..]));
+                let _ = Index::restore(params.clone(), damaged.iter().map(|r| &r[..]), None);
             }
         }
     }

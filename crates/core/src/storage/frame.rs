@@ -26,8 +26,10 @@ pub struct Kind {
 
 pub const JOURNAL: Kind = Kind { magic: *b"FVJRNL\0\0", version: 1 };
 pub const JOURNAL_META: Kind = Kind { magic: *b"FVJMETA\0", version: 1 };
-pub const CHECKPOINT_MANIFEST: Kind = Kind { magic: *b"FVCKMAN\0", version: 1 };
-pub const CHECKPOINT_SHARD: Kind = Kind { magic: *b"FVCKSHD\0", version: 1 };
+pub const CHECKPOINT_MANIFEST: Kind = Kind { magic: *b"FVCKMAN\0", version: 2 };
+pub const CHECKPOINT_SHARD: Kind = Kind { magic: *b"FVCKSHD\0", version: 2 };
+pub const VECTORS: Kind = Kind { magic: *b"FVVECS\0\0", version: 1 };
+pub const VECTOR_INDEX: Kind = Kind { magic: *b"FVVIDX\0\0", version: 1 };
 pub const COLLECTION_META: Kind = Kind { magic: *b"FVCOLL\0\0", version: 1 };
 pub const RAFT_VOTE: Kind = Kind { magic: *b"FVVOTE\0\0", version: 1 };
 pub const SNAPSHOT: Kind = Kind { magic: *b"FVSNAP\0\0", version: 1 };
@@ -75,14 +77,15 @@ fn kind_name(kind: Kind) -> String {
     String::from_utf8_lossy(&kind.magic).trim_end_matches('\0').to_string()
 }
 
-/// Checks the header and splits `bytes` into records; see the module docs for how damage is
-/// classified. An empty file is a torn header (nothing was ever acknowledged in it).
-pub fn scan<'a>(kind: Kind, file: &Path, bytes: &'a [u8]) -> Result<Scan<'a>, FrameError> {
+/// Checks the header of a file of `kind`: `Ok(true)` when it is whole and valid, `Ok(false)`
+/// when it is torn (shorter than a header and a prefix of one, or all zeros), an error naming
+/// the file otherwise.
+pub fn check_header(kind: Kind, file: &Path, bytes: &[u8]) -> Result<bool, FrameError> {
     let name = || file.display().to_string();
     if bytes.len() < HEADER_LEN {
         // A header is written in one append before anything else; a short one is torn.
         if header(kind).starts_with(bytes) || bytes.iter().all(|&b| b == 0) {
-            return Ok(Scan { records: Vec::new(), valid_len: 0, torn: !bytes.is_empty() });
+            return Ok(false);
         }
         return Err(FrameError::BadHeader { file: name(), kind: kind_name(kind) });
     }
@@ -90,13 +93,22 @@ pub fn scan<'a>(kind: Kind, file: &Path, bytes: &'a [u8]) -> Result<Scan<'a>, Fr
     let crc_ok = crc32fast::hash(&h[..12]).to_le_bytes() == h[12..16];
     if h[..8] != kind.magic || !crc_ok {
         if bytes.iter().all(|&b| b == 0) {
-            return Ok(Scan { records: Vec::new(), valid_len: 0, torn: true });
+            return Ok(false);
         }
         return Err(FrameError::BadHeader { file: name(), kind: kind_name(kind) });
     }
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
     if version != kind.version {
         return Err(FrameError::Version { file: name(), found: version, want: kind.version });
+    }
+    Ok(true)
+}
+
+/// Checks the header and splits `bytes` into records; see the module docs for how damage is
+/// classified. An empty file is a torn header (nothing was ever acknowledged in it).
+pub fn scan<'a>(kind: Kind, file: &Path, bytes: &'a [u8]) -> Result<Scan<'a>, FrameError> {
+    if !check_header(kind, file, bytes)? {
+        return Ok(Scan { records: Vec::new(), valid_len: 0, torn: !bytes.is_empty() });
     }
     let mut records = Vec::new();
     let mut at = HEADER_LEN;
@@ -110,7 +122,8 @@ pub fn scan<'a>(kind: Kind, file: &Path, bytes: &'a [u8]) -> Result<Scan<'a>, Fr
                 if damage_runs_to_end(bytes, at) {
                     return Ok(Scan { records, valid_len: at as u64, torn: true });
                 }
-                return Err(FrameError::Corrupt { file: name(), offset: at as u64 });
+                let file = file.display().to_string();
+                return Err(FrameError::Corrupt { file, offset: at as u64 });
             }
         }
     }
@@ -118,7 +131,7 @@ pub fn scan<'a>(kind: Kind, file: &Path, bytes: &'a [u8]) -> Result<Scan<'a>, Fr
 }
 
 /// The valid record at `at`, if one is there, and the offset after it.
-fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+pub(crate) fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     let head = bytes.get(at..at + RECORD_HEADER_LEN)?;
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
@@ -132,7 +145,7 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
 /// Whether the invalid record at `at` is the file's last thing: no valid record starts
 /// anywhere after it (so a zero-filled tail, a cut record and a record with a bad checksum at
 /// the end are torn, while a damaged length in the middle cannot hide the records behind it).
-fn damage_runs_to_end(bytes: &[u8], at: usize) -> bool {
+pub(crate) fn damage_runs_to_end(bytes: &[u8], at: usize) -> bool {
     (at + 1..bytes.len()).all(|o| record_at(bytes, o).is_none())
 }
 

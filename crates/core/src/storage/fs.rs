@@ -7,6 +7,7 @@
 //! durable names and durable bytes, plus (optionally) a torn prefix of bytes written but not yet
 //! synced.
 
+use super::mmap::Mapped;
 use crate::rng::Rng;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -39,6 +40,10 @@ pub trait Fs: Send + Sync + Debug {
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Makes the entries of `dir` (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// A read-only view of `path` as it is now (a copy, unless the backend can map files).
+    fn map(&self, path: &Path) -> io::Result<Mapped> {
+        Ok(Mapped::from_bytes(&self.read(path)?))
+    }
 }
 
 /// Writes `data` as the whole new content of `path`, durably: a temporary file, fsync, rename,
@@ -98,6 +103,10 @@ impl Fs for RealFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn map(&self, path: &Path) -> io::Result<Mapped> {
+        Mapped::map_file(path)
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
