@@ -384,6 +384,11 @@ impl DurableCollection {
         Ok(dc)
     }
 
+    /// The directory the collection lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn collection(&self) -> &Collection {
         &self.coll
     }
@@ -798,6 +803,7 @@ fn load_checkpoint(
             .with_vectors(|of| Index::restore(p, records, Some(of)))
             .map_err(|e| format!("{}: {e}", path.display()))?
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        store.release_memory();
         shards.push(shard);
     }
     Ok((Collection::from_shards(meta.metric, meta.dim, shards), stores))

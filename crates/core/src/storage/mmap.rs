@@ -82,6 +82,24 @@ impl Mapped {
         }
     }
 
+    /// Lets the operating system drop this process's pages of `at..at + len` (they stay in the
+    /// page cache; a later read faults them back in), so a pass over a large file does not
+    /// leave it counted as this process's resident memory. A no-op for heap copies.
+    pub fn release(&self, at: usize, len: usize) {
+        if let Inner::Map(m) = &self.inner {
+            let at = at.min(self.len);
+            let len = len.min(self.len - at);
+            // SAFETY: the mapping is read-only and backed by a file that is never modified
+            // below the mapped length (see `map_file`), so after MADV_DONTNEED every later
+            // access reads back exactly the same bytes from the file: no reference into the
+            // mapping can observe a change. The range is clamped to the mapping above.
+            let r =
+                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, len) };
+            // Only advice: if the kernel refuses it the pages simply stay resident.
+            drop(r);
+        }
+    }
+
     /// The `n` little-endian `f32`s at byte offset `at`, read in place; `None` when they run
     /// past the end or `at` is not 4-byte aligned (every vector in a vector file is).
     pub fn f32s(&self, at: usize, n: usize) -> Option<&[f32]> {
@@ -117,6 +135,8 @@ mod tests {
             assert!(m.f32s(13, 1).is_none(), "misaligned");
             assert!(m.f32s(12, 38).is_none(), "past the end");
             assert!(m.f32s(usize::MAX - 2, 2).is_none(), "overflow");
+            m.release(0, usize::MAX);
+            assert_eq!(m.f32s(12, 37).unwrap(), &values[..], "released pages read back");
         }
         std::fs::write(&path, b"").unwrap();
         assert!(Mapped::map_file(&path).unwrap().is_empty());

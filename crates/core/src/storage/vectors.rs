@@ -408,6 +408,13 @@ impl VectorStore {
         Ok(())
     }
 
+    /// Drops this process's resident pages of the mapping (after a pass over every vector,
+    /// such as a restore); the bytes stay in the page cache and are read back on demand.
+    pub fn release_memory(&self) {
+        let s = self.state.lock();
+        s.map.release(0, s.map.len());
+    }
+
     /// The current vector of `id`, if live.
     pub fn get(&self, id: u64) -> io::Result<Option<Vec<f32>>> {
         self.with_vectors(|v| v(id).map(<[f32]>::to_vec))
@@ -463,7 +470,12 @@ impl VectorStore {
             ibuf: Vec::new(),
         };
         let bytes = map.bytes();
+        let mut released = 0;
         for &o in &offsets {
+            if o as usize >= released + FLUSH {
+                map.release(released, o as usize - released);
+                released = o as usize;
+            }
             let (id, flags) = copier.copy(bytes, o as usize).ok_or_else(|| {
                 corrupt(format!(
                     "{}: no valid record at byte {o}",
@@ -475,6 +487,7 @@ impl VectorStore {
         }
         let copied = offsets.len() as u64;
         drop(offsets);
+        map.release(0, map.len());
         // Catch up with what was appended since, holding appends.
         let mut s = self.state.lock();
         let map = self.mapping(&mut s)?;
@@ -493,6 +506,7 @@ impl VectorStore {
             copier.flush(&mut *vec, &mut *idx, false)?;
         }
         copier.flush(&mut *vec, &mut *idx, true)?;
+        map.release(0, map.len());
         vec.sync()?;
         idx.sync()?;
         self.fs.sync_dir(&self.dir)?;

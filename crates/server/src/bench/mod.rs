@@ -95,6 +95,13 @@ pub struct BenchArgs {
     /// and checkpointed, every update batch is journaled with an fsync before it is applied.
     #[arg(long)]
     durable: Option<PathBuf>,
+    /// With --durable: checkpoint after every this many update batches (0: only the import's).
+    #[arg(long, default_value_t = 0, requires = "durable")]
+    checkpoint_every: usize,
+    /// With --durable: a second thread compacts the vector files of a shard once they exceed
+    /// this many times its live records (checked every 16 batches; 0: never).
+    #[arg(long, default_value_t = 2.0, requires = "durable")]
+    compact_factor: f64,
     /// With --durable: only reopen the collection already in the directory (checkpoint plus
     /// journal replay) and measure the restart, its memory and its searches.
     #[arg(long, requires = "durable")]
@@ -170,6 +177,28 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 /// A `/proc/self/status` memory field (`VmHWM` peak, `VmRSS` current) in MiB.
+/// Bytes under `dir` by top-level part (vectors, checkpoints, journal, ...) and in all.
+fn disk_usage(dir: &std::path::Path) -> Value {
+    fn walk(p: &std::path::Path) -> u64 {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    let mut parts = serde_json::Map::new();
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let bytes = walk(&e.path());
+        total += bytes;
+        parts.insert(format!("{}_bytes", e.file_name().to_string_lossy()), json!(bytes));
+    }
+    parts.insert("total_bytes".into(), json!(total));
+    Value::Object(parts)
+}
+
 fn status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -404,24 +433,66 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let after_build = coll.stats();
 
-    // Updates in batches; acknowledged = upsert returned.
+    // Updates in batches; acknowledged = upsert returned. A durable run checkpoints as asked
+    // and compacts its vector files on a second thread beside the writes.
     let nu = ds.update_ids.len();
     let pb = bar(nu as u64, "updates");
     let t = Instant::now();
-    for at in (0..nu).step_by(args.update_batch.max(1)) {
-        let m = args.update_batch.min(nu - at);
-        let (ids, vectors) = (&ds.update_ids[at..at + m], &ds.updates[at * dim..(at + m) * dim]);
-        match &durable {
-            Some(d) => drop(d.apply(&Op::Upsert { ids: ids.to_vec(), vectors: vectors.to_vec() })?),
-            None => coll.upsert(ids, vectors)?,
+    let (nudge, nudged) = std::sync::mpsc::channel::<()>();
+    let compactions = AtomicU64::new(0);
+    let (durable_ref, compactions_ref) = (&durable, &compactions);
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let compactor = s.spawn(move || -> anyhow::Result<()> {
+            while nudged.recv().is_ok() {
+                if let (Some(d), true) = (durable_ref, args.compact_factor > 0.0) {
+                    let done = d.compact(args.compact_factor, 1 << 20)?.len() as u64;
+                    compactions_ref.fetch_add(done, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        });
+        for (b, at) in (0..nu).step_by(args.update_batch.max(1)).enumerate() {
+            let m = args.update_batch.min(nu - at);
+            let (ids, vectors) =
+                (&ds.update_ids[at..at + m], &ds.updates[at * dim..(at + m) * dim]);
+            match &durable {
+                Some(d) => {
+                    d.apply(&Op::Upsert { ids: ids.to_vec(), vectors: vectors.to_vec() })?;
+                    if args.checkpoint_every > 0 && (b + 1) % args.checkpoint_every == 0 {
+                        d.checkpoint()?;
+                    }
+                    if (b + 1) % 16 == 0 {
+                        nudge.send(())?;
+                    }
+                }
+                None => coll.upsert(ids, vectors)?,
+            }
+            pb.inc(m as u64);
         }
-        pb.inc(m as u64);
-    }
+        drop(nudge);
+        compactor.join().expect("the compactor does not panic")
+    })?;
     let update_s = t.elapsed().as_secs_f64();
     coll.wait_idle();
     let update_all_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
     let stats = coll.stats();
+    let disk = match &durable {
+        Some(d) => {
+            let usage = disk_usage(d.dir());
+            let live = (coll.len() * dim * 4) as f64;
+            eprintln!(
+                "disk after updates: {usage} bytes by part, {:.2}x the live vectors ({} compactions)",
+                usage["total_bytes"].as_f64().unwrap_or(0.0) / live,
+                compactions.load(Ordering::Relaxed)
+            );
+            json!({"usage": usage, "live_vector_bytes": live,
+                   "total_vs_live_vectors": usage["total_bytes"].as_f64().unwrap_or(0.0) / live,
+                   "compactions": compactions.load(Ordering::Relaxed),
+                   "checkpoint_every": args.checkpoint_every, "compact_factor": args.compact_factor})
+        }
+        None => Value::Null,
+    };
     let per_k = |x: u64, y: u64| if nu == 0 { 0.0 } else { (x - y) as f64 * 1000.0 / nu as f64 };
     eprintln!(
         "updates: {:.0}/s acked, {:.0}/s incl. rebalance; rss {:.0} MiB (peak {:.0}); {stats:?}",
@@ -529,6 +600,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "update_qps_incl_rebalance": if update_all_s > 0.0 { nu as f64 / update_all_s } else { 0.0 },
         "search_qps": main.qps, "recall_at_k": main.recall, "p50_ms": main.p50_ms, "p99_ms": main.p99_ms,
         "timed_queries": main.queries,
+        "disk": disk,
         "peak_rss_mb": peak, "raw_vectors_mb": raw_mb, "peak_rss_vs_raw": peak / raw_mb,
         "peak_rss_mb_incl_update_load": peak_after_load,
         "stats_after_build": stats_json(&after_build),
