@@ -176,7 +176,7 @@ fn apply(live: &mut FxHashMap<u64, u64>, id: u64, flags: u32, offset: u64) {
 }
 
 /// Creates empty files for `generation` (headers only), fsynced.
-fn create_generation(fs: &dyn Fs, dir: &Path, generation: u64) -> Result<(u64, u64)> {
+fn create_generation(fs: &dyn Fs, dir: &Path, generation: u64) -> Result<()> {
     for (path, kind) in [
         (vec_path(dir, generation), frame::VECTORS),
         (idx_path(dir, generation), frame::VECTOR_INDEX),
@@ -187,7 +187,7 @@ fn create_generation(fs: &dyn Fs, dir: &Path, generation: u64) -> Result<(u64, u
         let mut f = fs.open_append(&path).map_err(io_err(&path))?;
         f.append(&frame::header(kind)).and_then(|_| f.sync()).map_err(io_err(&path))?;
     }
-    Ok((HEADER_LEN as u64, HEADER_LEN as u64))
+    Ok(())
 }
 
 impl VectorStore {
@@ -220,8 +220,12 @@ impl VectorStore {
         if at == OpenAt::Fresh || (at == OpenAt::Newest && newest.is_none()) {
             create_generation(&*fs, dir, generation)?;
         } else if !fs.exists(&vpath) {
+            let why = match at {
+                OpenAt::Mark(_) => "a checkpoint names it",
+                _ => "its sidecar is there",
+            };
             return Err(VectorStoreError::Corrupt(format!(
-                "{}: missing, but a checkpoint names it",
+                "{}: missing, but {why}",
                 vpath.display()
             )));
         }
@@ -274,40 +278,44 @@ impl VectorStore {
             assert_eq!(v.len(), ids.len() * dim, "one row per id");
         }
         let mut s = self.state.lock();
+        let s = &mut *s;
         if let Some(why) = &s.poisoned {
             return Err(io::Error::other(why.clone()));
         }
         let flags = if vectors.is_some() { LIVE } else { TOMBSTONE };
-        let mut vbuf = Vec::with_capacity(ids.len() * record_len(dim, flags));
-        let mut ibuf = Vec::with_capacity(ids.len() * (RECORD_HEADER_LEN + ENTRY));
+        let rec = record_len(dim, flags);
+        // Written a few MiB at a time, so a bulk import does not buffer a second copy.
+        let rows = (FLUSH / rec).max(1);
+        let mut vbuf = Vec::with_capacity(rows.min(ids.len()) * rec);
+        let mut ibuf = Vec::with_capacity(rows.min(ids.len()) * (RECORD_HEADER_LEN + ENTRY));
         let mut payload = Vec::with_capacity(FIXED + 4 * dim);
-        let mut at = s.len;
-        for (i, &id) in ids.iter().enumerate() {
-            payload.clear();
-            payload.extend_from_slice(&id.to_le_bytes());
-            payload.extend_from_slice(&index.to_le_bytes());
-            payload.extend_from_slice(&flags.to_le_bytes());
-            if let Some(v) = vectors {
-                for x in &v[i * dim..(i + 1) * dim] {
-                    payload.extend_from_slice(&x.to_le_bytes());
+        for (c, chunk) in ids.chunks(rows).enumerate() {
+            vbuf.clear();
+            ibuf.clear();
+            let mut at = s.len;
+            for (i, &id) in chunk.iter().enumerate() {
+                payload.clear();
+                payload.extend_from_slice(&id.to_le_bytes());
+                payload.extend_from_slice(&index.to_le_bytes());
+                payload.extend_from_slice(&flags.to_le_bytes());
+                if let Some(v) = vectors {
+                    let row = c * rows + i;
+                    for x in &v[row * dim..(row + 1) * dim] {
+                        payload.extend_from_slice(&x.to_le_bytes());
+                    }
                 }
+                frame::record(&payload, &mut vbuf);
+                entry(id, flags, at, crc32fast::hash(&payload), &mut ibuf);
+                apply(&mut s.live, id, flags, at);
+                at += rec as u64;
             }
-            frame::record(&payload, &mut vbuf);
-            entry(id, flags, at, crc32fast::hash(&payload), &mut ibuf);
-            at += (RECORD_HEADER_LEN + payload.len()) as u64;
+            if let Err(e) = s.vec.append(&vbuf).and_then(|_| s.idx.append(&ibuf)) {
+                s.poisoned = Some(format!("a vector file append failed earlier: {e}"));
+                return Err(e);
+            }
+            s.len = at;
+            s.idx_len += ibuf.len() as u64;
         }
-        let s = &mut *s;
-        if let Err(e) = s.vec.append(&vbuf).and_then(|_| s.idx.append(&ibuf)) {
-            s.poisoned = Some(format!("a vector file append failed earlier: {e}"));
-            return Err(e);
-        }
-        let mut offset = s.len;
-        for &id in ids {
-            apply(&mut s.live, id, flags, offset);
-            offset += record_len(dim, flags) as u64;
-        }
-        s.len = at;
-        s.idx_len += ibuf.len() as u64;
         Ok(())
     }
 

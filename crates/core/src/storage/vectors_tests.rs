@@ -293,3 +293,24 @@ fn compaction_keeps_the_contents_and_bounds_the_files() {
     }
     assert!(compactions >= 3, "{compactions} compactions");
 }
+
+/// A batch larger than one write buffer goes out in several appends, with the same result.
+#[test]
+fn a_large_batch_is_written_in_chunks() {
+    let (dim, n) = (1024, 5000);
+    let fs = MemFs::new();
+    let store = VectorStore::open(Arc::new(fs.clone()), dir(), dim, OpenAt::Fresh).unwrap();
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let rows: Vec<f32> = (0..n * dim).map(|i| (i % 977) as f32).collect();
+    assert!(n * record_len(dim, LIVE) > 2 * FLUSH, "the batch must span several buffers");
+    store.append(3, &ids, Some(&rows)).unwrap();
+    let mark = store.sync().unwrap();
+    assert_eq!(mark.len as usize, HEADER_LEN + n * record_len(dim, LIVE));
+    drop(store);
+    let back = VectorStore::open(Arc::new(fs), dir(), dim, OpenAt::Mark(mark)).unwrap();
+    back.verify().unwrap();
+    for id in [0, 2046, 2047, 2048, 4999] {
+        let want = &rows[id * dim..(id + 1) * dim];
+        assert_eq!(back.get(id as u64).unwrap().as_deref(), Some(want), "id {id}");
+    }
+}
