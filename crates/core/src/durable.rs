@@ -38,7 +38,7 @@ use crate::collection::Collection;
 use crate::distance::Metric;
 use crate::index::{Encoding, Index, IndexParams};
 use crate::storage::frame::{self, Reader};
-use crate::storage::fs::{write_atomic, Fs};
+use crate::storage::fs::{write_atomic, FileLock, Fs};
 use crate::storage::journal::{Journal, JournalError, JournalOptions};
 use crate::storage::vectors::{Compaction, Mark, OpenAt, VectorStore, VectorStoreError};
 use parking_lot::Mutex;
@@ -106,6 +106,8 @@ pub enum DurableError {
     Exists(String),
     #[error(transparent)]
     Vectors(#[from] VectorStoreError),
+    #[error("{0} is already open (another instance holds its lock)")]
+    Locked(String),
 }
 
 pub type Result<T> = std::result::Result<T, DurableError>;
@@ -185,6 +187,8 @@ pub struct DurableCollection {
     journal: Option<Journal>,
     /// Each shard's vector files.
     vectors: Vec<VectorStore>,
+    /// The directory's exclusive lock: one instance at a time truncates and maps its files.
+    _lock: FileLock,
     /// Serialises log append + apply, and checkpoints against both.
     apply: Mutex<()>,
     applied: AtomicU64,
@@ -194,6 +198,15 @@ pub struct DurableCollection {
 
 fn ckpt_name(index: u64) -> String {
     format!("ckpt-{index:020}")
+}
+
+/// Takes the directory's exclusive lock (`DIR/lock`).
+fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<FileLock> {
+    let path = dir.join("lock");
+    fs.lock(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => DurableError::Locked(dir.display().to_string()),
+        _ => DurableError::Io { path: path.display().to_string(), source: e },
+    })
 }
 
 fn vectors_dir(dir: &Path, shard: usize) -> PathBuf {
@@ -257,6 +270,7 @@ impl DurableCollection {
         let parent = dir.parent().unwrap_or(Path::new(""));
         fs.sync_dir(parent).map_err(io_err(parent))?;
         fs.sync_dir(dir).map_err(io_err(dir))?;
+        let lock = lock_dir(&*fs, dir)?;
         let meta =
             Meta { dim: params.dim, metric: params.metric, encoding: params.encoding, shards };
         write_atomic(&*fs, &meta_path, &meta.encode()).map_err(io_err(&meta_path))?;
@@ -274,6 +288,7 @@ impl DurableCollection {
             coll,
             journal,
             vectors,
+            _lock: lock,
             apply: Mutex::new(()),
             applied: AtomicU64::new(0),
             restored_from: 0,
@@ -305,6 +320,7 @@ impl DurableCollection {
         let meta_path = dir.join("collection");
         let bytes = fs.read(&meta_path).map_err(io_err(&meta_path))?;
         let meta = Meta::decode(&meta_path, &bytes)?;
+        let lock = lock_dir(&*fs, dir)?;
         let params =
             IndexParams { dim: meta.dim, metric: meta.metric, encoding: meta.encoding, ..params };
         params.validate()?;
@@ -326,15 +342,44 @@ impl DurableCollection {
             false => None,
         };
         let mut restored = None;
+        let mut refused = Vec::new();
         for name in names.iter().rev() {
             let Some(index) = name.strip_prefix("ckpt-").and_then(|i| i.parse::<u64>().ok()) else {
                 continue;
             };
             // A checkpoint that does not verify is skipped, never used.
-            if let Ok(r) = load_checkpoint(&fs, dir, &ckdir.join(name), &params, &meta, index) {
-                restored = Some((index, r));
-                break;
+            match load_checkpoint(&fs, dir, &ckdir.join(name), &params, &meta, index) {
+                Ok(r) => {
+                    restored = Some((index, r));
+                    break;
+                }
+                Err(LoadError::Invalid(e)) => refused.push((name.clone(), e)),
+                Err(LoadError::Io(e)) => {
+                    return Err(DurableError::Corrupt(format!(
+                        "{}: reading checkpoint {name} failed, so it cannot be skipped: {e}",
+                        dir.display()
+                    )))
+                }
             }
+        }
+        if restored.is_none() && !refused.is_empty() {
+            // Checkpoints exist and none verifies: starting empty would lose what only they
+            // hold, so the collection is refused.
+            let why: Vec<String> = refused.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+            return Err(DurableError::Corrupt(format!(
+                "{}: no checkpoint verifies ({})",
+                dir.display(),
+                why.join("; ")
+            )));
+        }
+        // Newer checkpoints that did not verify go: they must never be chosen later, nor name
+        // vector file generations that will be written afresh.
+        for (name, _) in &refused {
+            let p = ckdir.join(name);
+            fs.remove_dir_all(&p).map_err(io_err(&p))?;
+        }
+        if !refused.is_empty() {
+            fs.sync_dir(&ckdir).map_err(io_err(&ckdir))?;
         }
         let purged = journal.as_ref().map_or(0, Journal::purged);
         let from = restored.as_ref().map_or(0, |r| r.0);
@@ -358,6 +403,7 @@ impl DurableCollection {
             coll,
             journal,
             vectors,
+            _lock: lock,
             apply: Mutex::new(()),
             applied: AtomicU64::new(from),
             restored_from: from,
@@ -633,7 +679,7 @@ impl DurableCollection {
         // Vector file generations older than every kept checkpoint's are no longer needed.
         if let Some(oldest) = kept.first() {
             let manifest = read_manifest(&*self.fs, &ckdir.join(oldest), self.vectors.len())
-                .map_err(DurableError::Corrupt)?;
+                .map_err(|e| DurableError::Corrupt(e.to_string()))?;
             for (store, entry) in self.vectors.iter().zip(&manifest.shards) {
                 store.remove_below(entry.mark.generation).map_err(self.vectors_err())?;
             }
@@ -727,13 +773,53 @@ struct Manifest {
     shards: Vec<ShardEntry>,
 }
 
+/// Why a checkpoint was not loaded.
+#[derive(Debug)]
+enum LoadError {
+    /// It does not verify (or a file of it is missing): an older one is used instead.
+    Invalid(String),
+    /// Reading it failed: opening is refused, since skipping it could lose what it holds.
+    Io(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Invalid(e) | LoadError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+fn read_failed(path: &Path, e: io::Error) -> LoadError {
+    let what = format!("{}: {e}", path.display());
+    match e.kind() {
+        io::ErrorKind::NotFound => LoadError::Invalid(what),
+        _ => LoadError::Io(what),
+    }
+}
+
+impl From<VectorStoreError> for LoadError {
+    fn from(e: VectorStoreError) -> LoadError {
+        match &e {
+            VectorStoreError::Io { source, .. } if source.kind() != io::ErrorKind::NotFound => {
+                LoadError::Io(e.to_string())
+            }
+            _ => LoadError::Invalid(e.to_string()),
+        }
+    }
+}
+
 /// Reads and verifies the manifest of the checkpoint in `dir`, which must list `shards` shards.
-fn read_manifest(fs: &dyn Fs, dir: &Path, shards: usize) -> std::result::Result<Manifest, String> {
+fn read_manifest(
+    fs: &dyn Fs,
+    dir: &Path,
+    shards: usize,
+) -> std::result::Result<Manifest, LoadError> {
     let mpath = dir.join("manifest");
-    let bytes = fs.read(&mpath).map_err(|e| format!("{}: {e}", mpath.display()))?;
-    let scan =
-        frame::scan(frame::CHECKPOINT_MANIFEST, &mpath, &bytes).map_err(|e| e.to_string())?;
-    let bad = || format!("{}: does not verify", mpath.display());
+    let bytes = fs.read(&mpath).map_err(|e| read_failed(&mpath, e))?;
+    let scan = frame::scan(frame::CHECKPOINT_MANIFEST, &mpath, &bytes)
+        .map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let bad = || LoadError::Invalid(format!("{}: does not verify", mpath.display()));
     let (_, payload) = scan.records.first().filter(|_| !scan.torn).ok_or_else(bad)?;
     let mut r = Reader::new(payload);
     let index = r.u64().ok_or_else(bad)?;
@@ -759,9 +845,9 @@ fn read_manifest(fs: &dyn Fs, dir: &Path, shards: usize) -> std::result::Result<
     Ok(Manifest { index, shards: entries })
 }
 
-/// Verifies a checkpoint's manifest and files, opens the vector files at its marks (dropping
-/// what followed them) and verifies them, and restores its shards with their vectors read in
-/// place. Nothing is changed on disk until the manifest and shard files have verified.
+/// Verifies a checkpoint's manifest, shard files and vector files up to its marks, then opens
+/// the vector files at the marks (dropping what followed them) and restores its shards with
+/// their vectors read in place. Nothing is changed on disk until all of it has verified.
 fn load_checkpoint(
     fs: &Arc<dyn Fs>,
     coll_dir: &Path,
@@ -769,40 +855,44 @@ fn load_checkpoint(
     params: &IndexParams,
     meta: &Meta,
     index: u64,
-) -> std::result::Result<(Collection, Vec<VectorStore>), String> {
+) -> std::result::Result<(Collection, Vec<VectorStore>), LoadError> {
+    let invalid = LoadError::Invalid;
     let manifest = read_manifest(&**fs, dir, meta.shards)?;
     if manifest.index != index {
-        return Err(format!("{}: names index {}", dir.display(), manifest.index));
+        return Err(invalid(format!("{}: names index {}", dir.display(), manifest.index)));
     }
     let mut files = Vec::with_capacity(meta.shards);
     for e in &manifest.shards {
         let path = dir.join(&e.name);
-        let data = fs.read(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+        let data = fs.read(&path).map_err(|err| read_failed(&path, err))?;
         if data.len() as u64 != e.len || crc32fast::hash(&data) != e.crc {
-            return Err(format!(
+            return Err(invalid(format!(
                 "{}: length or checksum differs from the manifest",
                 path.display()
-            ));
+            )));
         }
         files.push((path, data));
     }
     let marks: Vec<Mark> = manifest.shards.iter().map(|e| e.mark).collect();
-    let stores = open_vectors(fs, coll_dir, meta.dim, meta.shards, |i| OpenAt::Mark(marks[i]))
-        .map_err(|e| e.to_string())?;
+    // Every vector file is checked up to its mark before any is cut back to it.
+    for (i, mark) in marks.iter().enumerate() {
+        VectorStore::check_mark(&**fs, &vectors_dir(coll_dir, i), meta.dim, *mark)?;
+    }
+    let stores = open_vectors(fs, coll_dir, meta.dim, meta.shards, |i| OpenAt::Mark(marks[i]))?;
     let mut shards = Vec::with_capacity(meta.shards);
     for (i, ((path, data), store)) in files.iter().zip(&stores).enumerate() {
-        store.verify().map_err(|e| e.to_string())?;
-        let scan = frame::scan(frame::CHECKPOINT_SHARD, path, data).map_err(|e| e.to_string())?;
+        let scan =
+            frame::scan(frame::CHECKPOINT_SHARD, path, data).map_err(|e| invalid(e.to_string()))?;
         if scan.torn {
-            return Err(format!("{}: torn", path.display()));
+            return Err(invalid(format!("{}: torn", path.display())));
         }
         let mut p = params.clone();
         p.seed = params.seed.wrapping_add(i as u64);
         let records = scan.records.iter().map(|r| r.1);
         let shard = store
             .with_vectors(|of| Index::restore(p, records, Some(of)))
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?
+            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
         store.release_memory();
         shards.push(shard);
     }

@@ -238,3 +238,107 @@ fn replicated_mode_applies_at_given_indexes_and_restores_its_checkpoint() {
     assert_eq!((dc.applied_index(), dc.restored_from()), (index, index));
     assert_eq!(dc.contents(), model);
 }
+
+/// Damage that every checkpoint shares (here: imported vectors, which only checkpoints hold)
+/// refuses the open, naming the file; it never starts the collection empty.
+#[test]
+fn damage_no_checkpoint_survives_refuses_the_open() {
+    let fs = MemFs::new();
+    let dc =
+        DurableCollection::create(Arc::new(fs.clone()), dir(), params(Encoding::F32), 1).unwrap();
+    let ids: Vec<u64> = (0..200).collect();
+    let vectors: Vec<f32> = (0..200 * DIM).map(|i| (i % 17) as f32).collect();
+    dc.import(ids, vectors).unwrap();
+    for i in 0..5u64 {
+        dc.apply(&Op::Upsert { ids: vec![1000 + i], vectors: vec![1.0; DIM] }).unwrap();
+    }
+    dc.checkpoint().unwrap();
+    drop(dc);
+    let fs = fs.reboot(None);
+    let vpath = dir().join("vectors/shard-000/gen-000000.vec");
+    let mut bytes = fs.read(&vpath).unwrap();
+    bytes[16 + 8 + 20 + 4] ^= 0x01;
+    write_atomic(&fs, &vpath, &bytes).unwrap();
+    let err = DurableCollection::open(Arc::new(fs.clone()), dir(), params(Encoding::F32))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no checkpoint verifies") && err.contains("gen-000000.vec"), "{err}");
+    assert_eq!(fs.read(&vpath).unwrap(), bytes, "a refused open changed the vector file");
+}
+
+/// A newest checkpoint that does not verify is removed when an older one is restored, so it
+/// can never be chosen later, after its vector file generation has been written afresh.
+#[test]
+fn a_refused_checkpoint_is_removed_and_its_generation_never_confused() {
+    let seed = 7;
+    println!("seed {seed}");
+    let p = || params(Encoding::F32);
+    let fs = MemFs::new();
+    let dc = DurableCollection::create(Arc::new(fs.clone()), dir(), p(), 1).unwrap();
+    let mut model = BTreeMap::new();
+    let mut rng = Rng::new(seed);
+    let mut writes = |dc: &DurableCollection, model: &mut BTreeMap<u64, Vec<f32>>| {
+        for _ in 0..40 {
+            let id = rng.below(50) as u64;
+            let op = match rng.below(6) {
+                0 => Op::Delete { ids: vec![id] },
+                _ => {
+                    Op::Upsert { ids: vec![id], vectors: (0..DIM).map(|_| rng.normal()).collect() }
+                }
+            };
+            dc.apply(&op).unwrap();
+            apply_model(model, &op);
+        }
+    };
+    let ckdir = dir().join("checkpoints");
+    writes(&dc, &mut model);
+    let c1 = dc.checkpoint().unwrap();
+    writes(&dc, &mut model);
+    dc.compact(1.0, 0).unwrap();
+    writes(&dc, &mut model);
+    let c2 = dc.checkpoint().unwrap();
+    drop(dc);
+    // Damage generation 1 below C2's mark: C2 is refused, C1 plus the journal restores.
+    let fs = fs.reboot(None);
+    let g1 = dir().join("vectors/shard-000/gen-000001.vec");
+    let mut b = fs.read(&g1).unwrap();
+    b[16 + 8 + 20 + 4] ^= 1;
+    write_atomic(&fs, &g1, &b).unwrap();
+    let dc = DurableCollection::open(Arc::new(fs.clone()), dir(), p()).unwrap();
+    assert_eq!((dc.restored_from(), dc.contents()), (c1, model.clone()));
+    assert!(!fs.exists(&ckdir.join(ckpt_name(c2))), "the refused checkpoint is still there");
+    // Generation 1 is written afresh by the next compaction and named by C3.
+    writes(&dc, &mut model);
+    dc.compact(1.0, 0).unwrap();
+    writes(&dc, &mut model);
+    let c3 = dc.checkpoint().unwrap();
+    drop(dc);
+    // With C3 damaged, C1 (still kept, its generation still there) restores everything.
+    let fs = fs.reboot(None);
+    let m = ckdir.join(ckpt_name(c3)).join("manifest");
+    let mut b = fs.read(&m).unwrap();
+    let n = b.len();
+    b[n - 3] ^= 0x40;
+    write_atomic(&fs, &m, &b).unwrap();
+    let dc = DurableCollection::open(Arc::new(fs), dir(), p()).unwrap();
+    assert_eq!((dc.restored_from(), dc.contents()), (c1, model));
+}
+
+/// One instance at a time: a second open of a directory in use is refused, and succeeds once
+/// the first is closed.
+#[test]
+fn a_second_open_of_a_directory_in_use_is_refused() {
+    use crate::storage::fs::RealFs;
+    let root = std::env::temp_dir().join(format!("freshvec-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let d = root.join("coll");
+    let first = DurableCollection::create(Arc::new(RealFs), &d, params(Encoding::Int8), 1).unwrap();
+    first.apply(&Op::Upsert { ids: vec![1], vectors: vec![0.5; DIM] }).unwrap();
+    let err = DurableCollection::open(Arc::new(RealFs), &d, params(Encoding::Int8)).unwrap_err();
+    assert!(matches!(err, DurableError::Locked(_)), "{err}");
+    first.close().unwrap();
+    let again = DurableCollection::open(Arc::new(RealFs), &d, params(Encoding::Int8)).unwrap();
+    assert_eq!(again.contents().len(), 1);
+    drop(again);
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -44,7 +44,17 @@ pub trait Fs: Send + Sync + Debug {
     fn map(&self, path: &Path) -> io::Result<Mapped> {
         Ok(Mapped::from_bytes(&self.read(path)?))
     }
+    /// An exclusive lock on `path` (created if missing), held while the guard lives; fails
+    /// with `WouldBlock` while another holder, in this process or another, has it. The
+    /// in-memory file system runs one process at a time and locks nothing.
+    fn lock(&self, _path: &Path) -> io::Result<FileLock> {
+        Ok(FileLock(None))
+    }
 }
+
+/// Holds a [`Fs::lock`] until dropped.
+#[derive(Debug)]
+pub struct FileLock(#[allow(dead_code)] Option<std::fs::File>);
 
 /// Writes `data` as the whole new content of `path`, durably: a temporary file, fsync, rename,
 /// directory fsync. A reader sees the old content or the new, never a mix.
@@ -107,6 +117,18 @@ impl Fs for RealFs {
 
     fn map(&self, path: &Path) -> io::Result<Mapped> {
         Mapped::map_file(path)
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<FileLock> {
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(FileLock(Some(f))),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is held by another open instance", path.display()),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {

@@ -39,13 +39,15 @@ impl Mapped {
             // A zero-length mapping is refused by the OS; nothing is there to read anyway.
             return Ok(Mapped { inner: Inner::Empty, len: 0 });
         }
-        // SAFETY: the mapping is read-only and private to this process's view of the file.
+        // SAFETY: the mapping is read-only (a shared mapping of a file opened read-only).
         // Mapped files are only ever appended to while mapped: this crate truncates a vector
         // file only when opening it, before it is mapped, and compaction writes new files
-        // rather than rewriting old ones. Bytes below the length mapped here therefore never
-        // change or disappear while the map lives (unlinking a mapped file keeps its pages).
-        // Another process modifying the data directory behind our back is outside the model,
-        // as for every database file.
+        // rather than rewriting old ones; a durable collection holds an exclusive lock on its
+        // directory (`Fs::lock`), so a second instance, in this process or another, cannot
+        // open and truncate the files under a live mapping. Bytes below the length mapped here
+        // therefore never change or disappear while the map lives (unlinking a mapped file
+        // keeps its pages). A process ignoring the lock and modifying the files behind our
+        // back is outside the model, as for every database file.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Mapped { len: map.len(), inner: Inner::Map(map) })
     }
@@ -104,11 +106,14 @@ impl Mapped {
     /// past the end or `at` is not 4-byte aligned (every vector in a vector file is).
     pub fn f32s(&self, at: usize, n: usize) -> Option<&[f32]> {
         let bytes = self.bytes().get(at..at.checked_add(n.checked_mul(4)?)?)?;
-        // SAFETY: every bit pattern is a valid f32, and `align_to` only returns a middle part
-        // whose start is aligned for f32; a misaligned start shows as a non-empty prefix,
-        // which is refused below. Host and file are both little-endian (checked above).
-        let (head, rows, tail) = unsafe { bytes.align_to::<f32>() };
-        (head.is_empty() && tail.is_empty()).then_some(rows)
+        if !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
+            return None;
+        }
+        // SAFETY: `bytes` is `4 * n` initialised bytes borrowed from `self` (checked by `get`
+        // above), its start is aligned for f32 (checked just above), every bit pattern is a
+        // valid f32, and the result borrows `self` like `bytes` did, so the memory stays
+        // mapped and unmodified for its lifetime. Host and file are both little-endian.
+        Some(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), n) })
     }
 }
 

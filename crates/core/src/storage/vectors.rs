@@ -401,19 +401,18 @@ impl VectorStore {
         let mut s = self.state.lock();
         let path = vec_path(&self.dir, s.generation);
         let map = self.mapping(&mut s).map_err(io_err(&path))?;
-        let bytes = map.bytes().get(..s.len as usize).unwrap_or_default();
-        let mut at = HEADER_LEN;
-        while at < bytes.len() {
-            match frame::record_at(bytes, at).filter(|(p, _)| decode_record(p, self.dim).is_some())
-            {
-                Some((_, next)) => at = next,
-                None => {
-                    let file = path.display().to_string();
-                    return Err(frame::FrameError::Corrupt { file, offset: at as u64 }.into());
-                }
-            }
-        }
-        Ok(())
+        check_records(&map, s.len, self.dim, &path)
+    }
+
+    /// Checks, changing nothing, that `dir` holds the generation `mark` names, at least
+    /// `mark.len` bytes long, with every record before the mark whole: what opening at the
+    /// mark will rely on. A checkpoint is loaded only once all its shards pass this.
+    pub fn check_mark(fs: &dyn Fs, dir: &Path, dim: usize, mark: Mark) -> Result<()> {
+        let path = vec_path(dir, mark.generation);
+        let map = fs.map(&path).map_err(io_err(&path))?;
+        let r = check_records(&map, mark.len, dim, &path);
+        map.release(0, map.len());
+        r
     }
 
     /// Drops this process's resident pages of the mapping (after a pass over every vector,
@@ -496,6 +495,10 @@ impl VectorStore {
         let copied = offsets.len() as u64;
         drop(offsets);
         map.release(0, map.len());
+        // The bulk is made durable before appends are held, so they wait only for the tail.
+        copier.flush(&mut *vec, &mut *idx, true)?;
+        vec.sync()?;
+        idx.sync()?;
         // Catch up with what was appended since, holding appends.
         let mut s = self.state.lock();
         let map = self.mapping(&mut s)?;
@@ -518,6 +521,9 @@ impl VectorStore {
         vec.sync()?;
         idx.sync()?;
         self.fs.sync_dir(&self.dir)?;
+        // Everything that can fail is done before the switch, so a failure leaves the store
+        // whole on its old generation.
+        let new_map = Arc::new(self.fs.map(&vpath)?);
         let to = Mark { generation: to_gen, len: copier.at };
         s.generation = to_gen;
         s.vec = vec;
@@ -525,7 +531,7 @@ impl VectorStore {
         s.len = copier.at;
         s.idx_len = copier.idx_at;
         s.live = live;
-        s.map = Arc::new(self.fs.map(&vpath)?);
+        s.map = new_map;
         Ok(Compaction { from, to, copied, caught_up })
     }
 
@@ -549,6 +555,31 @@ impl VectorStore {
         }
         Ok(())
     }
+}
+
+/// Checks the header and every record of the first `len` bytes of a mapped vector file.
+fn check_records(map: &Mapped, len: u64, dim: usize, path: &Path) -> Result<()> {
+    let bytes = map.bytes().get(..len as usize).ok_or_else(|| {
+        VectorStoreError::Corrupt(format!(
+            "{}: {} bytes, shorter than the {len} expected",
+            path.display(),
+            map.len()
+        ))
+    })?;
+    if !frame::check_header(frame::VECTORS, path, bytes)? {
+        return Err(VectorStoreError::Corrupt(format!("{}: torn header", path.display())));
+    }
+    let mut at = HEADER_LEN;
+    while at < bytes.len() {
+        match frame::record_at(bytes, at).filter(|(p, _)| decode_record(p, dim).is_some()) {
+            Some((_, next)) => at = next,
+            None => {
+                let file = path.display().to_string();
+                return Err(frame::FrameError::Corrupt { file, offset: at as u64 }.into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Copies whole vector records into a new generation's buffers, with their sidecar entries.
