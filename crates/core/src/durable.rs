@@ -200,6 +200,14 @@ fn ckpt_name(index: u64) -> String {
     format!("ckpt-{index:020}")
 }
 
+/// The collection's own journal in embedded mode; none when a replication log is the log.
+fn open_journal(fs: &Arc<dyn Fs>, dir: &Path, embedded: bool) -> Result<Option<Journal>> {
+    Ok(match embedded {
+        true => Some(Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?),
+        false => None,
+    })
+}
+
 /// Takes the directory's exclusive lock (`DIR/lock`).
 fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<FileLock> {
     let path = dir.join("lock");
@@ -274,12 +282,7 @@ impl DurableCollection {
         let meta =
             Meta { dim: params.dim, metric: params.metric, encoding: params.encoding, shards };
         write_atomic(&*fs, &meta_path, &meta.encode()).map_err(io_err(&meta_path))?;
-        let journal = match embedded {
-            true => {
-                Some(Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?)
-            }
-            false => None,
-        };
+        let journal = open_journal(&fs, dir, embedded)?;
         let vectors = open_vectors(&fs, dir, params.dim, shards, |_| OpenAt::Fresh)?;
         Ok(DurableCollection {
             fs,
@@ -335,12 +338,7 @@ impl DurableCollection {
         names.sort();
         // The journal is opened first: a journal purged past every valid checkpoint is
         // refused before the vector files are started afresh.
-        let journal = match embedded {
-            true => {
-                Some(Journal::open(fs.clone(), &dir.join("journal"), JournalOptions::default())?)
-            }
-            false => None,
-        };
+        let journal = open_journal(&fs, dir, embedded)?;
         let mut restored = None;
         let mut refused = Vec::new();
         for name in names.iter().rev() {

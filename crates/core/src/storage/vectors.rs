@@ -142,7 +142,13 @@ fn record_len(dim: usize, flags: u32) -> usize {
     RECORD_HEADER_LEN + FIXED + if flags == LIVE { 4 * dim } else { 0 }
 }
 
-/// One decoded vector record: id, flags, and (for a live one) the vector's byte offset.
+/// The CRC in the header of the record at `at`, which [`frame::record_at`] has verified.
+fn header_crc(bytes: &[u8], at: usize) -> u32 {
+    let h = &bytes[at + 4..at + RECORD_HEADER_LEN];
+    u32::from_le_bytes([h[0], h[1], h[2], h[3]])
+}
+
+/// One decoded vector record: its id and flags.
 struct Record {
     id: u64,
     flags: u32,
@@ -266,10 +272,6 @@ impl VectorStore {
         })
     }
 
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
     /// Appends one record per id at log index `index`: the rows of `vectors` (row-major,
     /// `dim` wide; a repeated id's last row wins), or tombstones when `vectors` is `None`.
     pub fn append(&self, index: u64, ids: &[u64], vectors: Option<&[f32]>) -> io::Result<()> {
@@ -288,24 +290,29 @@ impl VectorStore {
         let rows = (FLUSH / rec).max(1);
         let mut vbuf = Vec::with_capacity(rows.min(ids.len()) * rec);
         let mut ibuf = Vec::with_capacity(rows.min(ids.len()) * (RECORD_HEADER_LEN + ENTRY));
-        let mut payload = Vec::with_capacity(FIXED + 4 * dim);
+        let payload_len = (rec - RECORD_HEADER_LEN) as u32;
         for (c, chunk) in ids.chunks(rows).enumerate() {
             vbuf.clear();
             ibuf.clear();
             let mut at = s.len;
             for (i, &id) in chunk.iter().enumerate() {
-                payload.clear();
-                payload.extend_from_slice(&id.to_le_bytes());
-                payload.extend_from_slice(&index.to_le_bytes());
-                payload.extend_from_slice(&flags.to_le_bytes());
+                // The frame is written in place: header, payload, then the payload's CRC
+                // into the header (computed once, for the record and its sidecar entry).
+                let start = vbuf.len();
+                vbuf.extend_from_slice(&payload_len.to_le_bytes());
+                vbuf.extend_from_slice(&[0; 4]);
+                vbuf.extend_from_slice(&id.to_le_bytes());
+                vbuf.extend_from_slice(&index.to_le_bytes());
+                vbuf.extend_from_slice(&flags.to_le_bytes());
                 if let Some(v) = vectors {
                     let row = c * rows + i;
                     for x in &v[row * dim..(row + 1) * dim] {
-                        payload.extend_from_slice(&x.to_le_bytes());
+                        vbuf.extend_from_slice(&x.to_le_bytes());
                     }
                 }
-                frame::record(&payload, &mut vbuf);
-                entry(id, flags, at, crc32fast::hash(&payload), &mut ibuf);
+                let crc = crc32fast::hash(&vbuf[start + RECORD_HEADER_LEN..]);
+                vbuf[start + 4..start + RECORD_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+                entry(id, flags, at, crc, &mut ibuf);
                 apply(&mut s.live, id, flags, at);
                 at += rec as u64;
             }
@@ -361,15 +368,6 @@ impl VectorStore {
     fn live_bytes_of(&self, n: usize) -> u64 {
         let per = record_len(self.dim, LIVE) + RECORD_HEADER_LEN + ENTRY;
         2 * HEADER_LEN as u64 + n as u64 * per as u64
-    }
-
-    /// Bytes of every file in the store, all generations.
-    pub fn disk_bytes(&self) -> io::Result<u64> {
-        let mut total = 0;
-        for name in self.fs.list(&self.dir)? {
-            total += self.fs.map(&self.dir.join(name))?.len() as u64;
-        }
-        Ok(total)
     }
 
     /// The mapping, mapped again if it does not reach `len`.
@@ -600,7 +598,7 @@ impl Copier {
         let rec = decode_record(payload, self.dim)?;
         self.vbuf.extend_from_slice(&bytes[o..next]);
         let before = self.ibuf.len();
-        entry(rec.id, rec.flags, self.at, crc32fast::hash(payload), &mut self.ibuf);
+        entry(rec.id, rec.flags, self.at, header_crc(bytes, o), &mut self.ibuf);
         self.idx_at += (self.ibuf.len() - before) as u64;
         self.at += (next - o) as u64;
         Some((rec.id, rec.flags))
@@ -680,13 +678,13 @@ fn recover(
                         vpath.display()
                     ))
                 })?;
-                entry(rec.id, rec.flags, at as u64, crc32fast::hash(payload), &mut tail);
+                entry(rec.id, rec.flags, at as u64, header_crc(bytes, at), &mut tail);
                 apply(&mut live, rec.id, rec.flags, at as u64);
                 at = next;
             }
             // Only an unsynced tail may be torn; below a checkpoint's mark every byte was
             // fsynced, so damage there is corruption too.
-            None if at_newest(open) && frame::damage_runs_to_end(bytes, at) => {
+            None if open == OpenAt::Newest && frame::damage_runs_to_end(bytes, at) => {
                 cut = Some(at);
                 break;
             }
@@ -716,10 +714,6 @@ fn recover(
         fs.sync_dir(dir).map_err(io_err(dir))?;
     }
     Ok((live, at as u64, (side_at + tail.len()) as u64))
-}
-
-fn at_newest(open: OpenAt) -> bool {
-    open == OpenAt::Newest
 }
 
 #[cfg(test)]
