@@ -12,6 +12,32 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use tonic::transport::Channel;
 
+/// `println!` for the client commands, for output read by another program: when the reader is
+/// gone (`| head`, `| grep -q`), the command ends quietly with exit 0, as Unix filters do,
+/// instead of panicking on the broken pipe.
+macro_rules! out {
+    (no_newline: $($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            stdout_failed(e)
+        }
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            stdout_failed(e)
+        }
+    }};
+}
+
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0)
+    }
+    eprintln!("error: writing to standard output: {e}");
+    std::process::exit(1)
+}
+
 /// Where the server is and how to call it.
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
@@ -175,12 +201,12 @@ pub async fn collections(conn: Conn, cmd: CollectionsCmd) -> Result<(), Failure>
                 index: Some(IndexParameters { encoding: encoding as i32, ..Default::default() }),
             };
             c.create(request(&conn, msg)?).await?;
-            println!("created {name}");
+            out!("created {name}");
         }
         CollectionsCmd::List => {
             for name in c.list(request(&conn, ListCollectionsRequest {})?).await?.into_inner().names
             {
-                println!("{name}");
+                out!("{name}");
             }
         }
         CollectionsCmd::Describe { name } => {
@@ -188,23 +214,23 @@ pub async fn collections(conn: Conn, cmd: CollectionsCmd) -> Result<(), Failure>
             let d = d.into_inner();
             let metric = Metric::try_from(d.metric).map_or("?", |m| m.as_str_name());
             let encoding = Encoding::try_from(d.encoding).map_or("?", |e| e.as_str_name());
-            println!("name           {}", d.name);
-            println!("dimension      {}", d.dimension);
-            println!("metric         {metric}");
-            println!("encoding       {encoding}");
-            println!("shards         {}", d.shards);
-            println!("vectors        {}", d.vectors);
-            println!("postings       {}", d.postings);
-            println!("splits         {}", d.splits);
-            println!("merges         {}", d.merges);
-            println!("reassigned     {}", d.reassigned);
-            println!("pending jobs   {}", d.pending_jobs);
-            println!("memory         {:.1} MiB", d.memory_bytes as f64 / 1048576.0);
-            println!("applied index  {}", d.applied_index);
+            out!("name           {}", d.name);
+            out!("dimension      {}", d.dimension);
+            out!("metric         {metric}");
+            out!("encoding       {encoding}");
+            out!("shards         {}", d.shards);
+            out!("vectors        {}", d.vectors);
+            out!("postings       {}", d.postings);
+            out!("splits         {}", d.splits);
+            out!("merges         {}", d.merges);
+            out!("reassigned     {}", d.reassigned);
+            out!("pending jobs   {}", d.pending_jobs);
+            out!("memory         {:.1} MiB", d.memory_bytes as f64 / 1048576.0);
+            out!("applied index  {}", d.applied_index);
         }
         CollectionsCmd::Drop { name } => {
             c.drop(request(&conn, DropCollectionRequest { name: name.clone() })?).await?;
-            println!("dropped {name}");
+            out!("dropped {name}");
         }
     }
     Ok(())
@@ -266,7 +292,7 @@ pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
     }
     let secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    println!(
+    out!(
         "upserted {rows} points into {} in {secs:.2} s ({:.0} vectors/s; last log index {last})",
         a.collection,
         rows as f64 / secs
@@ -280,9 +306,9 @@ pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
         SearchParameters { k: a.k, nprobe: a.nprobe, exact: a.exact, ..Default::default() };
     let msg = SearchRequest { collection: a.collection, vector: a.vector, params: Some(params) };
     let r = p.search(request(&conn, msg)?).await?.into_inner();
-    println!("{:>6}  {:>20}  {:>14}", "rank", "id", "distance");
+    out!("{:>6}  {:>20}  {:>14}", "rank", "id", "distance");
     for (i, h) in r.hits.iter().enumerate() {
-        println!("{:>6}  {:>20}  {:>14.6}", i + 1, h.id, h.distance);
+        out!("{:>6}  {:>20}  {:>14.6}", i + 1, h.id, h.distance);
     }
     Ok(())
 }
@@ -297,7 +323,7 @@ pub async fn health(conn: Conn, service: String) -> Result<(), Failure> {
     req.set_timeout(std::time::Duration::from_secs(3));
     let status = h.check(req).await?.into_inner().status;
     if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-        println!("SERVING");
+        out!("SERVING");
         Ok(())
     } else {
         Err(Failure { code: 1, message: "NOT_SERVING".into() })
@@ -310,7 +336,7 @@ pub async fn status(conn: Conn, watch: Option<f64>) -> Result<(), Failure> {
     loop {
         let s = c.status(request(&conn, StatusRequest {})?).await?.into_inner();
         if watch.is_some() {
-            print!("\x1b[2J\x1b[H");
+            out!(no_newline: "\x1b[2J\x1b[H");
         }
         print_status(&s);
         match watch {
@@ -324,11 +350,15 @@ pub async fn status(conn: Conn, watch: Option<f64>) -> Result<(), Failure> {
 
 fn print_status(s: &StatusResponse) {
     let role = Role::try_from(s.role).map_or("?", |r| r.as_str_name());
-    println!(
+    out!(
         "node {} ({})  role {role}  leader {}  term {}  voters {:?}",
-        s.node_id, s.address, s.leader_id, s.term, s.voters
+        s.node_id,
+        s.address,
+        s.leader_id,
+        s.term,
+        s.voters
     );
-    println!(
+    out!(
         "log: last {}  committed {}  applied {}  purged {}  snapshot {}  first held {}",
         s.last_log_index,
         s.committed_index,
@@ -337,22 +367,28 @@ fn print_status(s: &StatusResponse) {
         s.snapshot_index,
         s.first_log_index
     );
-    println!(
+    out!(
         "snapshots: installed {}  receiving now {}  last install {} ms",
-        s.snapshots_installed, s.snapshot_transfers_in_progress, s.last_snapshot_install_ms
+        s.snapshots_installed,
+        s.snapshot_transfers_in_progress,
+        s.last_snapshot_install_ms
     );
     if !s.peers.is_empty() {
-        println!("{:<6} {:<24} {:>6} {:>12} {:>10}", "peer", "address", "voter", "matched", "lag");
+        out!("{:<6} {:<24} {:>6} {:>12} {:>10}", "peer", "address", "voter", "matched", "lag");
         for p in &s.peers {
-            println!(
+            out!(
                 "{:<6} {:<24} {:>6} {:>12} {:>10}",
-                p.node_id, p.address, p.voter, p.matched_index, p.lag
+                p.node_id,
+                p.address,
+                p.voter,
+                p.matched_index,
+                p.lag
             );
         }
     }
-    println!("{:<24} {:>12} {:>18}", "collection", "vectors", "digest");
+    out!("{:<24} {:>12} {:>18}", "collection", "vectors", "digest");
     for c in &s.collections {
-        println!("{:<24} {:>12} {:>18x}", c.name, c.vectors, c.digest);
+        out!("{:<24} {:>12} {:>18x}", c.name, c.vectors, c.digest);
     }
 }
 
@@ -386,21 +422,21 @@ pub async fn cluster(conn: Conn, cmd: ClusterCmd) -> Result<(), Failure> {
     match cmd {
         ClusterCmd::Snapshot => {
             let r = c.trigger_snapshot(request(&conn, TriggerSnapshotRequest {})?).await?;
-            println!("snapshot at index {}", r.into_inner().snapshot_index);
+            out!("snapshot at index {}", r.into_inner().snapshot_index);
         }
         ClusterCmd::Purge { upto } => {
             let r = c.purge_log(request(&conn, PurgeLogRequest { upto })?).await?;
-            println!("log purged up to index {}", r.into_inner().purged_index);
+            out!("log purged up to index {}", r.into_inner().purged_index);
         }
         ClusterCmd::AddNode { id, address } => {
             let r = c.add_node(request(&conn, AddNodeRequest { node_id: id, address })?).await?;
             let m = r.into_inner();
-            println!("voters {:?}  learners {:?}", m.voters, m.learners);
+            out!("voters {:?}  learners {:?}", m.voters, m.learners);
         }
         ClusterCmd::RemoveNode { id } => {
             let r = c.remove_node(request(&conn, RemoveNodeRequest { node_id: id })?).await?;
             let m = r.into_inner();
-            println!("voters {:?}  learners {:?}", m.voters, m.learners);
+            out!("voters {:?}  learners {:?}", m.voters, m.learners);
         }
     }
     Ok(())

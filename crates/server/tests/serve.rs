@@ -5,7 +5,7 @@ use freshvec_server::proto::collections_client::CollectionsClient;
 use freshvec_server::proto::points_client::PointsClient;
 use freshvec_server::proto::*;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -617,6 +617,21 @@ async fn cli_subcommands_work_and_exit_with_meaningful_codes() {
     assert_eq!(first[..2], ["1", "12"], "{out}");
     let (code, out) = run(&["status"]);
     assert!(code == 0 && out.contains("rows") && out.contains("30"), "{out}");
+    // A reader that is gone before the output comes (`| grep -q`, `| head`): exit 0, no panic.
+    for args in [&["status"][..], &["search", "--collection", "rows", "--vector", "1,1,1"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_freshvec"))
+            .args(args)
+            .env("FRESHVEC_SERVER", &addr)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running the client");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("waiting for the client");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?} into a closed pipe: {stderr}");
+        assert!(stderr.is_empty(), "{args:?} into a closed pipe: {stderr}");
+    }
     assert_eq!(run(&["collections", "describe", "missing"]).0, 1);
     assert_eq!(
         run(&["collections", "create", "x", "--dimension", "3", "--metric", "hamming"]).0,
