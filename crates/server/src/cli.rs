@@ -12,30 +12,25 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use tonic::transport::Channel;
 
-/// `println!` for the client commands, for output read by another program: when the reader is
-/// gone (`| head`, `| grep -q`), the command ends quietly with exit 0, as Unix filters do,
-/// instead of panicking on the broken pipe.
+/// `println!` for the client commands, for output read by another program: see [`emit`].
 macro_rules! out {
-    (no_newline: $($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
-            stdout_failed(e)
-        }
-    }};
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            stdout_failed(e)
-        }
-    }};
+    ($($arg:tt)*) => {
+        emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
 }
 
-fn stdout_failed(e: std::io::Error) -> ! {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0)
+/// Writes to standard output; when the reader is gone (`| head`, `| grep -q`), the command
+/// ends quietly with exit 0, as Unix filters do, instead of panicking on the broken pipe.
+fn emit(text: std::fmt::Arguments) {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_fmt(text) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: writing to standard output: {e}");
+            std::process::exit(1)
+        }
     }
-    eprintln!("error: writing to standard output: {e}");
-    std::process::exit(1)
 }
 
 /// Where the server is and how to call it.
@@ -336,7 +331,7 @@ pub async fn status(conn: Conn, watch: Option<f64>) -> Result<(), Failure> {
     loop {
         let s = c.status(request(&conn, StatusRequest {})?).await?.into_inner();
         if watch.is_some() {
-            out!(no_newline: "\x1b[2J\x1b[H");
+            emit(format_args!("\x1b[2J\x1b[H"));
         }
         print_status(&s);
         match watch {
