@@ -1,7 +1,7 @@
 //! A sharded collection: S independent SPFresh shards, ids routed by mask (S a power of two)
 //! or modulo, searches fanned out in parallel and merged exactly.
 
-use crate::distance::Metric;
+use crate::distance::{check_components, Metric, VectorFault, MAX_SQUARED_NORM};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexParams, IndexStats, SearchParams};
 use crate::topk::{merge_sorted, Scored};
@@ -22,6 +22,14 @@ pub const MAX_SHARDS: usize = 1024;
 
 /// Sees one shard's prepared rows: `(shard, ids, rows)`.
 pub type RowsObserver<'a> = dyn FnMut(usize, &[u64], &[f32]) + 'a;
+
+/// The engine's check of one vector's components (see [`check_components`]).
+fn check_vector(id: u64, v: &[f32]) -> Result<()> {
+    check_components(v).map_err(|f| match f {
+        VectorFault::NonFinite(_) => Error::NonFinite { id },
+        VectorFault::TooLarge(norm2) => Error::TooLarge { id, norm2, max: MAX_SQUARED_NORM },
+    })
+}
 
 impl Collection {
     /// A new, empty collection of `shards` shards with the given per-shard parameters.
@@ -87,9 +95,7 @@ impl Collection {
             });
         }
         for (id, v) in ids.iter().zip(vectors.chunks_exact_mut(self.dim)) {
-            if v.iter().any(|x| !x.is_finite()) {
-                return Err(Error::NonFinite { id: *id });
-            }
+            check_vector(*id, v)?;
             if !self.metric.prepare(v) {
                 return Err(Error::ZeroVector { id: *id });
             }
@@ -207,14 +213,13 @@ impl Collection {
         ids.iter().map(|id| self.shards[self.shard_of(*id)].delete(&[*id])).sum()
     }
 
-    fn prepare_query(&self, q: &[f32]) -> Result<Vec<f32>> {
+    fn prepare_query(&self, q: &[f32], params: &SearchParams) -> Result<Vec<f32>> {
+        params.validate()?;
         if q.len() != self.dim {
             return Err(Error::DimensionMismatch { want: self.dim, got: q.len() });
         }
         let mut q = q.to_vec();
-        if q.iter().any(|x| !x.is_finite()) {
-            return Err(Error::NonFinite { id: u64::MAX });
-        }
+        check_vector(u64::MAX, &q)?;
         if !self.metric.prepare(&mut q) {
             return Err(Error::ZeroVector { id: u64::MAX });
         }
@@ -231,7 +236,7 @@ impl Collection {
     /// The `k` nearest vectors across all shards, nearest first; shards are searched in
     /// parallel and merged exactly.
     pub fn search(&self, q: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
-        let q = self.prepare_query(q)?;
+        let q = self.prepare_query(q, params)?;
         let hits = if self.shards.len() == 1 {
             self.shards[0].search(&q, params)
         } else {
@@ -246,7 +251,7 @@ impl Collection {
     /// a shard whose bound cannot beat the current k-th distance. Returns exactly what the full
     /// fan-out returns.
     pub fn search_pruned(&self, q: &[f32], params: &SearchParams) -> Result<(Vec<Hit>, usize)> {
-        let q = self.prepare_query(q)?;
+        let q = self.prepare_query(q, params)?;
         let mut plans: Vec<(usize, f32, crate::index::Plan)> = self
             .shards
             .iter()

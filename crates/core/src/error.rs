@@ -9,6 +9,8 @@ pub enum Error {
     DimensionMismatch { want: usize, got: usize },
     #[error("vector for id {id} has a NaN or infinite component")]
     NonFinite { id: u64 },
+    #[error("vector for id {id} is too large: its squared norm {norm2:e} exceeds {max:e}")]
+    TooLarge { id: u64, norm2: f64, max: f64 },
     #[error("vector for id {id} is zero, which has no direction under cosine")]
     ZeroVector { id: u64 },
     #[error("{what} has {got} entries but {want} were expected")]
@@ -19,6 +21,8 @@ pub enum Error {
         "background rebalancing is behind ({pending} jobs pending, limit {limit}); retry later"
     )]
     Overloaded { pending: usize, limit: usize },
+    #[error("the system refused a resource: {0}")]
+    Resource(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

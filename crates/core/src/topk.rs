@@ -27,7 +27,9 @@ pub struct TopK<K> {
 
 impl<K: Ord + Copy> TopK<K> {
     pub fn new(k: usize) -> TopK<K> {
-        TopK { k, heap: Vec::with_capacity(k + 1) }
+        // The heap grows as candidates arrive; only a small start is reserved, so a large `k`
+        // costs memory only for the candidates a search actually finds.
+        TopK { k, heap: Vec::with_capacity(k.saturating_add(1).min(1024)) }
     }
 
     /// Empties the heap and sets a new bound, keeping the allocation.

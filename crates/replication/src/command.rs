@@ -3,6 +3,11 @@
 use freshvec_core::{Encoding, IndexParams, Metric};
 use serde::{Deserialize, Serialize};
 
+/// The most collections one node holds.
+pub const MAX_COLLECTIONS: usize = 1_000;
+/// The most shards one node holds across its collections (each runs a background thread).
+pub const MAX_NODE_SHARDS: usize = 4_096;
+
 /// What a collection is, fixed at creation; every replica builds it from this alone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionSpec {

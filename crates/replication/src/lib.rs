@@ -27,7 +27,7 @@ pub mod proto {
     tonic::include_proto!("freshvec.peer.v1");
 }
 
-pub use command::{Applied, CollectionSpec, Command, Outcome};
+pub use command::{Applied, CollectionSpec, Command, Outcome, MAX_COLLECTIONS, MAX_NODE_SHARDS};
 
 openraft::declare_raft_types!(
     /// The Raft types of a freshvec cluster: commands in, outcomes out, snapshots as files.

@@ -28,6 +28,8 @@ use std::sync::Arc;
 
 /// How many bytes of recent entries stay in memory.
 pub const CACHE_BYTES: usize = 256 << 20;
+/// The most entry bytes one AppendEntries carries (one entry larger than this goes alone).
+pub const REPLICATION_BATCH_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Default)]
 struct Cache {
@@ -139,7 +141,14 @@ impl LogStore {
         self.inner.journal.fsync_stats()
     }
 
-    fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+    /// Entries `[start, end)`, stopping (after the first) once they hold `budget` encoded
+    /// bytes.
+    fn entries(
+        &self,
+        start: u64,
+        end: u64,
+        budget: usize,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
         let c = self.inner.cache.lock();
         let floor = c.purged.map_or(0, |p| p.index + 1);
         let start = start.max(floor);
@@ -148,25 +157,45 @@ impl LogStore {
         }
         let cached_from = c.entries.keys().next().copied().unwrap_or(u64::MAX);
         let mut out = Vec::new();
-        if start < cached_from {
+        let mut bytes = 0usize;
+        let mut room = |size: usize, taken: usize| {
+            let fits = taken == 0 || bytes < budget;
+            bytes = bytes.saturating_add(size);
+            fits
+        };
+        let mut from = start;
+        let c = if start < cached_from {
             drop(c);
             let mut failure = None;
             let to = end.min(cached_from);
             self.inner
                 .journal
-                .read_range(start + 1, to + 1, |_, data| match decode_entry(data) {
-                    Ok(e) => out.push(e),
-                    Err(e) => failure = Some(e),
+                .read_range(start + 1, to + 1, |_, data| {
+                    if failure.is_none() && room(data.len(), out.len()) {
+                        match decode_entry(data) {
+                            Ok(e) => out.push(e),
+                            Err(e) => failure = Some(e),
+                        }
+                    }
                 })
                 .map_err(|e| storage_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             if let Some(e) = failure {
                 return Err(e);
             }
-            let c = self.inner.cache.lock();
-            out.extend(c.entries.range(to..end).map(|(_, (e, _))| e.clone()));
-            return Ok(out);
+            if out.len() < (to - start) as usize {
+                return Ok(out);
+            }
+            from = to;
+            self.inner.cache.lock()
+        } else {
+            c
+        };
+        for (_, (e, size)) in c.entries.range(from..end) {
+            if !room(*size, out.len()) {
+                break;
+            }
+            out.push(e.clone());
         }
-        out.extend(c.entries.range(start..end).map(|(_, (e, _))| e.clone()));
         Ok(out)
     }
 }
@@ -199,7 +228,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
         let (start, end) = bounds(&range);
-        self.entries(start, end)
+        self.entries(start, end, usize::MAX)
+    }
+
+    /// Replication reads through here: at most [`REPLICATION_BATCH_BYTES`] of entries per
+    /// AppendEntries (at least one entry), so a run of large writes never makes a message
+    /// the follower refuses or one that cannot arrive within the RPC's timeout.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        self.entries(start, end, REPLICATION_BATCH_BYTES)
     }
 }
 
@@ -308,7 +348,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.inner.journal.truncate_after(log_id.index).map_err(|e| err(&e))?;
         let before = match log_id.index.checked_sub(1) {
             None => None,
-            Some(prev) => self.entries(prev, prev + 1)?.first().map(|e| *e.get_log_id()),
+            Some(prev) => self.entries(prev, prev + 1, usize::MAX)?.first().map(|e| *e.get_log_id()),
         };
         let mut c = self.inner.cache.lock();
         let dropped = c.entries.split_off(&log_id.index);

@@ -77,6 +77,18 @@ impl Peers {
         Peers { secret: secret.map(Arc::from), local, channels: Default::default() }
     }
 
+    /// A client of `addr` on a channel of its own, not cached: for an address that is not a
+    /// member yet (a node about to be added), so that addresses tried and refused do not
+    /// accumulate channels.
+    pub fn probe_client(&self, addr: &str) -> Result<Link, Status> {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .local_address(self.local)
+            .connect_lazy();
+        Ok(Link { client: PeerClient::new(channel), secret: self.secret.clone() })
+    }
+
     /// A client of the peer at `addr` (host:port), on the cached channel.
     pub fn client(&self, addr: &str) -> Result<Link, Status> {
         let channel = {

@@ -82,8 +82,22 @@ pub enum NodeError {
     Timeout { want: u64, applied: u64 },
     #[error("{0}")]
     Refused(String),
+    /// The request names something that does not exist (a node that is not a member).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is invalid (a peer address that does not parse).
+    #[error("{0}")]
+    Invalid(String),
     #[error("raft: {0}")]
     Raft(String),
+}
+
+/// The refusal of a membership change sent to a node that is not the leader.
+fn not_leader(leader: Option<NodeId>) -> NodeError {
+    NodeError::Refused(format!(
+        "not the leader; send membership changes to the leader (node {})",
+        leader.map_or("unknown".to_string(), |l| l.to_string())
+    ))
 }
 
 /// A running node.
@@ -241,13 +255,32 @@ impl Node {
     /// Adds `id` (peer service at `addr`) as a learner, waits until it caught up, then makes
     /// it a voter. Must run on the leader.
     pub async fn add_node(&self, id: NodeId, addr: String) -> Result<(), NodeError> {
-        let raft_err = |e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                NodeError::Refused(format!(
-                    "not the leader; send membership changes to the leader (node {})",
-                    f.leader_id.map_or("unknown".to_string(), |l| l.to_string())
-                ))
+        self.leader_only()?;
+        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        if let Some(n) = membership.get_node(&id) {
+            if n.addr != addr {
+                return Err(NodeError::Refused(format!(
+                    "node {id} is a member at {}; remove it before adding it at {addr}",
+                    n.addr
+                )));
             }
+        } else {
+            // A learner that never answers would stay in the membership, and the leader
+            // would keep trying to reach it: refuse an address that does not answer now.
+            let valid = addr.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !valid || addr.len() > 255 {
+                return Err(NodeError::Invalid(format!("address {addr:?}: must be HOST:PORT")));
+            }
+            let mut link =
+                self.peers.probe_client(&addr).map_err(|e| NodeError::Invalid(e.to_string()))?;
+            link.call::<_, bool>(Rpc::Probe, &(), Duration::from_secs(2)).await.map_err(|e| {
+                NodeError::Unreachable(format!("node {id} at {addr} does not answer: {e}"))
+            })?;
+        }
+        let raft_err = |e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(f.leader_id),
             e => NodeError::Raft(e.to_string()),
         };
         self.raft.add_learner(id, BasicNode::new(addr), true).await.map_err(raft_err)?;
@@ -258,12 +291,38 @@ impl Node {
         Ok(())
     }
 
-    /// Removes `id` from the voters (and the cluster). Must run on the leader.
+    /// Refuses a membership change on a node that is not the leader, naming the leader.
+    fn leader_only(&self) -> Result<(), NodeError> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader == Some(self.id) {
+            Ok(())
+        } else {
+            Err(not_leader(m.current_leader))
+        }
+    }
+
+    /// Removes `id` from the cluster (a voter or a learner). Must run on the leader. A node
+    /// that is not a member is NOT_FOUND; the last voter cannot be removed.
     pub async fn remove_node(&self, id: NodeId) -> Result<(), NodeError> {
-        self.raft
-            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.leader_only()?;
+        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let change = if voters.contains(&id) {
+            if voters.len() == 1 {
+                return Err(NodeError::Refused(format!(
+                    "node {id} is the only voter; a cluster cannot remove its last voter"
+                )));
+            }
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else if membership.get_node(&id).is_some() {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        } else {
+            return Err(NodeError::NotFound(format!("node {id} is not a member of the cluster")));
+        };
+        self.raft.change_membership(change, false).await.map_err(|e| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(f.leader_id),
+            e => NodeError::Raft(e.to_string()),
+        })?;
         Ok(())
     }
 

@@ -13,7 +13,7 @@
 //!   engine's maintenance held; received snapshots are written to a temporary file, verified,
 //!   renamed into place and only then swapped in.
 
-use crate::command::{Applied, CollectionSpec, Command, Outcome};
+use crate::command::{Applied, CollectionSpec, Command, Outcome, MAX_COLLECTIONS, MAX_NODE_SHARDS};
 use crate::snapshot;
 use crate::{storage_err, LogId, NodeId, StorageError, TypeConfig};
 use freshvec_core::{Collection, Error as CoreError, Index};
@@ -260,6 +260,24 @@ impl StateMachine {
         out
     }
 
+    /// Whether the node has room for one more collection of `shards` shards: at most
+    /// [`MAX_COLLECTIONS`] collections and [`MAX_NODE_SHARDS`] shards in all (each shard runs
+    /// a background thread). Deterministic on every replica at the same applied index.
+    pub fn room_for(&self, shards: u32) -> Result<(), String> {
+        let colls = self.shared.collections.read();
+        if colls.len() >= MAX_COLLECTIONS {
+            return Err(format!("the node holds {MAX_COLLECTIONS} collections, the most it may"));
+        }
+        let held: usize = colls.values().map(|r| r.coll.shard_count()).sum();
+        if held + shards as usize > MAX_NODE_SHARDS {
+            return Err(format!(
+                "shards: the node holds {held} shards; {shards} more would pass the limit of \
+                 {MAX_NODE_SHARDS}"
+            ));
+        }
+        Ok(())
+    }
+
     fn apply_command(&self, index: u64, cmd: Command) -> Outcome {
         let s = &*self.shared;
         let missing = |name: &str| Outcome::NotFound(format!("collection {name:?} does not exist"));
@@ -267,6 +285,9 @@ impl StateMachine {
             Command::CreateCollection { name, spec } => {
                 if s.collections.read().contains_key(&name) {
                     return Outcome::Exists(format!("collection {name:?} exists"));
+                }
+                if let Err(e) = self.room_for(spec.shards) {
+                    return Outcome::Invalid(e);
                 }
                 let coll = match spec.params().and_then(|p| {
                     Collection::new(p, spec.shards as usize).map_err(|e| e.to_string())

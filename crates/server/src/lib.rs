@@ -1,6 +1,7 @@
 //! The `freshvec` server: the gRPC API over durable collections, the benchmark harness and
 //! the crash-test writer. `main.rs` is the command line over these.
 
+pub mod admission;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -126,6 +126,34 @@ impl Metrics {
     }
 }
 
+/// The methods the node serves; any other path is counted as "other", so that requests
+/// for made-up methods cannot grow the metrics without bound.
+const METHODS: [&str; 17] = [
+    "freshvec.v1.Collections/Create",
+    "freshvec.v1.Collections/Drop",
+    "freshvec.v1.Collections/List",
+    "freshvec.v1.Collections/Describe",
+    "freshvec.v1.Points/Upsert",
+    "freshvec.v1.Points/Delete",
+    "freshvec.v1.Points/Get",
+    "freshvec.v1.Points/Search",
+    "freshvec.v1.Points/SearchBatch",
+    "freshvec.v1.Cluster/Status",
+    "freshvec.v1.Cluster/TriggerSnapshot",
+    "freshvec.v1.Cluster/AddNode",
+    "freshvec.v1.Cluster/RemoveNode",
+    "freshvec.v1.Cluster/PurgeLog",
+    "grpc.health.v1.Health/Check",
+    "grpc.health.v1.Health/Watch",
+    "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+];
+
+/// The metrics label of a request path.
+fn method_label(path: &str) -> &str {
+    let m = path.trim_start_matches('/');
+    METHODS.iter().find(|k| **k == m).copied().unwrap_or("other")
+}
+
 /// Records every gRPC call's method, status code and time to its response headers.
 #[derive(Debug, Clone)]
 pub struct MetricsLayer(pub Arc<Metrics>);
@@ -162,7 +190,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().trim_start_matches('/').to_string();
+        let method = method_label(req.uri().path()).to_string();
         let start = Instant::now();
         let fut = self.inner.call(req);
         let metrics = self.metrics.clone();
@@ -186,9 +214,14 @@ where
 /// Serves `GET /metrics` on `listener` until the process ends.
 pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, loaded: Loaded) {
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else { continue };
+        let Ok((mut sock, _)) = listener.accept().await else {
+            // Out of file descriptors, say: back off rather than spin on the error.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let (metrics, loaded) = (metrics.clone(), loaded.clone());
-        tokio::spawn(async move {
+        // A client that never finishes its request is dropped after a few seconds.
+        tokio::spawn(tokio::time::timeout(Duration::from_secs(5), async move {
             let mut buf = vec![0u8; 4096];
             let mut n = 0;
             while n < buf.len() {
@@ -212,6 +245,6 @@ pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>
             let _ = sock.write_all(head.as_bytes()).await;
             let _ = sock.write_all(body.as_bytes()).await;
             let _ = sock.shutdown().await;
-        });
+        }));
     }
 }

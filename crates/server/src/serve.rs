@@ -15,6 +15,7 @@ use crate::proto::collections_server::{Collections, CollectionsServer};
 use crate::proto::points_server::{Points, PointsServer};
 use crate::proto::*;
 use clap::Args;
+use freshvec_core::distance::{check_components, VectorFault};
 use freshvec_core::{Encoding as CoreEncoding, IndexParams};
 use freshvec_core::{Metric as CoreMetric, SearchParams};
 use freshvec_replication::network::secret_matches;
@@ -43,6 +44,10 @@ pub struct ServeArgs {
     /// Requests served at once; more are refused at once with RESOURCE_EXHAUSTED.
     #[arg(long, env = "FRESHVEC_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// Request bytes all calls in flight may hold at once (MiB); a call whose body would pass
+    /// it is refused with RESOURCE_EXHAUSTED. Bounds the memory requests take.
+    #[arg(long, env = "FRESHVEC_MAX_REQUEST_MIB", default_value_t = 512)]
+    pub max_request_mib: u64,
     /// Longest a request may run; a client's shorter deadline applies as given.
     #[arg(long, env = "FRESHVEC_MAX_REQUEST_SECONDS", default_value_t = 30.0)]
     pub max_request_seconds: f64,
@@ -107,19 +112,30 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
     Ok(out)
 }
 
-/// Most points (or ids) in one write.
+// The bounds of every request-sized resource (the README's limits list and the proto
+// comments name them; ARCHITECTURE.md gives the memory of the worst valid request).
+
+/// Most points (or ids) in one write, and ids in one Get.
 pub const MAX_BATCH: usize = 10_000;
 /// Largest k of a search.
-pub const MAX_K: u32 = 1_000;
+pub const MAX_K: u32 = SearchParams::MAX_K as u32;
 /// Largest nprobe of a search.
-pub const MAX_NPROBE: u32 = 8_192;
+pub const MAX_NPROBE: u32 = SearchParams::MAX_NPROBE as u32;
+/// Largest rerank multiple of a search.
+pub const MAX_RERANK: u32 = SearchParams::MAX_RERANK as u32;
+/// Most queries in one SearchBatch.
+pub const MAX_QUERIES: usize = 1_024;
+/// Most hits one SearchBatch may ask for (queries times k).
+pub const MAX_BATCH_HITS: usize = 262_144;
+/// Most vector components one Get may return (ids times dimension, with vectors).
+pub const MAX_GET_COMPONENTS: usize = 4 << 20;
 /// Largest vector dimension.
-pub const MAX_DIMENSION: u32 = 65_536;
+pub const MAX_DIMENSION: u32 = IndexParams::MAX_DIM as u32;
 /// How much earlier than a client's deadline the server gives up on a request, at least (a
 /// quarter of the client's timeout when that is more).
 const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 /// Largest request or response message.
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+pub const MAX_MESSAGE_BYTES: usize = 32 << 20;
 
 /// The node, once it has loaded.
 pub type Loaded = Arc<OnceLock<Node>>;
@@ -132,6 +148,8 @@ fn node_status(e: NodeError) -> Status {
     match e {
         NodeError::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
         NodeError::Refused(_) => Status::failed_precondition(e.to_string()),
+        NodeError::NotFound(_) => Status::not_found(e.to_string()),
+        NodeError::Invalid(_) => Status::invalid_argument(e.to_string()),
         _ => Status::unavailable(e.to_string()),
     }
 }
@@ -195,20 +213,18 @@ fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     })
 }
 
-/// The gRPC services over one node.
+/// The gRPC services over one node. Calls in flight and their bytes are bounded before
+/// they reach it (`crate::admission`).
 #[derive(Debug, Clone)]
 pub struct Api {
     node: Loaded,
-    /// Permits for requests in flight.
-    limit: Arc<tokio::sync::Semaphore>,
     /// The longest any request may run.
     max_request: Duration,
 }
 
 impl Api {
-    pub fn new(node: Loaded, max_concurrent: usize, max_request: Duration) -> Api {
-        let limit = Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1)));
-        Api { node, limit, max_request }
+    pub fn new(node: Loaded, max_request: Duration) -> Api {
+        Api { node, max_request }
     }
 
     /// When a request must be answered: its client's deadline, bounded by the server's. A
@@ -223,13 +239,6 @@ impl Api {
             .and_then(parse_grpc_timeout);
         let client = client.map(|c| c.saturating_sub(DEADLINE_MARGIN.max(c / 4)));
         Instant::now() + client.map_or(self.max_request, |c| c.min(self.max_request))
-    }
-
-    /// A permit for one request, or RESOURCE_EXHAUSTED at once when all are taken.
-    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        self.limit.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted("too many concurrent requests; retry with backoff")
-        })
     }
 
     fn node(&self) -> Result<&Node, Status> {
@@ -343,7 +352,6 @@ impl Collections for Api {
         &self,
         req: Request<CreateCollectionRequest>,
     ) -> Result<Response<CreateCollectionResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
         check_name("name", &r.name)?;
@@ -355,6 +363,12 @@ impl Collections for Api {
         }
         let metric = metric_from(r.metric)?;
         let shards = if r.shards == 0 { 1 } else { r.shards as usize };
+        let max_shards = freshvec_core::collection::MAX_SHARDS;
+        if shards > max_shards {
+            return Err(Status::invalid_argument(format!(
+                "shards: must be 1..={max_shards}, got {shards}"
+            )));
+        }
         let ix = r.index.unwrap_or_default();
         let mut params = IndexParams::new(r.dimension as usize, metric);
         params.encoding = match Encoding::try_from(ix.encoding) {
@@ -370,10 +384,12 @@ impl Collections for Api {
             replicas: ix.replicas,
             ..CollectionSpec::new(&params, shards)
         };
-        spec.params().map_err(Status::invalid_argument)?;
-        if self.node()?.state.collection(&r.name).is_some() {
+        spec.params().map_err(|e| Status::invalid_argument(format!("index: {e}")))?;
+        let state = &self.node()?.state;
+        if state.collection(&r.name).is_some() {
             return Err(Status::already_exists(format!("collection {:?} exists", r.name)));
         }
+        state.room_for(spec.shards).map_err(Status::resource_exhausted)?;
         let index = self.write(Command::CreateCollection { name: r.name, spec }, deadline).await?;
         Ok(Response::new(CreateCollectionResponse { index }))
     }
@@ -382,7 +398,6 @@ impl Collections for Api {
         &self,
         req: Request<DropCollectionRequest>,
     ) -> Result<Response<DropCollectionResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let name = req.into_inner().name;
         self.write_replica(&name, deadline).await?;
@@ -394,7 +409,6 @@ impl Collections for Api {
         &self,
         _req: Request<ListCollectionsRequest>,
     ) -> Result<Response<ListCollectionsResponse>, Status> {
-        let _permit = self.admit()?;
         let names = self.node()?.state.collections().iter().map(|r| r.name.clone()).collect();
         Ok(Response::new(ListCollectionsResponse { names }))
     }
@@ -403,7 +417,6 @@ impl Collections for Api {
         &self,
         req: Request<DescribeCollectionRequest>,
     ) -> Result<Response<DescribeCollectionResponse>, Status> {
-        let _permit = self.admit()?;
         let name = req.into_inner().name;
         let r = self.replica(&name)?;
         let coll = &r.coll;
@@ -427,7 +440,8 @@ impl Collections for Api {
     }
 }
 
-/// Checks one vector: its width and its components.
+/// Checks one vector: its width and its components (finite, squared norm within the
+/// engine's bound, so no sum the index forms can overflow).
 fn check_vector(field: &str, v: &[f32], dim: usize) -> Result<(), Status> {
     if v.len() != dim {
         return Err(Status::invalid_argument(format!(
@@ -435,10 +449,10 @@ fn check_vector(field: &str, v: &[f32], dim: usize) -> Result<(), Status> {
             v.len()
         )));
     }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Status::invalid_argument(format!("{field}[{i}]: NaN or infinite")));
-    }
-    Ok(())
+    check_components(v).map_err(|f| match f {
+        VectorFault::NonFinite(i) => Status::invalid_argument(format!("{field}[{i}]: {f}")),
+        VectorFault::TooLarge(_) => Status::invalid_argument(format!("{field}: {f}")),
+    })
 }
 
 fn check_batch(field: &str, n: usize) -> Result<(), Status> {
@@ -476,6 +490,12 @@ fn search_params(p: &SearchParameters) -> Result<SearchParams, Status> {
             p.nprobe
         )));
     }
+    if p.rerank > MAX_RERANK {
+        return Err(Status::invalid_argument(format!(
+            "params.rerank: at most {MAX_RERANK}, got {}",
+            p.rerank
+        )));
+    }
     let mut sp = SearchParams::new(p.k as usize);
     if p.nprobe > 0 {
         sp.nprobe = p.nprobe as usize;
@@ -497,7 +517,6 @@ fn hits(h: Vec<freshvec_core::Hit>, applied: u64) -> SearchResponse {
 #[tonic::async_trait]
 impl Points for Api {
     async fn upsert(&self, req: Request<UpsertRequest>) -> Result<Response<WriteResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
         let replica = self.write_replica(&r.collection, deadline).await?;
@@ -528,7 +547,6 @@ impl Points for Api {
     }
 
     async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<WriteResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
         self.write_replica(&r.collection, deadline).await?;
@@ -540,12 +558,20 @@ impl Points for Api {
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
         check_batch("ids", r.ids.len())?;
         let (replica, _) =
             self.read_replica(&r.collection, r.consistency, r.min_applied_index, deadline).await?;
+        let components = r.ids.len() * replica.coll.dim();
+        if r.with_vectors && components > MAX_GET_COMPONENTS {
+            return Err(Status::invalid_argument(format!(
+                "ids: {} ids of dimension {} with vectors is {components} components, at most \
+                 {MAX_GET_COMPONENTS} per request",
+                r.ids.len(),
+                replica.coll.dim()
+            )));
+        }
         let points = blocking(deadline, move || {
             Ok(r.ids
                 .iter()
@@ -563,7 +589,6 @@ impl Points for Api {
         &self,
         req: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
         let p = r.params.unwrap_or_default();
@@ -588,12 +613,24 @@ impl Points for Api {
         &self,
         req: Request<SearchBatchRequest>,
     ) -> Result<Response<SearchBatchResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
-        check_batch("queries", r.queries.len())?;
+        if r.queries.is_empty() || r.queries.len() > MAX_QUERIES {
+            return Err(Status::invalid_argument(format!(
+                "queries: must be 1..={MAX_QUERIES}, got {}",
+                r.queries.len()
+            )));
+        }
         let p = r.params.unwrap_or_default();
         let sp = search_params(&p)?;
+        if r.queries.len() * sp.k > MAX_BATCH_HITS {
+            return Err(Status::invalid_argument(format!(
+                "queries: {} queries of k {} ask for {} hits, at most {MAX_BATCH_HITS}",
+                r.queries.len(),
+                sp.k,
+                r.queries.len() * sp.k
+            )));
+        }
         let (replica, applied) =
             self.read_replica(&r.collection, p.consistency, p.min_applied_index, deadline).await?;
         let dim = replica.coll.dim();
@@ -603,6 +640,10 @@ impl Points for Api {
         blocking(deadline, move || {
             let mut results = Vec::with_capacity(r.queries.len());
             for (i, q) in r.queries.iter().enumerate() {
+                // The answer is not wanted past the deadline: stop spending on it.
+                if Instant::now() >= deadline {
+                    return Err(Status::deadline_exceeded("the request's deadline passed"));
+                }
                 let h = replica
                     .coll
                     .search(&q.vector, &sp)
@@ -715,7 +756,6 @@ impl Cluster for Api {
         &self,
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let _permit = self.admit()?;
         Ok(Response::new(status_of(self.node()?)))
     }
 
@@ -723,7 +763,6 @@ impl Cluster for Api {
         &self,
         req: Request<TriggerSnapshotRequest>,
     ) -> Result<Response<TriggerSnapshotResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let snapshot_index = self.node()?.snapshot_now(deadline).await.map_err(node_status)?;
         Ok(Response::new(TriggerSnapshotResponse { snapshot_index }))
@@ -733,7 +772,6 @@ impl Cluster for Api {
         &self,
         req: Request<AddNodeRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let r = req.into_inner();
         if r.node_id == 0 || r.address.is_empty() {
@@ -749,7 +787,6 @@ impl Cluster for Api {
         &self,
         req: Request<RemoveNodeRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let id = req.into_inner().node_id;
         let node = self.node()?.clone();
@@ -761,7 +798,6 @@ impl Cluster for Api {
         &self,
         req: Request<PurgeLogRequest>,
     ) -> Result<Response<PurgeLogResponse>, Status> {
-        let _permit = self.admit()?;
         let deadline = self.deadline(&req);
         let upto = match req.get_ref().upto {
             0 => u64::MAX,
@@ -819,7 +855,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let loaded: Loaded = Arc::new(OnceLock::new());
     let limit = Duration::from_secs_f64(args.max_request_seconds.max(0.001));
-    let api = Api::new(loaded.clone(), args.max_concurrent_requests, limit);
+    let api = Api::new(loaded.clone(), limit);
+    let limits = crate::admission::Limits::new(
+        args.max_concurrent_requests,
+        (args.max_request_mib.max(1) as usize) << 20,
+    );
     let key: Option<Arc<[u8]>> = args.api_key.as_ref().map(|k| Arc::from(k.as_bytes()));
     let check = move |req: Request<()>| -> Result<Request<()>, Status> {
         match &key {
@@ -927,6 +967,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     builder
         .layer(crate::metrics::MetricsLayer(metrics))
+        .layer(crate::admission::AdmissionLayer(limits))
         .add_service(health)
         .add_service(reflection)
         .add_service(tonic::service::interceptor::InterceptedService::new(
@@ -942,7 +983,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             check.clone(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            ClusterServer::new(api),
+            ClusterServer::new(api)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             check,
         ))
         .serve_with_shutdown(args.listen, stop)

@@ -1,6 +1,7 @@
 //! The server as a user runs it: a real `freshvec serve` process on 127.0.0.1, driven through
 //! the generated gRPC client; validation codes; SIGTERM shutdown; restart with the same data.
 
+use freshvec_server::proto::cluster_client::ClusterClient;
 use freshvec_server::proto::collections_client::CollectionsClient;
 use freshvec_server::proto::points_client::PointsClient;
 use freshvec_server::proto::*;
@@ -472,6 +473,76 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
         })
     );
 
+    // Request-sized resources past their bounds, and vectors that would break the arithmetic.
+    case!("search: rerank 10^9", ia, p.search(search("docs", vec![0.0; 4], {
+        Some(SearchParameters { k: 10, rerank: 1_000_000_000, ..Default::default() })
+    })));
+    case!("search: rerank one past the maximum", ia, p.search(search("docs", vec![0.0; 4], {
+        Some(SearchParameters { k: 10, rerank: 65, ..Default::default() })
+    })));
+    case!("search: rerank at the maximum", Code::Ok, p.search(search("docs", vec![0.0; 4], {
+        Some(SearchParameters { k: 1000, rerank: 64, ..Default::default() })
+    })));
+    case!("search: query of 3e38 components", ia, {
+        p.search(search("docs", vec![3e38; 4], sp(5, 0)))
+    });
+    case!("upsert: components of 3e38", ia, p.upsert(up("docs", vec![pt(900, vec![3e38; 4])])));
+    case!("upsert: squared norm over 1e24", ia, {
+        p.upsert(up("docs", vec![pt(900, vec![6e11, 6e11, 6e11, 0.0])]))
+    });
+    case!("upsert: 3e38 under dot", ia, {
+        p.upsert(up("unit", vec![pt(900, vec![-3e38, 1.0, 0.0])]))
+    });
+    let with_index = |index: IndexParameters| CreateCollectionRequest {
+        index: Some(index),
+        ..create("x", 4, 1)
+    };
+    case!("create: replicas 1000", ia, {
+        c.create(with_index(IndexParameters { replicas: 1000, ..Default::default() }))
+    });
+    case!("create: replicas one past the maximum", ia, {
+        c.create(with_index(IndexParameters { replicas: 9, ..Default::default() }))
+    });
+    case!("create: posting size u32::MAX", ia, {
+        c.create(with_index(IndexParameters { posting_size: u32::MAX, ..Default::default() }))
+    });
+    case!("create: split limit u32::MAX", ia, {
+        c.create(with_index(IndexParameters { split_limit: u32::MAX, ..Default::default() }))
+    });
+    case!("create: shards u32::MAX", ia, {
+        c.create(CreateCollectionRequest { shards: u32::MAX, ..create("x", 4, 1) })
+    });
+    case!("search batch: one query past the maximum", ia, {
+        p.search_batch(SearchBatchRequest {
+            collection: "docs".into(),
+            queries: vec![Query { vector: vec![0.0; 4] }; 1025],
+            params: sp(1, 0),
+        })
+    });
+    case!("search batch: queries times k past the maximum", ia, {
+        p.search_batch(SearchBatchRequest {
+            collection: "docs".into(),
+            queries: vec![Query { vector: vec![0.0; 4] }; 300],
+            params: sp(1000, 0),
+        })
+    });
+    case!("message over the size limit", Code::ResourceExhausted, {
+        p.upsert(up("docs", (0..9_000).map(|i| pt(10_000 + i, vec![0.5; 1000])).collect()))
+    });
+    let mut cl = ClusterClient::connect(url.clone()).await.unwrap();
+    case!("remove node: not a member", Code::NotFound, {
+        cl.remove_node(RemoveNodeRequest { node_id: 99 })
+    });
+    case!("remove node: the only voter", Code::FailedPrecondition, {
+        cl.remove_node(RemoveNodeRequest { node_id: 1 })
+    });
+    case!("add node: address without a port", ia, {
+        cl.add_node(AddNodeRequest { node_id: 5, address: "127.0.0.1".into() })
+    });
+    case!("add node: nobody answers there", Code::Unavailable, {
+        cl.add_node(AddNodeRequest { node_id: 5, address: "127.0.0.1:1".into() })
+    });
+
     let mut wrong = Vec::new();
     for (name, want, got) in &cases {
         let got = got.as_ref().map(|_| Code::Ok).unwrap_or_else(|s| s.code());
@@ -489,6 +560,23 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
     assert_eq!((after.vectors, after.applied_index), (before.vectors, before.applied_index));
     let names = c.list(ListCollectionsRequest {}).await.unwrap().into_inner().names;
     assert_eq!(names, vec!["docs".to_string(), "unit".to_string()]);
+    let voters = cl.status(StatusRequest {}).await.unwrap().into_inner().voters;
+    assert_eq!(voters, vec![1], "a refused membership change changed the membership");
+
+    // The node's own budget: 4,096 shards in all (each runs a background thread); "docs"
+    // and "unit" hold two.
+    for i in 0..4 {
+        let shards = if i == 3 { 1022 } else { 1024 };
+        let big = CreateCollectionRequest { shards, ..create(&format!("s{i}"), 4, 1) };
+        c.create(big).await.unwrap();
+    }
+    let one_more = c.create(create("s4", 4, 1)).await;
+    assert_eq!(code(one_more), Code::ResourceExhausted);
+    for i in 0..4 {
+        c.drop(DropCollectionRequest { name: format!("s{i}") }).await.unwrap();
+    }
+    c.create(create("s4", 4, 1)).await.unwrap();
+    wait_serving(&url).await;
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -552,10 +640,10 @@ async fn overload_is_refused_quickly_and_admitted_requests_complete() {
     // A request that cannot finish within its deadline gets DEADLINE_EXCEEDED.
     let mut late = tonic::Request::new(SearchBatchRequest {
         collection: "big".into(),
-        queries: (0..10_000).map(|i| Query { vector: point(i).vector }).collect(),
+        queries: (0..1_024).map(|i| Query { vector: point(i).vector }).collect(),
         params: Some(SearchParameters { k: 10, exact: true, ..Default::default() }),
     });
-    late.set_timeout(Duration::from_millis(100));
+    late.set_timeout(Duration::from_millis(10));
     let t = Instant::now();
     assert_eq!(code(p.search_batch(late).await), Code::DeadlineExceeded);
     assert!(t.elapsed() < Duration::from_secs(5), "answered after {:?}", t.elapsed());

@@ -50,17 +50,19 @@ impl Metric {
     }
 
     /// Brings a vector into the form the index stores: unit length under cosine, untouched
-    /// otherwise. Returns false for a zero vector under cosine (it has no direction).
+    /// otherwise. Returns false for a zero vector under cosine (it has no direction). The norm
+    /// is taken in `f64`, so a tiny vector (whose `f32` squared norm would underflow) still
+    /// normalises to unit length.
     pub fn prepare(self, v: &mut [f32]) -> bool {
         if self != Metric::Cosine {
             return true;
         }
-        let norm = (-(kernels().neg_dot)(v, v)).sqrt();
+        let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
         if norm == 0.0 || !norm.is_finite() {
             return false;
         }
         let inv = 1.0 / norm;
-        v.iter_mut().for_each(|x| *x *= inv);
+        v.iter_mut().for_each(|x| *x = (*x as f64 * inv) as f32);
         true
     }
 
@@ -72,6 +74,48 @@ impl Metric {
             _ => scan_distance,
         }
     }
+}
+
+/// The largest squared norm a stored or query vector may have. Every sum the index forms stays
+/// finite in `f32` with a wide margin under it: `|a - b|^2 <= 4e24` for any two accepted
+/// vectors (and any centroid, a mean of them), `|a.b| <= 1e24`, and a billion such terms add
+/// up to at most `4e33`, far below `f32::MAX` (about `3.4e38`).
+pub const MAX_SQUARED_NORM: f64 = 1e24;
+
+/// Why a vector's components cannot be accepted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VectorFault {
+    /// The component at this position is NaN or infinite.
+    NonFinite(usize),
+    /// The squared norm (computed in `f64`) exceeds [`MAX_SQUARED_NORM`].
+    TooLarge(f64),
+}
+
+impl fmt::Display for VectorFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VectorFault::NonFinite(i) => write!(f, "component {i} is NaN or infinite"),
+            VectorFault::TooLarge(n) => {
+                write!(f, "squared norm {n:e} exceeds the limit {MAX_SQUARED_NORM:e}")
+            }
+        }
+    }
+}
+
+/// Checks that every component is finite and the squared norm is at most
+/// [`MAX_SQUARED_NORM`]: the one check every vector entering the engine or a search passes.
+pub fn check_components(v: &[f32]) -> Result<(), VectorFault> {
+    let mut norm2 = 0f64;
+    for (i, &x) in v.iter().enumerate() {
+        if !x.is_finite() {
+            return Err(VectorFault::NonFinite(i));
+        }
+        norm2 += x as f64 * x as f64;
+    }
+    if norm2 > MAX_SQUARED_NORM {
+        return Err(VectorFault::TooLarge(norm2));
+    }
+    Ok(())
 }
 
 impl fmt::Display for Metric {

@@ -157,19 +157,42 @@ impl IndexParams {
         }
     }
 
+    /// The largest vector dimension.
+    pub const MAX_DIM: usize = 65_536;
+    /// The largest `posting_size`.
+    pub const MAX_POSTING_SIZE: usize = 50_000;
+    /// The largest `split_limit`: a split clusters at most this many members (times the
+    /// hard-limit factor while writers wait).
+    pub const MAX_SPLIT_LIMIT: usize = 100_000;
+    /// The most postings one vector is written to (SPANN's own bound).
+    pub const MAX_REPLICAS: usize = 8;
+
     pub fn validate(&self) -> Result<()> {
         let bad = |name, reason: &str| Err(Error::InvalidParameter { name, reason: reason.into() });
-        if self.dim == 0 {
-            return bad("dim", "must be at least 1");
+        if self.dim == 0 || self.dim > Self::MAX_DIM {
+            return bad("dim", &format!("must be 1..={}", Self::MAX_DIM));
         }
-        if self.posting_size == 0 || self.split_limit < self.posting_size.max(2) {
-            return bad("split_limit", "must be at least posting_size and 2");
+        if self.posting_size == 0 || self.posting_size > Self::MAX_POSTING_SIZE {
+            return bad("posting_size", &format!("must be 1..={}", Self::MAX_POSTING_SIZE));
+        }
+        if self.split_limit < self.posting_size.max(2) || self.split_limit > Self::MAX_SPLIT_LIMIT
+        {
+            return bad(
+                "split_limit",
+                &format!("must be at least posting_size and 2, at most {}", Self::MAX_SPLIT_LIMIT),
+            );
         }
         if self.merge_limit * 2 > self.split_limit {
             return bad("merge_limit", "must be at most half of split_limit");
         }
-        if self.replicas == 0 || self.replica_candidates < self.replicas {
-            return bad("replicas", "must be at least 1 and at most replica_candidates");
+        if self.replicas == 0 || self.replicas > Self::MAX_REPLICAS {
+            return bad("replicas", &format!("must be 1..={}", Self::MAX_REPLICAS));
+        }
+        if self.replica_candidates < self.replicas || self.replica_candidates > 64 {
+            return bad("replica_candidates", "must be at least replicas, at most 64");
+        }
+        if self.reassign_k > 1024 || self.background_threads > 64 {
+            return bad("reassign_k", "reassign_k at most 1024, background_threads at most 64");
         }
         Ok(())
     }
@@ -198,8 +221,32 @@ impl SearchParams {
     /// The fewest candidates re-ranked, so a small `k` still gets a margin.
     pub const MIN_RERANKED: usize = 16;
 
+    /// The largest `k`.
+    pub const MAX_K: usize = 1_000;
+    /// The largest `nprobe`.
+    pub const MAX_NPROBE: usize = 8_192;
+    /// The largest `rerank`: at most `MAX_K * MAX_RERANK` candidates per shard.
+    pub const MAX_RERANK: usize = 64;
+
     pub fn new(k: usize) -> SearchParams {
         SearchParams { k, nprobe: Self::DEFAULT_NPROBE, rerank: Self::DEFAULT_RERANK, exact: false }
+    }
+
+    /// Checks every field against its bound, so the memory one search takes is bounded:
+    /// `k` in `1..=MAX_K`, `nprobe` in `1..=MAX_NPROBE`, `rerank` in `1..=MAX_RERANK`.
+    pub fn validate(&self) -> Result<()> {
+        let check = |name, v: usize, max: usize| {
+            if v == 0 || v > max {
+                return Err(Error::InvalidParameter {
+                    name,
+                    reason: format!("must be 1..={max}, got {v}"),
+                });
+            }
+            Ok(())
+        };
+        check("k", self.k, Self::MAX_K)?;
+        check("nprobe", self.nprobe, Self::MAX_NPROBE)?;
+        check("rerank", self.rerank, Self::MAX_RERANK)
     }
 
     /// Exact search: every vector, every distance computed exactly.
@@ -335,16 +382,18 @@ impl Index {
             merging: parking_lot::Mutex::new(()),
             params,
         });
-        let workers = (0..shared.params.background_threads)
-            .map(|i| {
-                let s = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("lire-{i}"))
-                    .spawn(move || s.worker())
-                    .expect("spawning a background thread")
-            })
-            .collect();
-        Ok(Index { shared, workers })
+        let mut index = Index { shared, workers: Vec::new() };
+        for i in 0..index.shared.params.background_threads {
+            let s = index.shared.clone();
+            // A refused thread (the process is at its limit) is an error, not a panic; the
+            // workers already started stop when `index` drops.
+            let worker = std::thread::Builder::new()
+                .name(format!("lire-{i}"))
+                .spawn(move || s.worker())
+                .map_err(|e| Error::Resource(format!("starting a background thread: {e}")))?;
+            index.workers.push(worker);
+        }
+        Ok(index)
     }
 
     pub fn params(&self) -> &IndexParams {
