@@ -330,6 +330,30 @@ impl HeadIndex {
         })
     }
 
+    /// The live posting nearest `q` among those `skip` does not exclude, by squared L2 summed in
+    /// `f64` (NaN ranks last, ties go to the lower slot): for placing a vector the `f32` lookups
+    /// could not rank, because its distances overflow or are NaN. Finite components never
+    /// overflow here, so even such a vector goes to its nearest posting. Scans every head; only
+    /// called when the ordinary lookup found no finite candidate.
+    pub fn nearest_wide(
+        &self,
+        q: &[f32],
+        skip: impl Fn(&Arc<Posting>) -> bool,
+    ) -> Option<Arc<Posting>> {
+        let heads = self.inner.read();
+        let mut best: Option<(f64, &Arc<Posting>)> = None;
+        for (slot, p) in heads.postings.iter().enumerate() {
+            let Some(p) = p.as_ref().filter(|p| !skip(p)) else { continue };
+            let c = heads.centroid(slot as u32, self.dim);
+            let d: f64 = q.iter().zip(c).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+            let d = if d.is_nan() { f64::INFINITY } else { d };
+            if best.is_none_or(|(b, _)| d < b) {
+                best = Some((d, p));
+            }
+        }
+        best.map(|(_, p)| p.clone())
+    }
+
     /// Adds a posting with `centroid` and `members`, returning it.
     pub fn insert(&self, centroid: Vec<f32>, members: Members) -> Arc<Posting> {
         debug_assert_eq!(centroid.len(), self.dim);
