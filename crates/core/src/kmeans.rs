@@ -4,6 +4,7 @@
 
 use crate::distance::kernels;
 use crate::rng::Rng;
+use crate::topk::nan_as_infinite;
 use rayon::prelude::*;
 
 /// Index and squared L2 distance of the nearest of `centroids` (row-major, `dim` wide).
@@ -160,7 +161,7 @@ pub fn neighbour_lists(centroids: &[f32], dim: usize, fan: usize) -> Vec<Vec<u32
             let mut d: Vec<(f32, u32)> = centroids
                 .chunks_exact(dim)
                 .enumerate()
-                .map(|(j, o)| ((kernels().l2sq)(c, o), j as u32))
+                .map(|(j, o)| (nan_as_infinite((kernels().l2sq)(c, o)), j as u32))
                 .collect();
             d.select_nth_unstable_by(fan - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             d.truncate(fan);
@@ -180,7 +181,8 @@ pub fn refine(data: &[f32], dim: usize, centroids: &mut [f32], assign: &mut [u32
     assign.par_iter_mut().enumerate().for_each(|(i, a)| {
         let v = row(data, dim, i);
         let l2 = kernels().l2sq;
-        let mut best = (l2(v, row(cent, dim, *a as usize)), *a);
+        // A NaN distance to its own centroid must not keep a row from a real one.
+        let mut best = (nan_as_infinite(l2(v, row(cent, dim, *a as usize))), *a);
         for &h in &near[*a as usize] {
             let d = l2(v, row(cent, dim, h as usize));
             if d < best.0 {
@@ -208,8 +210,9 @@ pub fn refine(data: &[f32], dim: usize, centroids: &mut [f32], assign: &mut [u32
 }
 
 /// Balanced 2-means over `n` rows: two centroids and, per row, whether it goes to the second.
-/// Each side gets at least a quarter of the rows, so a split always makes progress, even on
-/// identical vectors (then the halves share a centroid and nothing is lost).
+/// Each side gets at least a quarter of the rows (and one row, from two rows up), so a split
+/// always makes progress, even on identical vectors (then the halves share a centroid and
+/// nothing is lost) or on rows whose distances overflow or are NaN.
 pub fn two_means(data: &[f32], dim: usize, rng: &mut Rng) -> (Vec<f32>, Vec<f32>, Vec<bool>) {
     let n = data.len() / dim.max(1);
     let all: Vec<u32> = (0..n as u32).collect();
@@ -224,13 +227,16 @@ pub fn two_means(data: &[f32], dim: usize, rng: &mut Rng) -> (Vec<f32>, Vec<f32>
     let mut margin: Vec<(f32, u32)> = (0..n)
         .map(|i| {
             let v = row(data, dim, i);
-            (l2(v, &c0) - l2(v, &c1), i as u32)
+            // Two overflowing distances (or a NaN component) give NaN: ranked last.
+            (nan_as_infinite(l2(v, &c0) - l2(v, &c1)), i as u32)
         })
         .collect();
     margin.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let natural = margin.iter().filter(|m| m.0 <= 0.0).count();
-    let lo = n / 4;
-    let cut = natural.clamp(lo.max(1).min(n), (n - lo).max(1).min(n));
+    // Both sides get at least a quarter of the rows, and at least one row each when there are
+    // two or more: a split that left a side empty would repeat forever.
+    let (lo, hi) = if n >= 2 { ((n / 4).max(1), (n - n / 4).min(n - 1)) } else { (n, n) };
+    let cut = natural.clamp(lo, hi);
     let mut side = vec![false; n];
     for &(_, i) in &margin[cut..] {
         side[i as usize] = true;
@@ -276,5 +282,73 @@ mod tests {
         assert_eq!(c0, c1);
         let ones = side.iter().filter(|s| **s).count();
         assert!((10..=30).contains(&ones), "{ones}");
+    }
+
+    /// Hostile rows (overflowing, NaN, infinite) mixed with normal ones, and rows that are all
+    /// hostile: every clustering function finishes, and its partitions stay complete and bounded.
+    #[test]
+    fn clustering_finishes_on_hostile_rows() {
+        use crate::testing::{hostile_row, mixed_rows, within, HOSTILE};
+        let seed = 0x4a11;
+        println!("seed {seed}");
+        within(60, "clustering", move || {
+            let mut rng = Rng::new(seed);
+            let dim = 8;
+            let mut sets: Vec<Vec<f32>> = vec![
+                mixed_rows(&mut rng, 3000, dim, 0.1),
+                mixed_rows(&mut rng, 2000, dim, 0.5),
+                mixed_rows(&mut rng, 500, dim, 1.0),
+            ];
+            for kind in HOSTILE {
+                // Every row of one kind, and the identical row repeated.
+                let row = hostile_row(&mut rng, kind, dim);
+                sets.push((0..400).flat_map(|_| hostile_row(&mut rng, kind, dim)).collect());
+                sets.push(row.repeat(300));
+            }
+            for (si, data) in sets.iter().enumerate() {
+                let n = data.len() / dim;
+                let (mut cent, mut assign) = hierarchical(data, dim, 32, 20, 16, &mut rng);
+                let leaves = cent.len() / dim;
+                let mut sizes = vec![0usize; leaves];
+                for &a in &assign {
+                    sizes[a as usize] += 1;
+                }
+                assert!(sizes.iter().all(|&s| (1..=32).contains(&s)), "set {si}: {sizes:?}");
+                assert_eq!(sizes.iter().sum::<usize>(), n, "set {si}");
+                for _ in 0..2 {
+                    refine(data, dim, &mut cent, &mut assign, 16);
+                }
+                assert!(assign.iter().all(|&a| (a as usize) < leaves), "set {si}");
+                let lists = neighbour_lists(&cent, dim, 8);
+                assert_eq!(lists.len(), leaves);
+                assert!(lists.iter().all(|l| !l.is_empty() && l.len() <= 8));
+                for _ in 0..20 {
+                    let (c, _) = nearest(&cent, dim, &data[rng.below(n) * dim..][..dim]);
+                    assert!(c < leaves);
+                }
+                for m in [2, 3, 4, 5, 9, 64, 200] {
+                    let m = m.min(n);
+                    let start = rng.below(n - m + 1);
+                    let part = &data[start * dim..(start + m) * dim];
+                    let (c0, c1, side) = two_means(part, dim, &mut rng);
+                    assert_eq!((c0.len(), c1.len(), side.len()), (dim, dim, m));
+                    let ones = side.iter().filter(|s| **s).count();
+                    let lo = (m / 4).max(1);
+                    assert!(ones >= lo && m - ones >= lo, "set {si}, {m} rows: {ones} on one side");
+                }
+            }
+        });
+    }
+
+    /// A split of a few rows always leaves rows on both sides, so it always makes progress.
+    #[test]
+    fn two_means_of_three_identical_rows_puts_rows_on_both_sides() {
+        let mut rng = Rng::new(9);
+        println!("seed 9");
+        for n in 2..8 {
+            let (_, _, side) = two_means(&vec![0.5f32; n * 3], 3, &mut rng);
+            let ones = side.iter().filter(|s| **s).count();
+            assert!(ones >= 1 && ones < n, "{n} rows: {ones} on the second side");
+        }
     }
 }

@@ -11,6 +11,8 @@ pub mod index;
 pub mod kmeans;
 pub mod rng;
 pub mod storage;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod texmex;
 pub mod topk;
 

@@ -4,6 +4,8 @@
 use std::cmp::Ordering;
 
 /// One scored candidate. Ordered by distance, then key, so every selection is deterministic.
+/// A [`TopK`] stores a NaN distance as `+inf`, so NaN (whose sign `total_cmp` would otherwise
+/// let it rank before every number) never ranks ahead of a real distance.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scored<K> {
     pub dist: f32,
@@ -14,6 +16,17 @@ impl<K: Ord> Scored<K> {
     #[inline]
     pub fn cmp_total(&self, other: &Self) -> Ordering {
         self.dist.total_cmp(&other.dist).then_with(|| self.key.cmp(&other.key))
+    }
+}
+
+/// `d`, or `+inf` when `d` is NaN: how every ranking in the engine treats a distance that is not
+/// a number (an overflowed or poisoned computation is as far as it gets, never nearest).
+#[inline]
+pub fn nan_as_infinite(d: f32) -> f32 {
+    if d.is_nan() {
+        f32::INFINITY
+    } else {
+        d
     }
 }
 
@@ -62,7 +75,7 @@ impl<K: Ord + Copy> TopK<K> {
         if self.k == 0 {
             return false;
         }
-        let cand = Scored { dist, key };
+        let cand = Scored { dist: nan_as_infinite(dist), key };
         if self.heap.len() == self.k && cand.cmp_total(&self.heap[0]) != Ordering::Less {
             return false;
         }
@@ -85,7 +98,7 @@ impl<K: Ord + Copy> TopK<K> {
         if self.k == 0 {
             return;
         }
-        let cand = Scored { dist, key };
+        let cand = Scored { dist: nan_as_infinite(dist), key };
         if self.heap.len() == self.k {
             if cand.cmp_total(&self.heap[0]) != Ordering::Less {
                 return;
@@ -211,6 +224,40 @@ mod tests {
             all.sort_by(|a, b| a.cmp_total(b));
             all.truncate(k);
             assert_eq!(merge_sorted(&lists, k), all);
+        }
+    }
+
+    /// NaN distances (of either sign) never panic and rank as +inf: after every number, in key
+    /// order among themselves, and reported as +inf.
+    #[test]
+    fn nan_distances_rank_last_as_infinite() {
+        let seed = 13;
+        println!("seed {seed}");
+        let mut rng = Rng::new(seed);
+        let nans = [f32::NAN, -f32::NAN, f32::from_bits(0xffc0_0000), f32::from_bits(0x7f80_0001)];
+        for _ in 0..200 {
+            let n = rng.below(60);
+            let k = rng.below(12);
+            let mut top = TopK::new(k);
+            let mut want: Vec<(f32, u32)> = Vec::new();
+            for key in 0..n as u32 {
+                let d = match rng.below(4) {
+                    0 => nans[rng.below(nans.len())],
+                    1 => f32::INFINITY,
+                    2 => f32::NEG_INFINITY,
+                    _ => rng.normal(),
+                };
+                if rng.below(2) == 0 {
+                    top.push(d, key);
+                } else {
+                    top.push_distinct(d, key);
+                }
+                want.push((if d.is_nan() { f32::INFINITY } else { d }, key));
+            }
+            want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            want.truncate(k);
+            let got: Vec<(f32, u32)> = top.into_sorted().iter().map(|s| (s.dist, s.key)).collect();
+            assert_eq!(got, want);
         }
     }
 }

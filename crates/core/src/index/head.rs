@@ -160,7 +160,22 @@ impl Heads {
         self.groups = g;
         self.codes = HeadCodes::default();
         if live.len() > FLAT_HEADS {
-            self.codes.origin = kmeans::mean(&self.centroids, dim, &live);
+            // The origin is the mean of the centroids whose squared norm is finite: one centroid
+            // of overflowing (or NaN) components would otherwise make every estimate infinite
+            // (or NaN), and approximate searches would find nothing at all.
+            let sane: Vec<u32> = live
+                .iter()
+                .copied()
+                .filter(|&s| {
+                    let c = self.centroid(s, dim);
+                    (kernels().neg_dot)(c, c).is_finite()
+                })
+                .collect();
+            self.codes.origin = if sane.is_empty() {
+                vec![0.0; dim]
+            } else {
+                kmeans::mean(&self.centroids, dim, &sane)
+            };
             for &s in &live {
                 let centroid = &self.centroids[s as usize * dim..][..dim];
                 self.codes.encode(s as usize, centroid);
@@ -330,6 +345,30 @@ impl HeadIndex {
         })
     }
 
+    /// The live posting nearest `q` among those `skip` does not exclude, by squared L2 summed in
+    /// `f64` (NaN ranks last, ties go to the lower slot): for placing a vector the `f32` lookups
+    /// could not rank, because its distances overflow or are NaN. Finite components never
+    /// overflow here, so even such a vector goes to its nearest posting. Scans every head; only
+    /// called when the ordinary lookup found no finite candidate.
+    pub fn nearest_wide(
+        &self,
+        q: &[f32],
+        skip: impl Fn(&Arc<Posting>) -> bool,
+    ) -> Option<Arc<Posting>> {
+        let heads = self.inner.read();
+        let mut best: Option<(f64, &Arc<Posting>)> = None;
+        for (slot, p) in heads.postings.iter().enumerate() {
+            let Some(p) = p.as_ref().filter(|p| !skip(p)) else { continue };
+            let c = heads.centroid(slot as u32, self.dim);
+            let d: f64 = q.iter().zip(c).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+            let d = if d.is_nan() { f64::INFINITY } else { d };
+            if best.is_none_or(|(b, _)| d < b) {
+                best = Some((d, p));
+            }
+        }
+        best.map(|(_, p)| p.clone())
+    }
+
     /// Adds a posting with `centroid` and `members`, returning it.
     pub fn insert(&self, centroid: Vec<f32>, members: Members) -> Arc<Posting> {
         debug_assert_eq!(centroid.len(), self.dim);
@@ -445,5 +484,49 @@ mod tests {
         assert!(recall >= 0.8, "coarse layer recall {recall}");
         heads.nearest(&all[1], 1, &mut out);
         assert_eq!(out[0].1.id.0, 1, "the exact lookup finds a head's own centroid");
+    }
+
+    /// Centroids of overflowing, NaN and infinite components among many normal ones (past the
+    /// flat limit, so lookups use codes and groups): every lookup finishes, normal queries still
+    /// find normal heads, and a placement lookup for a hostile vector still finds a home.
+    #[test]
+    fn hostile_centroids_do_not_blind_the_lookups() {
+        use crate::testing::{hostile_row, within, HOSTILE};
+        let seed = 78;
+        println!("seed {seed}");
+        within(20, "head lookups", move || {
+            let mut rng = Rng::new(seed);
+            let dim = 8;
+            let heads = HeadIndex::new(dim);
+            let mut all = Vec::new();
+            for i in 0..1200 {
+                let c: Vec<f32> = if i % 100 == 7 {
+                    hostile_row(&mut rng, HOSTILE[(i / 100) % HOSTILE.len()], dim)
+                } else {
+                    (0..dim).map(|_| rng.normal() * 3.0).collect()
+                };
+                all.push(c.clone());
+                heads.insert(c, Members::with_capacity(crate::index::Encoding::F32, 0, 0));
+            }
+            let mut out = Vec::new();
+            for i in (0..1200).filter(|i| i % 100 != 7).step_by(37) {
+                heads.nearest(&all[i], 5, &mut out);
+                assert_eq!(out.len(), 5, "head {i}");
+                assert_eq!(out[0].1.id.0 as usize, i, "a head's own centroid is its nearest");
+                heads.nearest_approx(&all[i], 5, &mut out);
+                assert!(!out.is_empty(), "head {i}");
+            }
+            for kind in HOSTILE {
+                let q = hostile_row(&mut rng, kind, dim);
+                heads.nearest(&q, 5, &mut out);
+                assert!(out.iter().all(|(d, _)| d.is_finite()));
+                heads.nearest_approx(&q, 5, &mut out);
+                assert!(heads.nearest_wide(&q, |_| false).is_some(), "{kind:?}");
+            }
+            for id in (0..1200).step_by(2) {
+                heads.remove(PostingId(id));
+            }
+            assert_eq!(heads.len(), 600);
+        });
     }
 }

@@ -104,6 +104,10 @@ impl Jobs {
         Ok(())
     }
 
+    pub(super) fn is_shut_down(&self) -> bool {
+        self.state.lock().shutdown
+    }
+
     pub(super) fn shutdown(&self) {
         self.state.lock().shutdown = true;
         self.work.notify_all();
@@ -308,12 +312,13 @@ impl Shared {
         let mut best = Vec::new();
         for (slot, word, v, home) in cands {
             // Only a strictly nearer posting justifies a move; ties (identical centroids after
-            // splitting identical vectors) stay put.
+            // splitting identical vectors) stay put, and so does a vector whose distance to its
+            // home is NaN (nothing is provably nearer).
             self.heads.nearest_approx(&v, 1, &mut best);
-            if best
-                .first()
-                .is_none_or(|(d, b)| Arc::ptr_eq(b, &home) || *d >= l2(&v, &home.centroid))
-            {
+            let nearer = |(d, b): &(f32, Arc<Posting>)| {
+                !Arc::ptr_eq(b, &home) && *d < l2(&v, &home.centroid)
+            };
+            if !best.first().is_some_and(nearer) {
                 continue;
             }
             if let Some(next) = self.versions.bump_if(slot, word) {

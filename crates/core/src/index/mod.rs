@@ -587,7 +587,8 @@ impl Shared {
 
     /// Chooses up to `params.replicas` postings for `v` by the RNG rule among the nearest
     /// heads: the nearest always; another only if it is within the replica ratio and no chosen
-    /// head lies closer to it than `v` does (so replicas go to different sides of `v`).
+    /// head lies closer to it than `v` does (so replicas go to different sides of `v`). Empty
+    /// only when every live posting is in `exclude`.
     fn place(&self, v: &[f32], exclude: &[Arc<Posting>], out: &mut Vec<Arc<Posting>>) {
         out.clear();
         let p = &self.params;
@@ -602,6 +603,13 @@ impl Shared {
                 |a: &Arc<Posting>, b: &Arc<Posting>| (kernels().l2sq)(&a.centroid, &b.centroid);
             choose_replicas(p, live, between, out);
         });
+        if out.is_empty() {
+            // No candidate at a finite distance (the vector's or the centroids' components
+            // overflow the squared distance, or are NaN): a vector must still get a home, or
+            // its writer would search for one forever.
+            let excluded = |c: &Arc<Posting>| exclude.iter().any(|e| Arc::ptr_eq(e, c));
+            out.extend(self.heads.nearest_wide(v, excluded));
+        }
     }
 
     /// Writes the copies of one vector version to its chosen postings. A chosen posting that
@@ -622,6 +630,11 @@ impl Shared {
             self.place(v, &excluded, &mut targets);
             if targets.is_empty() {
                 // Every candidate was retired: the postings replacing them are being published.
+                // A background job gives up once the index is shutting down (nothing will read
+                // it again), so dropping the index never waits on this loop.
+                if self.jobs.is_shut_down() {
+                    return;
+                }
                 std::thread::yield_now();
                 excluded.truncate(exclude.is_some() as usize);
                 continue;
@@ -956,7 +969,10 @@ impl Shared {
             let v = &vectors[i * dim..(i + 1) * dim];
             let mut cands: Vec<(f32, u32)> = neighbours[leaf[i] as usize]
                 .iter()
-                .map(|&h| ((kernels().l2sq)(v, &centroids[h as usize * dim..][..dim]), h))
+                .map(|&h| {
+                    let d = (kernels().l2sq)(v, &centroids[h as usize * dim..][..dim]);
+                    (crate::topk::nan_as_infinite(d), h)
+                })
                 .collect();
             cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let mut chosen: Vec<u32> = Vec::with_capacity(r);
@@ -1075,5 +1091,7 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;
