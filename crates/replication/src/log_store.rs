@@ -348,7 +348,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.inner.journal.truncate_after(log_id.index).map_err(|e| err(&e))?;
         let before = match log_id.index.checked_sub(1) {
             None => None,
-            Some(prev) => self.entries(prev, prev + 1, usize::MAX)?.first().map(|e| *e.get_log_id()),
+            Some(prev) => {
+                self.entries(prev, prev + 1, usize::MAX)?.first().map(|e| *e.get_log_id())
+            }
         };
         let mut c = self.inner.cache.lock();
         let dropped = c.entries.split_off(&log_id.index);

@@ -474,15 +474,27 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
     );
 
     // Request-sized resources past their bounds, and vectors that would break the arithmetic.
-    case!("search: rerank 10^9", ia, p.search(search("docs", vec![0.0; 4], {
-        Some(SearchParameters { k: 10, rerank: 1_000_000_000, ..Default::default() })
-    })));
-    case!("search: rerank one past the maximum", ia, p.search(search("docs", vec![0.0; 4], {
-        Some(SearchParameters { k: 10, rerank: 65, ..Default::default() })
-    })));
-    case!("search: rerank at the maximum", Code::Ok, p.search(search("docs", vec![0.0; 4], {
-        Some(SearchParameters { k: 1000, rerank: 64, ..Default::default() })
-    })));
+    case!(
+        "search: rerank 10^9",
+        ia,
+        p.search(search("docs", vec![0.0; 4], {
+            Some(SearchParameters { k: 10, rerank: 1_000_000_000, ..Default::default() })
+        }))
+    );
+    case!(
+        "search: rerank one past the maximum",
+        ia,
+        p.search(search("docs", vec![0.0; 4], {
+            Some(SearchParameters { k: 10, rerank: 65, ..Default::default() })
+        }))
+    );
+    case!(
+        "search: rerank at the maximum",
+        Code::Ok,
+        p.search(search("docs", vec![0.0; 4], {
+            Some(SearchParameters { k: 1000, rerank: 64, ..Default::default() })
+        }))
+    );
     case!("search: query of 3e38 components", ia, {
         p.search(search("docs", vec![3e38; 4], sp(5, 0)))
     });

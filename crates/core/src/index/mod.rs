@@ -175,8 +175,7 @@ impl IndexParams {
         if self.posting_size == 0 || self.posting_size > Self::MAX_POSTING_SIZE {
             return bad("posting_size", &format!("must be 1..={}", Self::MAX_POSTING_SIZE));
         }
-        if self.split_limit < self.posting_size.max(2) || self.split_limit > Self::MAX_SPLIT_LIMIT
-        {
+        if self.split_limit < self.posting_size.max(2) || self.split_limit > Self::MAX_SPLIT_LIMIT {
             return bad(
                 "split_limit",
                 &format!("must be at least posting_size and 2, at most {}", Self::MAX_SPLIT_LIMIT),
