@@ -157,11 +157,11 @@ impl LogStore {
         }
         let cached_from = c.entries.keys().next().copied().unwrap_or(u64::MAX);
         let mut out = Vec::new();
-        let mut bytes = 0usize;
-        let mut room = |size: usize, taken: usize| {
-            let fits = taken == 0 || bytes < budget;
-            bytes = bytes.saturating_add(size);
-            fits
+        let (bytes, full) = (std::cell::Cell::new(0usize), std::cell::Cell::new(false));
+        let room = |size: usize, taken: usize| {
+            full.set(full.get() || (taken > 0 && bytes.get() >= budget));
+            bytes.set(bytes.get().saturating_add(size));
+            !full.get()
         };
         let mut from = start;
         let c = if start < cached_from {
@@ -182,7 +182,7 @@ impl LogStore {
             if let Some(e) = failure {
                 return Err(e);
             }
-            if out.len() < (to - start) as usize {
+            if full.get() {
                 return Ok(out);
             }
             from = to;

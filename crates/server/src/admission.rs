@@ -22,6 +22,10 @@ use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::Status;
 
+/// How the transport's decode errors begin.
+const DECODE_ERRORS: [&str; 4] =
+    ["failed to decode", "Unexpected EOF", "protocol error", "Error decompressing"];
+
 /// The limits, shared by every connection.
 #[derive(Debug)]
 pub struct Limits {
@@ -132,6 +136,17 @@ where
                 let h = resp.headers_mut();
                 if h.get("grpc-status").is_some_and(|v| v == "11") {
                     h.insert("grpc-status", http::HeaderValue::from_static("8"));
+                }
+                // A request that does not decode (bad framing, a compressed flag without an
+                // encoding, bytes that are not the message) is the client's fault: the
+                // transport says INTERNAL, the client gets INVALID_ARGUMENT. INTERNAL stays
+                // reserved for a node that is broken.
+                let undecodable = h.get("grpc-message").is_some_and(|m| {
+                    let m = String::from_utf8_lossy(m.as_bytes()).replace("%20", " ");
+                    DECODE_ERRORS.iter().any(|p| m.starts_with(p))
+                });
+                if undecodable && h.get("grpc-status").is_some_and(|v| v == "13") {
+                    h.insert("grpc-status", http::HeaderValue::from_static("3"));
                 }
             }
             drop(charge);
