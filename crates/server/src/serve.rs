@@ -126,9 +126,9 @@ pub const MAX_RERANK: u32 = SearchParams::MAX_RERANK as u32;
 /// Most queries in one SearchBatch.
 pub const MAX_QUERIES: usize = 1_024;
 /// Most hits one SearchBatch may ask for (queries times k).
-pub const MAX_BATCH_HITS: usize = 262_144;
+pub const MAX_BATCH_HITS: usize = 65_536;
 /// Most vector components one Get may return (ids times dimension, with vectors).
-pub const MAX_GET_COMPONENTS: usize = 4 << 20;
+pub const MAX_GET_COMPONENTS: usize = 1 << 20;
 /// Largest vector dimension.
 pub const MAX_DIMENSION: u32 = IndexParams::MAX_DIM as u32;
 /// How much earlier than a client's deadline the server gives up on a request, at least (a
