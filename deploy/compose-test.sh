@@ -123,8 +123,13 @@ before=$(field "$follower" installed)
 docker network disconnect "$network" "$(container "$follower")"
 write "$leader" 2 2000
 write "$leader" 3 3000
-"$bin" cluster snapshot --server "$(api "$leader")"
-"$bin" cluster purge --server "$(api "$leader")"
+# Snapshot and purge on both connected nodes: the reconnected follower's higher term may force
+# an election, and a new leader that still held the whole log would catch it up from the log.
+for n in 1 2 3; do
+  [ "$n" = "$follower" ] && continue
+  "$bin" cluster snapshot --server "$(api "$n")"
+  "$bin" cluster purge --server "$(api "$n")"
+done
 docker network connect --ip "172.28.0.$((10 + follower))" "$network" "$(container "$follower")"
 wait_for 90 "node $follower to install a snapshot" installed_at_least "$follower" $((before + 1))
 wait_for 60 "convergence after the snapshot" converged 1 2 3

@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -62,14 +63,43 @@ fn decode<T: DeserializeOwned>(p: &Payload) -> Result<T, Status> {
         .map_err(|e| Status::invalid_argument(format!("payload does not decode: {e}")))
 }
 
+/// How often an HTTP/2 PING goes to a peer, busy or idle.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a PING may go unanswered before the connection is declared dead and closed.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A call that got no answer for this long evicts its channel (see [`Peers`]).
+pub const EVICT_AFTER: Duration = Duration::from_secs(1);
+/// The longest any peer call may run, whatever its caller asked.
+pub const MAX_CALL: Duration = Duration::from_secs(60);
+
 /// openraft's network factory: one cached channel per peer address.
+///
+/// **Dead connections.** A peer cut off without a reset (`docker network disconnect`, a
+/// dropped route, a firewall that drops) leaves the TCP connection half-open: nothing tells
+/// this side, the kernel retransmits with a backoff that reaches tens of seconds, and the
+/// channel still counts as connected. Every call sent on it (a snapshot chunk may wait its
+/// whole 30 s) then times out, even after the network is back. So the channel (1) pings the
+/// peer every [`KEEPALIVE_INTERVAL`], idle or not, and closes the connection when a ping goes
+/// unanswered for [`KEEPALIVE_TIMEOUT`]; tonic then reconnects on the next call; (2) is
+/// evicted from the cache when a call fails in the transport (unavailable) or gets no answer
+/// for [`EVICT_AFTER`] or more, so the next call builds a fresh channel and connection rather
+/// than waiting on one the keepalive has not yet given up on. A short call that timed out
+/// (a heartbeat) evicts nothing: a busy peer answers late on a healthy connection.
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
     secret: Option<Arc<str>>,
     /// The address outgoing connections come from (this node's peer address, when it is
     /// not the unspecified one).
     local: Option<std::net::IpAddr>,
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Arc<Mutex<HashMap<String, Cached>>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    channel: Channel,
+    /// Tells a channel from the one that replaced it, so a late failure on an evicted
+    /// channel does not evict its successor.
+    generation: u64,
 }
 
 impl Peers {
@@ -91,27 +121,57 @@ impl Peers {
 
     /// A client of the peer at `addr` (host:port), on the cached channel.
     pub fn client(&self, addr: &str) -> Result<Link, Status> {
-        let channel = {
+        let (channel, generation) = {
             let mut map = self.channels.lock();
             match map.get(addr) {
-                Some(c) => c.clone(),
+                Some(c) => (c.channel.clone(), c.generation),
                 None => {
-                    let c = Endpoint::from_shared(format!("http://{addr}"))
+                    static GENERATION: AtomicU64 = AtomicU64::new(0);
+                    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+                    let channel = Endpoint::from_shared(format!("http://{addr}"))
                         .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
                         .connect_timeout(Duration::from_secs(2))
+                        .timeout(MAX_CALL)
                         .local_address(self.local)
                         .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(10))
+                        .tcp_keepalive(Some(Duration::from_secs(5)))
+                        .tcp_keepalive_interval(Some(Duration::from_secs(1)))
+                        .tcp_keepalive_retries(Some(3))
+                        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+                        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+                        .keep_alive_while_idle(true)
                         .connect_lazy();
-                    map.insert(addr.to_string(), c.clone());
-                    c
+                    map.insert(addr.to_string(), Cached { channel: channel.clone(), generation });
+                    (channel, generation)
                 }
             }
         };
         let client = PeerClient::new(channel)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE);
-        Ok(Link { client, secret: self.secret.clone() })
+        let evict = Some((self.clone(), addr.to_string(), generation));
+        Ok(Link { client, secret: self.secret.clone(), evict })
+    }
+
+    /// Drops the cached channel of `addr` if it is still the given generation.
+    fn evict(&self, addr: &str, generation: u64) {
+        let mut map = self.channels.lock();
+        if map.get(addr).is_some_and(|c| c.generation == generation) {
+            map.remove(addr);
+            tracing::debug!(
+                "peer {addr}: call failed in the transport; reconnecting on a new channel"
+            );
+        }
+    }
+}
+
+/// Whether a failed call says its connection is likely dead: the transport failed, or no
+/// answer came for [`EVICT_AFTER`] or more.
+fn evicts(s: &Status, timeout: Duration) -> bool {
+    match s.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::Cancelled | tonic::Code::DeadlineExceeded => timeout >= EVICT_AFTER,
+        _ => false,
     }
 }
 
@@ -120,6 +180,8 @@ impl Peers {
 pub struct Link {
     client: PeerClient<Channel>,
     secret: Option<Arc<str>>,
+    /// The cache the channel came from, its address and generation.
+    evict: Option<(Peers, String, u64)>,
 }
 
 /// Which RPC a [`Link::call`] makes.
@@ -154,7 +216,18 @@ impl Link {
             Rpc::Forward => self.client.forward(r).await,
             Rpc::ReadIndex => self.client.read_index(r).await,
             Rpc::Probe => self.client.probe(r).await,
-        }?;
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(s) => {
+                if let Some((peers, addr, generation)) = &self.evict {
+                    if evicts(&s, timeout) {
+                        peers.evict(addr, *generation);
+                    }
+                }
+                return Err(s);
+            }
+        };
         postcard::from_bytes(&reply.into_inner().data)
             .map_err(|e| Status::internal(format!("reply does not decode: {e}")))
     }
@@ -164,15 +237,18 @@ impl RaftNetworkFactory<TypeConfig> for Peers {
     type Network = Network;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Network {
-        Network { target, link: self.client(&node.addr) }
+        Network { target, peers: self.clone(), addr: node.addr.clone() }
     }
 }
 
-/// openraft's client of one peer.
+/// openraft's client of one peer. It takes the cached channel for every call, so a channel
+/// evicted after a failure is replaced at the next call (a replication stream lives as long
+/// as the leader's term).
 #[derive(Debug)]
 pub struct Network {
     target: NodeId,
-    link: Result<Link, Status>,
+    peers: Peers,
+    addr: String,
 }
 
 fn rpc_error<E: std::error::Error>(s: Status) -> RPCError<NodeId, BasicNode, E> {
@@ -194,7 +270,7 @@ impl Network {
     where
         E: std::error::Error + DeserializeOwned,
     {
-        let link = self.link.as_mut().map_err(|s| rpc_error(s.clone()))?;
+        let mut link = self.peers.client(&self.addr).map_err(rpc_error)?;
         let reply: Result<A, RaftError<NodeId, E>> =
             link.call(rpc, req, option.hard_ttl()).await.map_err(rpc_error)?;
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

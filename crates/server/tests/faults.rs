@@ -20,6 +20,7 @@ mod common;
 mod history;
 
 use common::*;
+use freshvec_server::proto::cluster_client::ClusterClient;
 use freshvec_server::proto::collections_client::CollectionsClient;
 use freshvec_server::proto::points_client::PointsClient;
 use freshvec_server::proto::*;
@@ -312,7 +313,12 @@ async fn quiesce_and_check(
 
 async fn start_cluster(name: &str) -> (Cluster, Firewall) {
     let fw = Firewall::new();
-    let mut c = Cluster::new(name, 3, &["--election-timeout-ms", "500"]);
+    let c = Cluster::new(name, 3, &["--election-timeout-ms", "500"]);
+    (boot(c).await, fw)
+}
+
+/// Starts the three nodes of `c` and creates the collection "f".
+async fn boot(mut c: Cluster) -> Cluster {
     for id in 1..=3 {
         c.start(id, &[1, 2, 3]);
     }
@@ -328,7 +334,7 @@ async fn start_cluster(name: &str) -> (Cluster, Firewall) {
     colls.create(req).await.unwrap();
     converged(&c, &[1, 2, 3], 30).await;
     println!("cluster in {}", c.root.display());
-    (c, fw)
+    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -465,4 +471,225 @@ async fn partitions_and_pauses_stay_linearizable_and_converge() {
         );
         assert!(leaders.len() >= 2, "schedule {schedule}: no leader change happened");
     }
+}
+
+/// Three network namespaces, one per node, each plugged by a veth pair into a bridge in a
+/// fourth (the switch); the host reaches the nodes through one more veth pair into the bridge.
+/// [`Namespaces::unplug`] deletes a node's interface, as `docker network disconnect` does: its
+/// sockets stay open, packets to its address go nowhere. [`Namespaces::plug`] gives it a new
+/// interface (a new MAC) with the same address, as `docker network connect --ip` does.
+struct Namespaces;
+
+const NETNS_SWITCH: &str = "fvheal-sw";
+const NETNS_HOST_LINK: &str = "fvheal-host";
+
+fn ip(args: &[&str]) -> bool {
+    let out = Command::new("ip").args(args).output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            println!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim());
+            false
+        }
+        Err(e) => {
+            println!("ip {}: {e}", args.join(" "));
+            false
+        }
+    }
+}
+
+impl Namespaces {
+    fn netns(id: u64) -> String {
+        format!("fvheal-{id}")
+    }
+
+    fn address(id: u64) -> String {
+        format!("10.213.0.{}", 10 + id)
+    }
+
+    fn new() -> Namespaces {
+        Namespaces::remove();
+        let sw = NETNS_SWITCH;
+        let ok = ip(&["netns", "add", sw])
+            && ip(&["-n", sw, "link", "add", "br0", "type", "bridge"])
+            && ip(&["-n", sw, "link", "set", "br0", "up"])
+            && ip(&[
+                "link",
+                "add",
+                NETNS_HOST_LINK,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "host",
+                "netns",
+                sw,
+            ])
+            && ip(&["addr", "add", "10.213.0.1/24", "dev", NETNS_HOST_LINK])
+            && ip(&["link", "set", NETNS_HOST_LINK, "up"])
+            && ip(&["-n", sw, "link", "set", "host", "master", "br0", "up"]);
+        assert!(ok, "network namespaces are needed (run as root with iproute2 installed)");
+        let all = Namespaces;
+        for id in 1..=3 {
+            let ns = Namespaces::netns(id);
+            assert!(ip(&["netns", "add", &ns]) && ip(&["-n", &ns, "link", "set", "lo", "up"]));
+            all.plug(id);
+        }
+        all
+    }
+
+    fn plug(&self, id: u64) {
+        let (ns, sw, port) = (Namespaces::netns(id), NETNS_SWITCH, format!("n{id}"));
+        let addr = format!("{}/24", Namespaces::address(id));
+        let ok = ip(&[
+            "-n", sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]) && ip(&["-n", sw, "link", "set", &port, "master", "br0", "up"])
+            && ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"])
+            && ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        assert!(ok, "plugging node {id} in");
+    }
+
+    fn unplug(&self, id: u64) {
+        assert!(ip(&["-n", &Namespaces::netns(id), "link", "del", "eth0"]), "unplugging {id}");
+    }
+
+    fn remove() {
+        for id in 1..=3 {
+            ip(&["netns", "del", &Namespaces::netns(id)]);
+        }
+        ip(&["netns", "del", NETNS_SWITCH]);
+        ip(&["link", "del", NETNS_HOST_LINK]);
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        Namespaces::remove();
+    }
+}
+
+/// How a follower is cut off and healed.
+enum Cut<'a> {
+    /// iptables DROP between its address and the others'.
+    Firewall(&'a Firewall),
+    /// Its interface removed, then a new one plugged in.
+    Interface(&'a Namespaces),
+}
+
+impl Cut<'_> {
+    fn cut(&self, c: &Cluster, follower: u64) {
+        match self {
+            Cut::Firewall(fw) => {
+                let rest: Vec<u64> = (1..=3).filter(|&i| i != follower).collect();
+                fw.partition(c, &[rest, vec![follower]]);
+            }
+            Cut::Interface(ns) => ns.unplug(follower),
+        }
+    }
+
+    fn heal(&self, follower: u64) {
+        match self {
+            Cut::Firewall(fw) => fw.heal(),
+            Cut::Interface(ns) => ns.plug(follower),
+        }
+    }
+}
+
+async fn cluster_client(c: &Cluster, id: u64) -> ClusterClient<Channel> {
+    ClusterClient::new(channel(&c.url(id)).await.expect("node reachable"))
+}
+
+/// Rounds of: a follower cut off while the majority writes past a snapshot and a purge of its
+/// logs, then healed; it must install a snapshot and converge within a bound. The purge runs on
+/// both nodes of the majority, so whichever of them leads after the healed follower's higher
+/// term forced an election has only a snapshot to offer.
+async fn cut_past_a_purge_then_heal(c: &Cluster, how: &Cut<'_>, rng: &mut Rng, rounds: u64) {
+    let hold = Duration::from_millis(knob("FRESHVEC_FAULT_CUT_MS", 3000));
+    let mut next_id = 0;
+    for round in 0..rounds {
+        let l = leader(c, &[1, 2, 3], 30).await;
+        let follower =
+            [1, 2, 3].into_iter().filter(|&i| i != l).nth((rng.next() % 2) as usize).unwrap();
+        let other = 6 - l - follower;
+        let before = status(&c.url(follower)).await.expect("follower answers");
+        how.cut(c, follower);
+        let cut = Instant::now();
+        // Writes the follower misses, each acknowledged by the majority.
+        for _ in 0..20 {
+            let points: Vec<(u64, Vec<f32>)> =
+                (next_id..next_id + 50).map(|id| (id, vec![rng.f32(), rng.f32()])).collect();
+            next_id += 50;
+            upsert(&c.url(l), "f", &points, 20).await.expect("the majority acknowledges writes");
+        }
+        // The cut holds for a while (the follower stands for election meanwhile) and the
+        // leader sees the follower behind.
+        wait_until!(30 + hold.as_secs(), format!("the leader to see node {follower} behind"), {
+            cut.elapsed() >= hold
+                && status(&c.url(l))
+                    .await
+                    .is_some_and(|s| s.peers.iter().any(|p| p.node_id == follower && p.lag > 0))
+        });
+        let mut purged = 0;
+        for id in [l, other] {
+            let mut cl = cluster_client(c, id).await;
+            cl.trigger_snapshot(TriggerSnapshotRequest {}).await.expect("snapshot");
+            let p = cl.purge_log(PurgeLogRequest { upto: 0 }).await.expect("purge");
+            purged = p.into_inner().purged_index.max(purged);
+        }
+        assert!(
+            purged > before.last_log_index,
+            "the purge ({purged}) must pass the follower's log ({})",
+            before.last_log_index
+        );
+        how.heal(follower);
+        let healed = Instant::now();
+        println!(
+            "round {round}: leader {l}, follower {follower} cut off for {} ms; purged to {purged}",
+            cut.elapsed().as_millis()
+        );
+        wait_until!(15, format!("node {follower} to install a snapshot after healing"), {
+            status(&c.url(follower))
+                .await
+                .is_some_and(|s| s.snapshots_installed > before.snapshots_installed)
+        });
+        let installed = healed.elapsed();
+        let statuses = converged(c, &[1, 2, 3], 30).await;
+        let f = statuses.iter().find(|s| s.node_id == follower).unwrap();
+        println!(
+            "round {round}: follower {follower} installed a snapshot {} ms after healing \
+             (snapshot {}, log from {}), converged after {} ms: {} vectors, leader {}",
+            installed.as_millis(),
+            f.snapshot_index,
+            f.first_log_index,
+            healed.elapsed().as_millis(),
+            f.collections[0].vectors,
+            f.leader_id
+        );
+        assert!(f.snapshot_index >= purged, "the follower's snapshot covers the purge");
+        assert_eq!(f.collections[0].vectors, next_id);
+    }
+}
+
+/// A follower cut off past a snapshot and a purge, then healed, under iptables (packets
+/// dropped: its connections go half-open) and under interface removal in a network namespace
+/// (what `docker network disconnect` does); it must install the snapshot within a bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follower_cut_off_past_a_purge_installs_a_snapshot_when_healed() {
+    let _turn = SERIAL.lock().await;
+    let seed = knob("FRESHVEC_FAULT_SEED", 0xfa17_0003);
+    let rounds = knob("FRESHVEC_FAULT_HEAL_ROUNDS", 2);
+    println!("seed {seed:#x}, {rounds} rounds per way of cutting");
+    let mut rng = Rng(seed);
+    {
+        let (c, fw) = start_cluster("heal-iptables").await;
+        println!("cut by iptables");
+        cut_past_a_purge_then_heal(&c, &Cut::Firewall(&fw), &mut rng, rounds).await;
+    }
+    let ns = Namespaces::new();
+    let netns: Vec<String> = (1..=3).map(Namespaces::netns).collect();
+    let ips: Vec<String> = (1..=3).map(Namespaces::address).collect();
+    let c = Cluster::in_namespaces("heal-netns", &netns, &ips, &["--election-timeout-ms", "500"]);
+    let c = boot(c).await;
+    println!("cut by removing the interface");
+    cut_past_a_purge_then_heal(&c, &Cut::Interface(&ns), &mut rng, rounds).await;
 }

@@ -50,6 +50,8 @@ pub struct NodeProc {
     pub peer: u16,
     pub dir: PathBuf,
     pub child: Option<Child>,
+    /// The network namespace the node runs in (none: the host's).
+    pub netns: Option<String>,
 }
 
 impl NodeProc {
@@ -64,7 +66,17 @@ impl NodeProc {
     pub fn start(&mut self, peers: &str, extra: &[&str]) {
         assert!(self.child.is_none(), "node {} already running", self.id);
         let log = std::fs::File::create(self.dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_freshvec"))
+        let bin = env!("CARGO_BIN_EXE_freshvec");
+        let mut cmd = match &self.netns {
+            // `ip netns exec` execs the binary: the child's pid is the server's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .args(["serve", "--node-id", &self.id.to_string()])
             .args(["--listen", &format!("{}:{}", self.ip, self.api)])
             .args(["--peer-listen", &self.peer_addr()])
@@ -116,10 +128,29 @@ impl Cluster {
                     ip,
                     dir: root.join(format!("node{id}")),
                     child: None,
+                    netns: None,
                 }
             })
             .collect();
         Cluster { nodes, root, extra: extra.iter().map(|s| s.to_string()).collect() }
+    }
+
+    /// Like [`Cluster::new`], but node `id` runs in the network namespace `netns[id - 1]` at
+    /// the address `ips[id - 1]` (fixed ports: each namespace has its own).
+    pub fn in_namespaces(name: &str, netns: &[String], ips: &[String], extra: &[&str]) -> Cluster {
+        let mut c = Cluster::new(name, 0, extra);
+        c.nodes = (1..=netns.len() as u64)
+            .map(|id| NodeProc {
+                id,
+                ip: ips[id as usize - 1].clone(),
+                api: 7867,
+                peer: 7868,
+                dir: c.root.join(format!("node{id}")),
+                child: None,
+                netns: Some(netns[id as usize - 1].clone()),
+            })
+            .collect();
+        c
     }
 
     pub fn node(&mut self, id: u64) -> &mut NodeProc {
