@@ -116,7 +116,7 @@ impl Peers {
             .connect_timeout(Duration::from_secs(2))
             .local_address(self.local)
             .connect_lazy();
-        Ok(Link { client: PeerClient::new(channel), secret: self.secret.clone() })
+        Ok(Link { client: PeerClient::new(channel), secret: self.secret.clone(), evict: None })
     }
 
     /// A client of the peer at `addr` (host:port), on the cached channel.
