@@ -225,7 +225,11 @@ impl Req {
     }
 
     fn is_write(&self) -> bool {
-        matches!(self, Req::Create(_) | Req::Drop(_) | Req::Upsert(_) | Req::Delete(_))
+        match self {
+            Req::Create(_) | Req::Drop(_) | Req::Upsert(_) | Req::Delete(_) => true,
+            Req::Raw { path, .. } => is_write_path(path),
+            _ => false,
+        }
     }
 
     /// A short description (vectors summarised), for failure reports.
@@ -429,6 +433,9 @@ fn raw(rng: &mut Rng, shapes: &BTreeMap<String, Shape>) -> Req {
         }
         .encode_to_vec()
     };
+    // Bytes made from a valid message (cut short or whole) decode on a write path as a real
+    // write (a Drop of the collection it names, say): those go to read paths only.
+    let read_path = pick(rng, &[PATHS[2], PATHS[3], PATHS[6], PATHS[7], PATHS[8], PATHS[9]]);
     match rng.next() % 5 {
         0 => {
             let n = (rng.next() % 300) as usize;
@@ -436,7 +443,7 @@ fn raw(rng: &mut Rng, shapes: &BTreeMap<String, Shape>) -> Req {
         }
         1 => {
             let cut = (rng.next() % valid.len().max(1) as u64) as usize;
-            Req::Raw { path, body: valid[..cut].to_vec(), framed: true }
+            Req::Raw { path: read_path, body: valid[..cut].to_vec(), framed: true }
         }
         2 => {
             // A frame header claiming more bytes than follow.
@@ -452,7 +459,7 @@ fn raw(rng: &mut Rng, shapes: &BTreeMap<String, Shape>) -> Req {
             body.extend_from_slice(&valid);
             Req::Raw { path, body, framed: false }
         }
-        _ => Req::Raw { path, body: valid, framed: true },
+        _ => Req::Raw { path: read_path, body: valid, framed: true },
     }
 }
 
@@ -639,9 +646,19 @@ impl Model {
                     e.push(None);
                 }
             }
+            // Random bytes that happened to decode as a write: nothing is certain any more.
+            Req::Raw { path, .. } if is_write_path(path) => {
+                self.uncertain.extend(self.colls.keys().cloned());
+            }
             _ => {}
         }
     }
+}
+
+fn is_write_path(path: &str) -> bool {
+    ["/Create", "/Drop", "/Upsert", "/Delete", "/AddNode", "/RemoveNode"]
+        .iter()
+        .any(|m| path.ends_with(m))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,6 +727,80 @@ async fn one(
     })
 }
 
+/// The cases reported against an earlier version, sent to every node: each must answer its
+/// precise code at once and leave the node healthy (the fuzzer then runs on the same nodes).
+async fn reported_cases(c: &Cluster, ids: &[u64]) {
+    let dim = 8;
+    let create = CreateCollectionRequest {
+        name: "reported".into(),
+        dimension: dim,
+        metric: Metric::L2 as i32,
+        shards: 1,
+        index: None,
+    };
+    let ch = channel(&c.url(ids[0])).await.unwrap();
+    CollectionsClient::new(ch.clone()).create(create).await.unwrap();
+    let pts = (0..100).map(|id| Point { id, vector: vec![id as f32 / 100.0; dim as usize] });
+    let up = UpsertRequest { collection: "reported".into(), points: pts.collect() };
+    PointsClient::new(ch).upsert(up).await.unwrap();
+    for &id in ids {
+        let ch = channel(&c.url(id)).await.unwrap();
+        let mut p = PointsClient::new(ch.clone());
+        let mut cl = ClusterClient::new(ch.clone());
+        let mut colls = CollectionsClient::new(ch);
+        let search = SearchRequest {
+            collection: "reported".into(),
+            vector: vec![0.5; dim as usize],
+            params: Some(SearchParameters { k: 10, rerank: 1_000_000_000, ..Default::default() }),
+        };
+        let huge = UpsertRequest {
+            collection: "reported".into(),
+            points: vec![Point { id: 7, vector: vec![3e38; dim as usize] }],
+        };
+        let replicas = CreateCollectionRequest {
+            name: "replicas".into(),
+            dimension: 4,
+            metric: Metric::L2 as i32,
+            shards: 1,
+            index: Some(IndexParameters { replicas: 1000, ..Default::default() }),
+        };
+        let oversize = UpsertRequest {
+            collection: "reported".into(),
+            points: (0..5_000).map(|id| Point { id, vector: vec![0.5; 2_000] }).collect(),
+        };
+        let got = [
+            ("Search with rerank 10^9", code(p.search(search).await)),
+            ("Upsert of 3e38 components", code(p.upsert(huge).await)),
+            ("Create with replicas 1000", code(colls.create(replicas).await)),
+            (
+                "RemoveNode of a non-member",
+                code(cl.remove_node(RemoveNodeRequest { node_id: 99 }).await),
+            ),
+            ("a message over the size limit", code(p.upsert(oversize).await)),
+        ];
+        let leader = status(&c.url(id)).await.map(|s| s.leader_id == id).unwrap_or(false);
+        let want = [
+            Code::InvalidArgument,
+            Code::InvalidArgument,
+            Code::InvalidArgument,
+            // A follower names the leader for membership changes.
+            if leader { Code::NotFound } else { Code::FailedPrecondition },
+            Code::ResourceExhausted,
+        ];
+        for ((what, got), want) in got.iter().zip(want) {
+            println!("node {id}: {what}: {got:?}");
+            assert_eq!(*got, want, "node {id}: {what}");
+        }
+    }
+    for &id in ids {
+        assert!(status(&c.url(id)).await.is_some(), "node {id} stopped answering");
+    }
+}
+
+fn code<T>(r: Result<T, Status>) -> Code {
+    r.map_or_else(|s| s.code(), |_| Code::Ok)
+}
+
 /// Runs the fuzzer against `nodes` live nodes for `secs` seconds.
 async fn fuzz(nodes: u64, seed: u64, secs: u64) {
     println!("seed {seed:#x}, {nodes} node(s), {secs} s");
@@ -719,7 +810,10 @@ async fn fuzz(nodes: u64, seed: u64, secs: u64) {
     for &id in &ids {
         c.start(id, &ids);
     }
-    leader(&c, &ids, 60).await;
+    let l = leader(&c, &ids, 60).await;
+    let mut order = ids.clone();
+    order.sort_by_key(|&id| id != l);
+    reported_cases(&c, &order).await;
     let mut model = Model::default();
     let mut tally = Tally::default();
     let mut history: Vec<String> = Vec::new();
