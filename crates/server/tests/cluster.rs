@@ -14,6 +14,7 @@ use common::*;
 use freshvec_replication::proto::peer_client::PeerClient;
 use freshvec_replication::proto::Payload;
 use freshvec_server::proto::cluster_client::ClusterClient;
+use freshvec_server::proto::collections_client::CollectionsClient;
 use freshvec_server::proto::points_client::PointsClient;
 use freshvec_server::proto::*;
 use std::collections::BTreeMap;
@@ -302,4 +303,52 @@ async fn peer_service_refuses_bad_input_and_unauthenticated_calls() {
     assert_eq!(after.snapshots_installed, 0);
     assert_eq!(after.role, Role::Leader as i32);
     upsert(&c.url(1), "c", &batch(&mut rng, 100, 10), 20).await.expect("still writes");
+}
+
+/// A follower that was down while the leader took large writes catches up from the log:
+/// replication sends a bounded number of entry bytes per AppendEntries, so a run of writes
+/// near the message limit never makes a message the follower refuses or one that cannot
+/// arrive in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_catches_up_over_a_run_of_large_writes() {
+    let _turn = SERIAL.lock().await;
+    let seed = 0x1a26e;
+    println!("seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let mut c = Cluster::new("large", 3, &[]);
+    for id in 1..=3 {
+        c.start(id, &[1, 2, 3]);
+    }
+    let l = leader(&c, &[1, 2, 3], 30).await;
+    let follower = if l == 3 { 2 } else { 3 };
+    let dim = 1_000u32;
+    const PER: u64 = 3_000;
+    let mut cc = CollectionsClient::new(channel(&c.url(l)).await.unwrap());
+    let create = CreateCollectionRequest {
+        name: "wide".into(),
+        dimension: dim,
+        metric: Metric::L2 as i32,
+        shards: 1,
+        index: None,
+    };
+    cc.create(create).await.unwrap();
+    converged(&c, &[1, 2, 3], 30).await;
+    c.node(follower).kill();
+    // Twelve writes of 12 MB each (the message limit is 16 MiB): 144 MB for the follower to
+    // fetch from the log.
+    let mut p =
+        PointsClient::new(channel(&c.url(l)).await.unwrap()).max_encoding_message_size(usize::MAX);
+    for b in 0..12u64 {
+        let points = (b * PER..(b + 1) * PER)
+            .map(|id| Point { id, vector: (0..dim).map(|_| rng.f32()).collect() })
+            .collect();
+        p.upsert(UpsertRequest { collection: "wide".into(), points }).await.unwrap();
+    }
+    c.start(follower, &[1, 2, 3]);
+    let statuses = converged(&c, &[1, 2, 3], 120).await;
+    let wide = statuses[0].collections.iter().find(|c| c.name == "wide").unwrap();
+    println!("converged at {} with {} vectors", statuses[0].applied_index, wide.vectors);
+    assert_eq!(wide.vectors, 12 * PER);
+    let installs = statuses.iter().map(|s| s.snapshots_installed).sum::<u64>();
+    assert_eq!(installs, 0, "the follower should catch up from the log, not a snapshot");
 }

@@ -1,5 +1,5 @@
 //! A measurement, not a test of timing: the peak resident memory of a node while 64 copies
-//! of each worst valid request run at once (a 31 MiB upsert, a Get of 2^20 components, a
+//! of each worst valid request run at once (a 16 MiB upsert, a Get of 2^20 components, a
 //! SearchBatch of 65,536 hits, a Search at k 1,000 x rerank 64 x nprobe 8,192), against the
 //! bound ARCHITECTURE.md derives. Ignored in the suite (it moves gigabytes); run it with
 //! `cargo test --release --test worst_requests -- --ignored --nocapture`.
@@ -12,7 +12,7 @@ use freshvec_server::proto::points_client::PointsClient;
 use freshvec_server::proto::*;
 use std::time::{Duration, Instant};
 
-const DIM: usize = 780;
+const DIM: usize = 400;
 
 /// VmHWM and VmRSS of a process, in MiB.
 fn memory(pid: u32) -> (u64, u64) {
