@@ -670,7 +670,8 @@ struct Tally {
     by_rpc: BTreeMap<&'static str, u64>,
     codes: BTreeMap<String, u64>,
     refused_writes_checked: u64,
-    failures: Vec<String>,
+    /// What failed, with the request that failed when one did.
+    failures: Vec<(String, Option<Req>)>,
 }
 
 /// The state a refused write must not change: applied index and each collection's digest and
@@ -847,7 +848,7 @@ async fn fuzz(nodes: u64, seed: u64, secs: u64) {
                 history.push(format!("node {node}: {}", req.brief()));
                 match one(&ch, &req, &mut rng, &mut tally).await {
                     Err(e) => {
-                        tally.failures.push(format!("{}: {e}", req.brief()));
+                        tally.failures.push((format!("{}: {e}", req.brief()), Some(req)));
                         break;
                     }
                     Ok(outcome) => {
@@ -855,10 +856,11 @@ async fn fuzz(nodes: u64, seed: u64, secs: u64) {
                             let after = fingerprint(&leader_url).await;
                             tally.refused_writes_checked += 1;
                             if before.is_some() && after != before {
-                                tally.failures.push(format!(
+                                let what = format!(
                                     "{}: refused, yet the state changed: {before:?} -> {after:?}",
                                     req.brief()
-                                ));
+                                );
+                                tally.failures.push((what, Some(req)));
                                 break;
                             }
                         }
@@ -897,7 +899,7 @@ async fn fuzz(nodes: u64, seed: u64, secs: u64) {
                     *tally.codes.entry(k).or_default() += v;
                 }
                 match r {
-                    Err(e) => tally.failures.push(format!("{}: {e}", req.brief())),
+                    Err(e) => tally.failures.push((format!("{}: {e}", req.brief()), Some(req))),
                     // Concurrent writes to one id land in an order we do not know: each
                     // acknowledged value is possible, none certain.
                     Ok(Some(false)) => {}
@@ -907,7 +909,7 @@ async fn fuzz(nodes: u64, seed: u64, secs: u64) {
         }
         for n in &mut c.nodes {
             if let Some(Ok(Some(st))) = n.child.as_mut().map(|ch| ch.try_wait()) {
-                tally.failures.push(format!("node {} exited: {st}", n.id));
+                tally.failures.push((format!("node {} exited: {st}", n.id), None));
             }
         }
         if history.len() > 400 {
@@ -918,8 +920,8 @@ async fn fuzz(nodes: u64, seed: u64, secs: u64) {
         "{} requests in {round} rounds; by RPC {:?}; codes {:?}; {} refused writes checked",
         tally.sent, tally.by_rpc, tally.codes, tally.refused_writes_checked
     );
-    if let Some(f) = tally.failures.first() {
-        report(nodes, seed, f, &history).await;
+    if let Some((f, req)) = tally.failures.first() {
+        report(nodes, seed, f, req.as_ref(), &model.shapes(), &history).await;
     }
     for rpc in RPCS {
         assert!(tally.by_rpc.contains_key(rpc), "{rpc} was never sent");
@@ -946,11 +948,46 @@ async fn fuzz(nodes: u64, seed: u64, secs: u64) {
     }
 }
 
-/// Prints the seed and the shortest failing sequence found, then fails the test. The failing
-/// request is replayed alone on a fresh node first.
-async fn report(nodes: u64, seed: u64, failure: &str, history: &[String]) {
+/// Prints the seed and the shortest failing sequence found, then fails the test: the
+/// failing request alone, when it fails again on a fresh node holding the same (empty)
+/// collections, else the requests before it.
+async fn report(
+    nodes: u64,
+    seed: u64,
+    failure: &str,
+    req: Option<&Req>,
+    shapes: &BTreeMap<String, Shape>,
+    history: &[String],
+) {
     eprintln!("FAILURE with seed {seed:#x} on {nodes} node(s): {failure}");
-    eprintln!("the {} requests before it, oldest first:", history.len().min(50));
+    if let Some(req) = req {
+        let mut c = Cluster::new("fuzz-replay", 1, &[]);
+        c.start(1, &[1]);
+        leader(&c, &[1], 30).await;
+        let ch = channel(&c.url(1)).await.unwrap();
+        for (name, shape) in shapes {
+            let create = CreateCollectionRequest {
+                name: name.clone(),
+                dimension: shape.dim as u32,
+                metric: shape.metric,
+                shards: 1,
+                index: None,
+            };
+            let _ = CollectionsClient::new(ch.clone()).create(create).await;
+        }
+        let mut tally = Tally::default();
+        let again = one(&ch, req, &mut Rng(seed), &mut tally).await;
+        let exited = c.node(1).child.as_mut().unwrap().try_wait().ok().flatten();
+        if again.is_err() || exited.is_some() {
+            eprintln!("the shortest sequence: this request alone fails on a fresh node");
+            eprintln!("  {}: {again:?} (exit: {exited:?})", req.brief());
+            panic!("fuzzer failure (seed {seed:#x}): {failure}");
+        }
+    }
+    eprintln!(
+        "it does not fail alone; the {} requests before it, oldest first:",
+        history.len().min(50)
+    );
     for h in history.iter().rev().take(50).rev() {
         eprintln!("  {h}");
     }
