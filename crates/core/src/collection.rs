@@ -351,9 +351,19 @@ mod tests {
         c.upsert(&[1, 2], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).unwrap();
         assert!(matches!(c.upsert(&[3], &[f32::NAN, 0.0, 0.0]), Err(Error::NonFinite { id: 3 })));
         assert!(matches!(c.upsert(&[4], &[0.0; 3]), Err(Error::ZeroVector { id: 4 })));
+        // Finite, but squares that overflow: refused, as queries are.
+        assert!(matches!(c.upsert(&[6], &[3e38, 0.0, 0.0]), Err(Error::TooLarge { id: 6, .. })));
+        assert!(matches!(c.upsert(&[6], &[6e11, 6e11, 6e11]), Err(Error::TooLarge { .. })));
+        let q = [3e38f32, 1.0, 1.0];
+        assert!(matches!(c.search(&q, &SearchParams::new(1)), Err(Error::TooLarge { .. })));
+        let p = SearchParams::new(1).with_rerank(1_000_000_000);
+        assert!(matches!(c.search(&[1.0; 3], &p), Err(Error::InvalidParameter { .. })));
         assert!(matches!(c.upsert(&[5], &[1.0; 4]), Err(Error::DimensionMismatch { .. })));
         assert_eq!(c.len(), 2);
         let hits = c.search(&[1.0, 0.1, 0.0], &SearchParams::new(5).with_nprobe(4)).unwrap();
         assert_eq!(hits.iter().map(|h| h.key).collect::<Vec<_>>(), vec![1, 2]);
+        // Just under the bound is accepted (and normalised under cosine).
+        c.upsert(&[6], &[5e11, 5e11, 5e11]).unwrap();
+        assert_eq!(c.len(), 3);
     }
 }

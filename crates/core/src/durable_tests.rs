@@ -89,6 +89,9 @@ fn reopening_restores_the_checkpoint_and_replays_the_journal() {
         // A refused batch changes nothing and is not logged.
         let bad = Op::Upsert { ids: vec![1], vectors: vec![f32::NAN; DIM] };
         assert!(matches!(dc.apply(&bad), Err(DurableError::Invalid(_))));
+        let huge = Op::Upsert { ids: vec![1], vectors: vec![3e38; DIM] };
+        let refused = dc.apply(&huge);
+        assert!(matches!(refused, Err(DurableError::Invalid(crate::Error::TooLarge { .. }))));
         let applied = dc.applied_index();
         drop(dc);
         let fs = fs.reboot(None);
