@@ -676,7 +676,22 @@ struct Tally {
 
 /// The state a refused write must not change: applied index and each collection's digest and
 /// count, as the node answering sees them.
-async fn fingerprint(url: &str) -> Option<(u64, Vec<(String, u64, u64)>)> {
+/// An election in between appends the new leader's blank entry: the applied index counts
+/// only within one term.
+#[derive(Debug)]
+struct Fingerprint {
+    term: u64,
+    applied: u64,
+    collections: Vec<(String, u64, u64)>,
+}
+
+impl PartialEq for Fingerprint {
+    fn eq(&self, o: &Fingerprint) -> bool {
+        self.collections == o.collections && (self.term != o.term || self.applied == o.applied)
+    }
+}
+
+async fn fingerprint(url: &str) -> Option<Fingerprint> {
     // A write whose answer was lost may still be applied: wait until nothing is in flight.
     let deadline = Instant::now() + Duration::from_secs(10);
     let s = loop {
@@ -686,10 +701,11 @@ async fn fingerprint(url: &str) -> Option<(u64, Vec<(String, u64, u64)>)> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    Some((
-        s.applied_index,
-        s.collections.iter().map(|c| (c.name.clone(), c.digest, c.vectors)).collect(),
-    ))
+    Some(Fingerprint {
+        term: s.term,
+        applied: s.applied_index,
+        collections: s.collections.iter().map(|c| (c.name.clone(), c.digest, c.vectors)).collect(),
+    })
 }
 
 /// Sends one request and checks its answer; returns the outcome for the model.
