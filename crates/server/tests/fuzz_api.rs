@@ -234,12 +234,24 @@ impl Req {
 
     /// A short description (vectors summarised), for failure reports.
     fn brief(&self) -> String {
-        let s = format!("{self:?}");
-        if s.len() > 600 {
-            format!("{}... ({} bytes)", &s[..600], s.len())
-        } else {
-            s
+        /// Keeps the first 600 bytes and stops the formatting there (a request may hold
+        /// millions of components).
+        struct Bounded(String);
+        impl std::fmt::Write for Bounded {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                for ch in s.chars() {
+                    if self.0.len() >= 600 {
+                        self.0.push_str("...");
+                        return Err(std::fmt::Error);
+                    }
+                    self.0.push(ch);
+                }
+                Ok(())
+            }
         }
+        let mut out = Bounded(String::new());
+        let _ = std::fmt::write(&mut out, format_args!("{self:?}"));
+        out.0
     }
 }
 
@@ -416,6 +428,14 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                 pick(rng, &[0, nodes + 1, u64::MAX])
             },
         }),
+        99 => {
+            // A message past the 16 MiB limit (RESOURCE_EXHAUSTED, the body never decoded).
+            let (collection, _) = target(rng);
+            Req::Upsert(UpsertRequest {
+                collection,
+                points: vec![Point { id: 1, vector: vec![0.25; 4_500_000] }],
+            })
+        }
         _ => raw(rng, shapes),
     }
 }
