@@ -92,6 +92,9 @@ pub enum NodeError {
     Raft(String),
 }
 
+/// How long a node being added has to answer its first probe.
+const PROBE_WINDOW: Duration = Duration::from_secs(5);
+
 /// The refusal of a membership change sent to a node that is not the leader.
 fn not_leader(leader: Option<NodeId>) -> NodeError {
     NodeError::Refused(format!(
@@ -273,11 +276,21 @@ impl Node {
             if !valid || addr.len() > 255 {
                 return Err(NodeError::Invalid(format!("address {addr:?}: must be HOST:PORT")));
             }
+            // A node just started may not listen yet: it gets a few seconds to answer.
             let mut link =
                 self.peers.probe_client(&addr).map_err(|e| NodeError::Invalid(e.to_string()))?;
-            link.call::<_, bool>(Rpc::Probe, &(), Duration::from_secs(2)).await.map_err(|e| {
-                NodeError::Unreachable(format!("node {id} at {addr} does not answer: {e}"))
-            })?;
+            let until = Instant::now() + PROBE_WINDOW;
+            loop {
+                match link.call::<_, bool>(Rpc::Probe, &(), Duration::from_secs(2)).await {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() >= until => {
+                        return Err(NodeError::Unreachable(format!(
+                            "node {id} at {addr} does not answer: {e}"
+                        )));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
         }
         let raft_err = |e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>| match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(f.leader_id),
