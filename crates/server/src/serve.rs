@@ -120,12 +120,7 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
 
 /// Most points (or ids) in one write, and ids in one Get.
 pub const MAX_BATCH: usize = 10_000;
-/// Largest k of a search.
-pub const MAX_K: u32 = SearchParams::MAX_K as u32;
-/// Largest nprobe of a search.
-pub const MAX_NPROBE: u32 = SearchParams::MAX_NPROBE as u32;
-/// Largest rerank multiple of a search.
-pub const MAX_RERANK: u32 = SearchParams::MAX_RERANK as u32;
+// k, nprobe and rerank: `SearchParams::MAX_K`, `MAX_NPROBE`, `MAX_RERANK` (the engine's).
 /// Most queries in one SearchBatch.
 pub const MAX_QUERIES: usize = 1_024;
 /// Most hits one SearchBatch may ask for (queries times k).
@@ -370,12 +365,6 @@ impl Collections for Api {
         }
         let metric = metric_from(r.metric)?;
         let shards = if r.shards == 0 { 1 } else { r.shards as usize };
-        let max_shards = freshvec_core::collection::MAX_SHARDS;
-        if shards > max_shards {
-            return Err(Status::invalid_argument(format!(
-                "shards: must be 1..={max_shards}, got {shards}"
-            )));
-        }
         let ix = r.index.unwrap_or_default();
         let mut params = IndexParams::new(r.dimension as usize, metric);
         params.encoding = match Encoding::try_from(ix.encoding) {
@@ -391,7 +380,7 @@ impl Collections for Api {
             replicas: ix.replicas,
             ..CollectionSpec::new(&params, shards)
         };
-        spec.params().map_err(|e| Status::invalid_argument(format!("index: {e}")))?;
+        spec.params().map_err(Status::invalid_argument)?;
         let state = &self.node()?.state;
         if state.collection(&r.name).is_some() {
             return Err(Status::already_exists(format!("collection {:?} exists", r.name)));
@@ -484,25 +473,9 @@ fn check_distinct<'a>(field: &str, ids: impl Iterator<Item = &'a u64>) -> Result
     Ok(())
 }
 
+/// The engine's search parameters for a request (0 keeps a default), checked against the
+/// engine's bounds (`SearchParams::validate`).
 fn search_params(p: &SearchParameters) -> Result<SearchParams, Status> {
-    if p.k == 0 || p.k > MAX_K {
-        return Err(Status::invalid_argument(format!(
-            "params.k: must be 1..={MAX_K}, got {}",
-            p.k
-        )));
-    }
-    if p.nprobe > MAX_NPROBE {
-        return Err(Status::invalid_argument(format!(
-            "params.nprobe: at most {MAX_NPROBE}, got {}",
-            p.nprobe
-        )));
-    }
-    if p.rerank > MAX_RERANK {
-        return Err(Status::invalid_argument(format!(
-            "params.rerank: at most {MAX_RERANK}, got {}",
-            p.rerank
-        )));
-    }
     let mut sp = SearchParams::new(p.k as usize);
     if p.nprobe > 0 {
         sp.nprobe = p.nprobe as usize;
@@ -511,6 +484,7 @@ fn search_params(p: &SearchParameters) -> Result<SearchParams, Status> {
         sp.rerank = p.rerank as usize;
     }
     sp.exact = p.exact;
+    sp.validate().map_err(|e| Status::invalid_argument(format!("params: {e}")))?;
     Ok(sp)
 }
 

@@ -14,7 +14,6 @@ use common::*;
 use freshvec_replication::proto::peer_client::PeerClient;
 use freshvec_replication::proto::Payload;
 use freshvec_server::proto::cluster_client::ClusterClient;
-use freshvec_server::proto::collections_client::CollectionsClient;
 use freshvec_server::proto::points_client::PointsClient;
 use freshvec_server::proto::*;
 use std::collections::BTreeMap;
@@ -323,15 +322,7 @@ async fn a_follower_catches_up_over_a_run_of_large_writes() {
     let follower = if l == 3 { 2 } else { 3 };
     let dim = 1_000u32;
     const PER: u64 = 3_000;
-    let mut cc = CollectionsClient::new(channel(&c.url(l)).await.unwrap());
-    let create = CreateCollectionRequest {
-        name: "wide".into(),
-        dimension: dim,
-        metric: Metric::L2 as i32,
-        shards: 1,
-        index: None,
-    };
-    cc.create(create).await.unwrap();
+    create_shaped(&c.url(l), "wide", dim, 1).await;
     converged(&c, &[1, 2, 3], 30).await;
     c.node(follower).kill();
     // Twelve writes of 12 MB each (the message limit is 16 MiB): 144 MB for the follower to

@@ -768,15 +768,8 @@ async fn one(
 /// precise code at once and leave the node healthy (the fuzzer then runs on the same nodes).
 async fn reported_cases(c: &Cluster, ids: &[u64]) {
     let dim = 8;
-    let create = CreateCollectionRequest {
-        name: "reported".into(),
-        dimension: dim,
-        metric: Metric::L2 as i32,
-        shards: 1,
-        index: None,
-    };
+    create_shaped(&c.url(ids[0]), "reported", dim, 1).await;
     let ch = channel(&c.url(ids[0])).await.unwrap();
-    CollectionsClient::new(ch.clone()).create(create).await.unwrap();
     let pts = (0..100).map(|id| Point { id, vector: vec![id as f32 / 100.0; dim as usize] });
     let up = UpsertRequest { collection: "reported".into(), points: pts.collect() };
     PointsClient::new(ch).upsert(up).await.unwrap();

@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use freshvec_server::proto::collections_client::CollectionsClient;
 use freshvec_server::proto::points_client::PointsClient;
 use freshvec_server::proto::*;
 use std::time::{Duration, Instant};
@@ -40,16 +39,7 @@ async fn peak_memory_of_64_worst_requests_of_each_kind() {
     let url = c.url(1);
     let pid = c.node(1).child.as_ref().unwrap().id();
     let ch = channel(&url).await.unwrap();
-    CollectionsClient::new(ch.clone())
-        .create(CreateCollectionRequest {
-            name: "w".into(),
-            dimension: DIM as u32,
-            metric: Metric::L2 as i32,
-            shards: 1,
-            index: None,
-        })
-        .await
-        .unwrap();
+    create_shaped(&url, "w", DIM as u32, 1).await;
     let mut p = PointsClient::new(ch.clone())
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);

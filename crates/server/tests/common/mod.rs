@@ -253,12 +253,17 @@ pub async fn leader(c: &Cluster, ids: &[u64], secs: u64) -> u64 {
 }
 
 pub async fn create(url: &str, name: &str) {
+    create_shaped(url, name, DIM as u32, 2).await;
+}
+
+/// Creates an L2 collection of the given dimension and shards through `url`.
+pub async fn create_shaped(url: &str, name: &str, dimension: u32, shards: u32) {
     let mut c = CollectionsClient::new(channel(url).await.expect("node reachable"));
     let req = CreateCollectionRequest {
         name: name.into(),
-        dimension: DIM as u32,
+        dimension,
         metric: Metric::L2 as i32,
-        shards: 2,
+        shards,
         index: None,
     };
     c.create(req).await.expect("create");
