@@ -362,7 +362,6 @@ thread_local! {
 /// Per-thread buffers of the code scan.
 #[derive(Default)]
 struct CodeScratch {
-    residual: Vec<f32>,
     query_codes: Vec<i8>,
     dots: Vec<i32>,
     estimates: Vec<f32>,
@@ -791,9 +790,9 @@ impl Shared {
     }
 
     /// The two-phase scan of coded postings. Codes estimate every member's distance: with the
-    /// member's residual `r ~ s x` to centroid `c` and the query's `q - c ~ t y` (L2), or
-    /// `q ~ t y` (dot), `|q - v|^2 = |q - c|^2 - 2 (q - c).r + |r|^2 ~ |q - c|^2 - 2 s t (x.y) +
-    /// |r|^2` and `-q.v = -q.c - q.r ~ -q.c - s t (x.y)`. The best `k * rerank` slots by
+    /// member's residual `r ~ s x` to centroid `c` and the query `q ~ t y`, encoded once for
+    /// all postings, `|q - v|^2 = |q - c|^2 - 2 (q - c).r + |r|^2 ~ |q - c|^2 + b - 2 s t (x.y)`
+    /// with the stored `b = |r|^2 + 2 c.(s x)`, and `-q.v = -q.c - q.r ~ -q.c - s t (x.y)`. The best `k * rerank` slots by
     /// estimate are re-ranked with exact distances to their current vectors in the store, so
     /// every distance returned is exact, whatever copy (even a stale one) nominated the slot.
     fn scan_codes(
@@ -817,30 +816,25 @@ impl Shared {
         CODE_SCAN.with(|scratch| {
             let sc = &mut *scratch.borrow_mut();
             sc.query_codes.resize(dim, 0);
-            // Under dot the query's codes are the same for every posting.
-            let mut t = if l2 { 0.0 } else { quantize(q, &mut sc.query_codes) };
+            // The query's codes are the same for every posting: under L2 each member's
+            // query-independent term (`Members::bias`) carries the centroid's part.
+            let t = quantize(q, &mut sc.query_codes);
             for (dc, p) in &plan.postings {
                 let m = p.members.read();
                 let n = m.len();
                 scanned += n;
-                let base = if l2 {
-                    sc.residual.clear();
-                    sc.residual.extend(q.iter().zip(p.centroid.iter()).map(|(a, c)| a - c));
-                    t = quantize(&sc.residual, &mut sc.query_codes);
-                    *dc
-                } else {
-                    (kernels().neg_dot)(q, &p.centroid)
-                };
                 sc.dots.resize(n, 0);
                 dot_batch(&sc.query_codes, &m.codes[..n * dim], &mut sc.dots[..n]);
                 sc.estimates.resize(n, 0.0);
                 let est = &mut sc.estimates[..n];
                 if l2 {
-                    let iter = est.iter_mut().zip(&sc.dots).zip(m.scales.iter().zip(&m.norms));
-                    for ((e, &x), (&s, &r2)) in iter {
-                        *e = base + r2 - 2.0 * t * s * x as f32;
+                    let t2 = 2.0 * t;
+                    let iter = est.iter_mut().zip(&sc.dots).zip(m.scales.iter().zip(&m.bias));
+                    for ((e, &x), (&s, &b)) in iter {
+                        *e = dc + b - t2 * s * x as f32;
                     }
                 } else {
+                    let base = (kernels().neg_dot)(q, &p.centroid);
                     for ((e, &x), &s) in est.iter_mut().zip(&sc.dots).zip(&m.scales) {
                         *e = base - t * s * x as f32;
                     }

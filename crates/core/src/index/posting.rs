@@ -3,7 +3,7 @@
 
 use super::versions::{Slot, VersionWord};
 use super::Encoding;
-use crate::distance::codes::encode;
+use crate::distance::codes::{encode, CODE_OFFSET};
 use crate::distance::kernels;
 use parking_lot::RwLock;
 use std::cell::RefCell;
@@ -48,6 +48,10 @@ pub struct Members {
     pub codes: Vec<u8>,
     /// `Int8`: the scale of each member's codes.
     pub scales: Vec<f32>,
+    /// `Int8`: `|r|^2 + 2 c.(s x)` per member, with `r` the residual and `s x` its codes: the
+    /// query-independent part of `|q - c - r|^2 ~ |q - c|^2 + |r|^2 + 2 c.(s x) - 2 q.(s x)`,
+    /// so a scan encodes the query once for every posting (see `Index::scan_codes`).
+    pub bias: Vec<f32>,
     /// Upper bound on the L2 distance (not squared) from the centroid to any member, for exact
     /// shard pruning.
     pub radius: f32,
@@ -65,6 +69,7 @@ impl Members {
             norms: Vec::with_capacity(n),
             codes: Vec::with_capacity(if coded { n * dim } else { 0 }),
             scales: Vec::with_capacity(if coded { n } else { 0 }),
+            bias: Vec::with_capacity(if coded { n } else { 0 }),
             radius: 0.0,
         }
     }
@@ -96,6 +101,7 @@ impl Members {
                 Encoding::Int8 => {
                     self.codes.reserve_exact(extra * dim);
                     self.scales.reserve_exact(extra);
+                    self.bias.reserve_exact(extra);
                 }
             }
         }
@@ -113,7 +119,15 @@ impl Members {
                 r.extend(v.iter().zip(centroid).map(|(x, c)| x - c));
                 let at = self.codes.len();
                 self.codes.resize(at + dim, 0);
-                self.scales.push(encode(r, &mut self.codes[at..]));
+                let scale = encode(r, &mut self.codes[at..]);
+                let codes = &self.codes[at..];
+                let cx: f32 = centroid
+                    .iter()
+                    .zip(codes)
+                    .map(|(c, &x)| c * (x as i32 - CODE_OFFSET) as f32)
+                    .sum();
+                self.scales.push(scale);
+                self.bias.push(dist + 2.0 * scale * cx);
                 self.norms.push(dist);
             }),
         }
@@ -143,6 +157,7 @@ impl Members {
                     Encoding::Int8 => {
                         self.codes.copy_within(r * dim..(r + 1) * dim, w * dim);
                         self.scales[w] = self.scales[r];
+                        self.bias[w] = self.bias[r];
                     }
                 }
             }
@@ -166,8 +181,10 @@ impl Members {
             Encoding::Int8 => {
                 self.codes.truncate(w * dim);
                 self.scales.truncate(w);
+                self.bias.truncate(w);
                 self.codes.shrink_to_fit();
                 self.scales.shrink_to_fit();
+                self.bias.shrink_to_fit();
             }
         }
         self.radius = radius.sqrt() * (1.0 + 1e-5);
@@ -178,7 +195,8 @@ impl Members {
         let other = (self.slots.capacity()
             + self.words.capacity()
             + self.norms.capacity()
-            + self.scales.capacity())
+            + self.scales.capacity()
+            + self.bias.capacity())
             * 4
             + self.codes.capacity();
         (self.vectors.capacity() * 4, other)
