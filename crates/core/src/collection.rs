@@ -3,7 +3,9 @@
 
 use crate::distance::{check_components, Metric, VectorFault, MAX_SQUARED_NORM};
 use crate::error::{Error, Result};
-use crate::index::{Index, IndexParams, IndexStats, SearchParams};
+use crate::index::{
+    Calibration, Index, IndexParams, IndexStats, SearchParams, DEFAULT_TARGET_RECALL,
+};
 use crate::topk::{merge_sorted, Scored};
 use rayon::prelude::*;
 
@@ -12,6 +14,19 @@ pub struct Collection {
     metric: Metric,
     dim: usize,
     shards: Vec<Index>,
+}
+
+/// A collection's recall calibration (see [`Collection::calibration`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibrationSummary {
+    /// Shards calibrated, and sampled queries over all of them.
+    pub shards: usize,
+    pub queries: usize,
+    /// The deepest any shard probes at the default target, and the estimated recall@10 there.
+    pub default_nprobe: usize,
+    pub default_recall: f32,
+    /// `(nprobe, estimated recall@10)`, nprobe increasing.
+    pub points: Vec<(usize, f32)>,
 }
 
 /// One search hit: the vector id and its distance under the collection's metric.
@@ -278,6 +293,54 @@ impl Collection {
     /// Waits until every shard's background rebalancing has drained.
     pub fn wait_idle(&self) {
         self.shards.par_iter().for_each(Index::wait_idle);
+    }
+
+    /// Measures every shard's recall curve now (shards in parallel; see [`Index::calibrate`]).
+    pub fn calibrate(&self) {
+        self.shards.par_iter().for_each(Index::calibrate);
+    }
+
+    /// The collection's calibration: each shard's curve and its depth at the default target,
+    /// combined weighted by the vectors each was measured on. `None` until a shard has one.
+    pub fn calibration(&self) -> Option<CalibrationSummary> {
+        let curves: Vec<_> = self.shards.iter().filter_map(Index::calibration).collect();
+        if curves.is_empty() {
+            return None;
+        }
+        let weight: f64 = curves.iter().map(|c| c.vectors.max(1) as f64).sum();
+        let mean = |f: &dyn Fn(&Calibration) -> f32| {
+            (curves.iter().map(|c| f64::from(f(c)) * c.vectors.max(1) as f64).sum::<f64>() / weight)
+                as f32
+        };
+        let mut depths: Vec<usize> =
+            curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)).collect();
+        depths.sort_unstable();
+        depths.dedup();
+        let points = depths.iter().map(|&np| (np, mean(&|c| c.recall_at(np)))).collect();
+        let target = DEFAULT_TARGET_RECALL;
+        Some(CalibrationSummary {
+            shards: curves.len(),
+            queries: curves.iter().map(|c| c.queries).sum(),
+            default_nprobe: curves.iter().map(|c| c.nprobe_for(target)).max().unwrap_or(1),
+            default_recall: mean(&|c| c.recall_at(c.nprobe_for(target))),
+            points,
+        })
+    }
+
+    /// The estimated recall@10 of a search with `params` (each shard's curve at the depth it
+    /// would probe), if the collection is calibrated.
+    pub fn estimated_recall(&self, params: &SearchParams) -> Option<f32> {
+        let curves: Vec<_> =
+            self.shards.iter().filter_map(|s| Some((s.calibration()?, s))).collect();
+        if curves.is_empty() || params.exact {
+            return params.exact.then_some(1.0);
+        }
+        let weight: f64 = curves.iter().map(|(c, _)| c.vectors.max(1) as f64).sum();
+        let sum: f64 = curves
+            .iter()
+            .map(|(c, s)| f64::from(c.recall_at(s.depth(params))) * c.vectors.max(1) as f64)
+            .sum();
+        Some((sum / weight) as f32)
     }
 
     /// Statistics summed over shards.

@@ -16,7 +16,9 @@ pub(crate) mod testing;
 pub mod texmex;
 pub mod topk;
 
-pub use collection::{Collection, Hit};
+pub use collection::{CalibrationSummary, Collection, Hit};
 pub use distance::Metric;
 pub use error::{Error, Result};
-pub use index::{Encoding, Index, IndexParams, IndexStats, SearchParams};
+pub use index::{
+    Calibration, Encoding, Index, IndexParams, IndexStats, SearchParams, DEFAULT_TARGET_RECALL,
+};

@@ -101,8 +101,12 @@ pub struct SearchArgs {
     pub vector: Vec<f32>,
     #[arg(long, default_value_t = 10)]
     pub k: u32,
+    /// Postings probed per shard (0: the depth the shard's calibration gives for the target).
     #[arg(long, default_value_t = 0)]
     pub nprobe: u32,
+    /// The recall@10 to aim for, in (0, 1] (0: the server's default, 0.95).
+    #[arg(long, default_value_t = 0.0, conflicts_with = "nprobe")]
+    pub target_recall: f32,
     #[arg(long)]
     pub exact: bool,
 }
@@ -222,6 +226,17 @@ pub async fn collections(conn: Conn, cmd: CollectionsCmd) -> Result<(), Failure>
             out!("pending jobs   {}", d.pending_jobs);
             out!("memory         {:.1} MiB", d.memory_bytes as f64 / 1048576.0);
             out!("applied index  {}", d.applied_index);
+            if d.calibrated_shards == 0 {
+                out!("calibration    not yet measured");
+            } else {
+                out!(
+                    "calibration    {} shards, {} sampled queries: default nprobe {}, estimated recall@10 {:.3}",
+                    d.calibrated_shards, d.calibration_queries, d.default_nprobe, d.estimated_recall
+                );
+                let curve: Vec<String> =
+                    d.calibration.iter().map(|p| format!("{}:{:.3}", p.nprobe, p.recall)).collect();
+                out!("recall curve   {}", curve.join(" "));
+            }
         }
         CollectionsCmd::Drop { name } => {
             c.drop(request(&conn, DropCollectionRequest { name: name.clone() })?).await?;
@@ -297,8 +312,13 @@ pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
 
 pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
     let mut p = PointsClient::new(channel(&conn).await?);
-    let params =
-        SearchParameters { k: a.k, nprobe: a.nprobe, exact: a.exact, ..Default::default() };
+    let params = SearchParameters {
+        k: a.k,
+        nprobe: a.nprobe,
+        target_recall: a.target_recall,
+        exact: a.exact,
+        ..Default::default()
+    };
     let msg = SearchRequest { collection: a.collection, vector: a.vector, params: Some(params) };
     let r = p.search(request(&conn, msg)?).await?.into_inner();
     out!("{:>6}  {:>20}  {:>14}", "rank", "id", "distance");

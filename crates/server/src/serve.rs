@@ -418,6 +418,7 @@ impl Collections for Api {
         let coll = &r.coll;
         let st = coll.stats();
         let encoding = if r.spec.encoding == 0 { CoreEncoding::F32 } else { CoreEncoding::Int8 };
+        let cal = coll.calibration();
         Ok(Response::new(DescribeCollectionResponse {
             name,
             dimension: coll.dim() as u32,
@@ -432,6 +433,16 @@ impl Collections for Api {
             pending_jobs: st.pending_jobs,
             memory_bytes: st.memory_bytes,
             applied_index: self.node()?.state.applied_index(),
+            calibrated_shards: cal.as_ref().map_or(0, |c| c.shards as u32),
+            calibration_queries: cal.as_ref().map_or(0, |c| c.queries as u32),
+            default_nprobe: cal.as_ref().map_or(0, |c| c.default_nprobe as u32),
+            estimated_recall: cal.as_ref().map_or(0.0, |c| c.default_recall),
+            calibration: cal.map_or_else(Vec::new, |c| {
+                c.points
+                    .iter()
+                    .map(|&(np, recall)| CalibrationPoint { nprobe: np as u32, recall })
+                    .collect()
+            }),
         }))
     }
 }
@@ -482,6 +493,9 @@ fn search_params(p: &SearchParameters) -> Result<SearchParams, Status> {
     }
     if p.rerank > 0 {
         sp.rerank = p.rerank as usize;
+    }
+    if p.target_recall != 0.0 {
+        sp.target_recall = Some(p.target_recall);
     }
     sp.exact = p.exact;
     sp.validate().map_err(|e| Status::invalid_argument(format!("params: {e}")))?;

@@ -292,6 +292,11 @@ fn params(rng: &mut Rng) -> Option<SearchParameters> {
         exact: chance(rng, 20),
         consistency: if valid { 1 + (rng.next() % 3) as i32 } else { enum_field(rng, 3) },
         min_applied_index: if chance(rng, 80) { 0 } else { u64_field(rng) },
+        target_recall: match rng.next() % 8 {
+            0 => 0.5 + (rng.next() % 50) as f32 / 100.0,
+            1 => [f32::NAN, -1.0, 0.0, 1.5, f32::INFINITY, 1e-30][(rng.next() % 6) as usize],
+            _ => 0.0,
+        },
     })
 }
 

@@ -4,6 +4,7 @@
 //! Vectors handed to the index are already prepared for the metric (unit length under cosine).
 //! Structure (centroids, placement, splits) always uses squared L2; member scans use the metric.
 
+mod calibrate;
 mod head;
 mod lire;
 mod persist;
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::kmeans;
 use crate::rng::Rng;
 use crate::topk::{Scored, TopK};
+pub use calibrate::{Calibration, CALIBRATION_K, DEFAULT_TARGET_RECALL};
 use head::HeadIndex;
 use lire::Jobs;
 pub use persist::MaintenanceHold;
@@ -201,7 +203,12 @@ impl IndexParams {
 #[derive(Clone, Copy, Debug)]
 pub struct SearchParams {
     pub k: usize,
+    /// Postings probed per shard; 0 lets the shard choose from its calibration (see
+    /// `target_recall`).
     pub nprobe: usize,
+    /// With `nprobe` 0: the recall@10 the shard's calibration should reach; `None` means
+    /// [`DEFAULT_TARGET_RECALL`].
+    pub target_recall: Option<f32>,
     /// With codes: candidates re-ranked with exact distances, as a multiple of `k` (at least
     /// [`SearchParams::MIN_RERANKED`] in all).
     pub rerank: usize,
@@ -210,9 +217,6 @@ pub struct SearchParams {
 }
 
 impl SearchParams {
-    /// Postings probed per shard unless a search asks otherwise: the smallest value that
-    /// reaches recall@10 >= 0.95, with a margin, on the clustered presets (see `BENCHMARKS.md`).
-    pub const DEFAULT_NPROBE: usize = 96;
     /// Re-ranked candidates per result with codes: residual `int8` estimates rank so well that
     /// twice `k` loses next to no recall on the presets, and every extra candidate costs a
     /// random read of its vector (see `BENCHMARKS.md`).
@@ -228,24 +232,42 @@ impl SearchParams {
     pub const MAX_RERANK: usize = 64;
 
     pub fn new(k: usize) -> SearchParams {
-        SearchParams { k, nprobe: Self::DEFAULT_NPROBE, rerank: Self::DEFAULT_RERANK, exact: false }
+        SearchParams {
+            k,
+            nprobe: 0,
+            target_recall: None,
+            rerank: Self::DEFAULT_RERANK,
+            exact: false,
+        }
     }
 
     /// Checks every field against its bound, so the memory one search takes is bounded:
-    /// `k` in `1..=MAX_K`, `nprobe` in `1..=MAX_NPROBE`, `rerank` in `1..=MAX_RERANK`.
+    /// `k` in `1..=MAX_K`, `nprobe` in `0..=MAX_NPROBE`, `rerank` in `1..=MAX_RERANK`, and a
+    /// `target_recall` in `(0, 1]` only where `nprobe` is 0.
     pub fn validate(&self) -> Result<()> {
-        let check = |name, v: usize, max: usize| {
-            if v == 0 || v > max {
+        let check = |name, v: usize, min: usize, max: usize| {
+            if v < min || v > max {
                 return Err(Error::InvalidParameter {
                     name,
-                    reason: format!("must be 1..={max}, got {v}"),
+                    reason: format!("must be {min}..={max}, got {v}"),
                 });
             }
             Ok(())
         };
-        check("k", self.k, Self::MAX_K)?;
-        check("nprobe", self.nprobe, Self::MAX_NPROBE)?;
-        check("rerank", self.rerank, Self::MAX_RERANK)
+        check("k", self.k, 1, Self::MAX_K)?;
+        check("nprobe", self.nprobe, 0, Self::MAX_NPROBE)?;
+        check("rerank", self.rerank, 1, Self::MAX_RERANK)?;
+        if let Some(t) = self.target_recall {
+            let bad =
+                |reason: String| Err(Error::InvalidParameter { name: "target_recall", reason });
+            if !(t > 0.0 && t <= 1.0) {
+                return bad(format!("must be in (0, 1], got {t}"));
+            }
+            if self.nprobe != 0 {
+                return bad("cannot be combined with nprobe: give one or the other".into());
+            }
+        }
+        Ok(())
     }
 
     /// Exact search: every vector, every distance computed exactly.
@@ -259,6 +281,10 @@ impl SearchParams {
 
     pub fn with_rerank(self, rerank: usize) -> SearchParams {
         SearchParams { rerank, ..self }
+    }
+
+    pub fn with_target_recall(self, target: f32) -> SearchParams {
+        SearchParams { target_recall: Some(target), nprobe: 0, ..self }
     }
 }
 
@@ -333,6 +359,11 @@ struct Shared {
     counters: Counters,
     /// Serialises merges, so two of them can never retire the last two postings.
     merging: parking_lot::Mutex<()>,
+    /// The measured recall against depth (see `calibrate.rs`), once the shard has one.
+    calibration: parking_lot::RwLock<Option<Arc<Calibration>>>,
+    calibration_queued: std::sync::atomic::AtomicBool,
+    /// Vectors written or deleted since the index was made, to tell when to calibrate again.
+    mutations: AtomicU64,
 }
 
 /// What one shard decided to scan for a query. [`Index::lower_bound`] bounds any distance a
@@ -359,6 +390,13 @@ thread_local! {
     static NEAR: RefCell<Vec<(f32, Arc<Posting>)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// What one scan read: members, bytes, and candidates re-ranked.
+struct ScanCost {
+    scanned: u64,
+    bytes: u64,
+    reranked: u64,
+}
+
 /// Per-thread buffers of the code scan.
 #[derive(Default)]
 struct CodeScratch {
@@ -378,6 +416,9 @@ impl Index {
             jobs: Jobs::default(),
             counters: Counters::default(),
             merging: parking_lot::Mutex::new(()),
+            calibration: parking_lot::RwLock::new(None),
+            calibration_queued: std::sync::atomic::AtomicBool::new(false),
+            mutations: AtomicU64::new(0),
             params,
         });
         let mut index = Index { shared, workers: Vec::new() };
@@ -420,6 +461,8 @@ impl Index {
         // Leaves that Voronoi refinement pushed over the split limit are split now, so the
         // build ends balanced and its cost is counted as build time.
         self.shared.drain();
+        self.shared.mutations.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        calibrate::request(&self.shared);
         Ok(())
     }
 
@@ -467,6 +510,8 @@ impl Index {
         } else {
             ids.iter().zip(vectors.chunks_exact(dim)).for_each(one);
         }
+        s.mutations.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        calibrate::request(&self.shared);
         Ok(())
     }
 
@@ -497,7 +542,14 @@ impl Index {
     /// Deletes ids; unknown ids are ignored. Returns how many were live.
     pub fn delete(&self, ids: &[u64]) -> usize {
         let s = &self.shared;
-        ids.iter().filter_map(|id| s.versions.delete(*id)).map(|home| s.note_stale(home)).count()
+        let live = ids
+            .iter()
+            .filter_map(|id| s.versions.delete(*id))
+            .map(|home| s.note_stale(home))
+            .count();
+        s.mutations.fetch_add(live as u64, Ordering::Relaxed);
+        calibrate::request(s);
+        live
     }
 
     /// Chooses the postings a query scans and bounds the distances they can return.
@@ -525,6 +577,23 @@ impl Index {
     /// Blocks until no background job is queued or running, helping to run them.
     pub fn wait_idle(&self) {
         self.shared.drain();
+    }
+
+    /// Measures the recall curve now, on the calling thread, and publishes it (see
+    /// `calibrate.rs`); a shard too small to calibrate keeps none.
+    pub fn calibrate(&self) {
+        self.shared.recalibrate();
+    }
+
+    /// The current recall curve, if the shard has been calibrated.
+    pub fn calibration(&self) -> Option<Arc<Calibration>> {
+        self.shared.calibration.read().clone()
+    }
+
+    /// The postings a search with `params` probes (its `nprobe`, or the calibrated depth for
+    /// its target recall).
+    pub fn depth(&self, params: &SearchParams) -> usize {
+        self.shared.depth(params)
     }
 
     pub fn stats(&self) -> IndexStats {
@@ -671,9 +740,23 @@ impl Shared {
             let postings = self.heads.all().into_iter().map(|p| (f32::NEG_INFINITY, p)).collect();
             return Plan { postings, exact: true, head_bytes: 0 };
         }
-        let mut postings = Vec::with_capacity(params.nprobe.max(1));
-        let head_bytes = self.heads.nearest(q, params.nprobe.max(1), &mut postings) as u64;
+        let nprobe = self.depth(params);
+        let mut postings = Vec::with_capacity(nprobe);
+        let head_bytes = self.heads.nearest(q, nprobe, &mut postings) as u64;
         Plan { postings, exact: false, head_bytes }
+    }
+
+    /// See [`Index::depth`].
+    fn depth(&self, params: &SearchParams) -> usize {
+        if params.nprobe > 0 {
+            return params.nprobe;
+        }
+        let target = params.target_recall.unwrap_or(DEFAULT_TARGET_RECALL);
+        match &*self.calibration.read() {
+            Some(c) => c.nprobe_for(target),
+            None => calibrate::fallback_nprobe(self.versions.live(), self.heads.len()),
+        }
+        .max(1)
     }
 
     fn lower_bound(&self, plan: &Plan, q: &[f32]) -> f32 {
@@ -698,13 +781,31 @@ impl Shared {
     }
 
     fn execute(&self, plan: &Plan, q: &[f32], params: &SearchParams) -> Vec<Scored<u64>> {
+        self.execute_counted(plan, q, params, true)
+    }
+
+    /// Executes a plan, adding its cost to the search counters only when `count` (a
+    /// calibration's searches are not the users').
+    fn execute_counted(
+        &self,
+        plan: &Plan,
+        q: &[f32],
+        params: &SearchParams,
+        count: bool,
+    ) -> Vec<Scored<u64>> {
         let k = params.k;
-        let top = match &self.store {
+        let (top, cost) = match &self.store {
             None => self.scan_f32(plan, q, k),
             Some(store) if plan.exact => self.scan_store(store, q, k),
             Some(store) => self.scan_codes(store, plan, q, k, params.rerank),
         };
-        self.counters.searches.fetch_add(1, Ordering::Relaxed);
+        if count {
+            let c = &self.counters;
+            c.searches.fetch_add(1, Ordering::Relaxed);
+            c.scanned.fetch_add(cost.scanned, Ordering::Relaxed);
+            c.scanned_bytes.fetch_add(cost.bytes, Ordering::Relaxed);
+            c.reranked.fetch_add(cost.reranked, Ordering::Relaxed);
+        }
         let view = self.versions.view();
         let mut out: Vec<Scored<u64>> = top
             .into_sorted()
@@ -725,7 +826,7 @@ impl Shared {
     }
 
     /// The exact scan of `f32` postings: every scanned distance is exact up to rounding.
-    fn scan_f32(&self, plan: &Plan, q: &[f32], k: usize) -> TopK<Slot> {
+    fn scan_f32(&self, plan: &Plan, q: &[f32], k: usize) -> (TopK<Slot>, ScanCost) {
         let dim = self.params.dim;
         let metric = self.params.metric.scan_metric();
         let pair = kernels().pair(metric);
@@ -784,9 +885,7 @@ impl Shared {
             self.jobs.enqueue(p);
         }
         let bytes = plan.head_bytes + (scanned * (dim * 4 + self.member_overhead())) as u64;
-        self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
-        self.counters.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
-        top
+        (top, ScanCost { scanned: scanned as u64, bytes, reranked: 0 })
     }
 
     /// The two-phase scan of coded postings. Codes estimate every member's distance: with the
@@ -802,7 +901,7 @@ impl Shared {
         q: &[f32],
         k: usize,
         rerank: usize,
-    ) -> TopK<Slot> {
+    ) -> (TopK<Slot>, ScanCost) {
         let dim = self.params.dim;
         let metric = self.params.metric.scan_metric();
         let l2 = metric == Metric::L2;
@@ -876,14 +975,11 @@ impl Shared {
         }
         let bytes = plan.head_bytes
             + (scanned * (dim + self.member_overhead()) + reranked * dim * 4) as u64;
-        self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
-        self.counters.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.counters.reranked.fetch_add(reranked as u64, Ordering::Relaxed);
-        top
+        (top, ScanCost { scanned: scanned as u64, bytes, reranked: reranked as u64 })
     }
 
     /// Exact search with codes: every current vector in the store, in slot order.
-    fn scan_store(&self, store: &VectorStore, q: &[f32], k: usize) -> TopK<Slot> {
+    fn scan_store(&self, store: &VectorStore, q: &[f32], k: usize) -> (TopK<Slot>, ScanCost) {
         let dim = self.params.dim;
         let pair = kernels().pair(self.params.metric.scan_metric());
         let mut top = TopK::new(k);
@@ -896,9 +992,8 @@ impl Shared {
                 top.push(pair(q, &row), slot);
             }
         }
-        self.counters.scanned.fetch_add(slots as u64, Ordering::Relaxed);
-        self.counters.scanned_bytes.fetch_add((slots * dim * 4) as u64, Ordering::Relaxed);
-        top
+        let bytes = (slots * dim * 4) as u64;
+        (top, ScanCost { scanned: slots as u64, bytes, reranked: 0 })
     }
 
     /// Calls `f(slot, word, vector)` for the members in `range` that are live: under

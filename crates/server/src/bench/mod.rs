@@ -37,9 +37,17 @@ pub struct BenchArgs {
     json: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     shards: usize,
-    /// Postings probed per shard (default: the engine's default).
+    /// Postings probed per shard (default: the depth each shard's recall calibration chooses
+    /// for the target recall).
     #[arg(long)]
     nprobe: Option<usize>,
+    /// The recall@10 the default search aims for (default: the engine's, 0.95).
+    #[arg(long, conflicts_with = "nprobe")]
+    target_recall: Option<f32>,
+    /// After the run, measure searches at these target recalls (e.g. 0.9,0.95,0.99): the
+    /// recall reached, the calibration's estimate, and QPS.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<f32>,
     /// With codes: candidates re-ranked exactly, as a multiple of k (default: the engine's).
     #[arg(long)]
     rerank: Option<usize>,
@@ -127,7 +135,8 @@ struct SearchRun {
 fn search_params(args: &BenchArgs) -> SearchParams {
     SearchParams {
         k: args.k,
-        nprobe: args.nprobe.unwrap_or(SearchParams::DEFAULT_NPROBE),
+        nprobe: args.nprobe.unwrap_or(0),
+        target_recall: args.target_recall,
         rerank: args.rerank.unwrap_or(SearchParams::DEFAULT_RERANK),
         exact: false,
     }
@@ -502,11 +511,47 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         peak_rss_mb()
     );
 
+    // The recall curve the default depth comes from, measured now rather than left to the
+    // background thread, so the searches below all see it.
+    let t = Instant::now();
+    coll.calibrate();
+    let calibration_s = t.elapsed().as_secs_f64();
+    let calibration = coll.calibration();
+    let depth = coll.shards().iter().map(|s| s.depth(&sp)).max().unwrap_or(0);
+    if let Some(c) = &calibration {
+        eprintln!(
+            "calibration: {:.2}s, {} queries; default nprobe {} (estimated recall {:.4}); curve {:?}",
+            calibration_s, c.queries, c.default_nprobe, c.default_recall, c.points
+        );
+    }
     let main = measure(coll, &ds, &sp, &args);
     eprintln!(
-        "search nprobe={}: {:.0} qps, recall@{} {:.4}, p50 {:.3} ms, p99 {:.3} ms",
-        sp.nprobe, main.qps, args.k, main.recall, main.p50_ms, main.p99_ms
+        "search nprobe={}{}: {:.0} qps, recall@{} {:.4}, p50 {:.3} ms, p99 {:.3} ms",
+        depth,
+        if sp.nprobe == 0 { " (calibrated)" } else { "" },
+        main.qps,
+        args.k,
+        main.recall,
+        main.p50_ms,
+        main.p99_ms
     );
+    let mut targets = Vec::new();
+    for &t in &args.targets {
+        let s = sp.with_target_recall(t);
+        let estimate = coll.estimated_recall(&s).unwrap_or(f32::NAN);
+        let depth = coll.shards().iter().map(|sh| sh.depth(&s)).max().unwrap_or(0);
+        let r = measure(coll, &ds, &s, &args);
+        eprintln!(
+            "  target {t:.3}: recall {:.4} (estimated {estimate:.4}, error {:+.4}), nprobe {depth}, {:.0} qps, p99 {:.3} ms",
+            r.recall,
+            r.recall - f64::from(estimate),
+            r.qps,
+            r.p99_ms
+        );
+        targets.push(json!({"target_recall": t, "recall_at_k": r.recall, "estimated_recall": estimate,
+                            "error": r.recall - f64::from(estimate), "vs_target": r.recall - f64::from(t),
+                            "nprobe": depth, "search_qps": r.qps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}));
+    }
 
     // An exact scan reads every current vector once.
     let exact_bytes = (n * dim * 4) as f64;
@@ -585,7 +630,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "system": "freshvec",
         "dataset": {"n_base": n, "dim": dim, "n_updates": nu, "n_queries": ds.n_queries(),
                     "source": args.data.as_ref().map(|p| p.display().to_string()).or(args.generate.clone())},
-        "params": {"shards": args.shards, "nprobe": sp.nprobe, "k": args.k, "threads": args.threads,
+        "params": {"shards": args.shards, "nprobe": depth, "nprobe_calibrated": sp.nprobe == 0, "k": args.k, "threads": args.threads,
                    "update_batch": args.update_batch, "metric": params.metric.to_string(),
                    "encoding": params.encoding.to_string(), "rerank": sp.rerank,
                    "posting_size": params.posting_size, "split_limit": params.split_limit,
@@ -609,6 +654,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                              "merges": per_k(stats.merges, after_build.merges),
                              "reassigned": per_k(stats.reassigned, after_build.reassigned)},
         "sweep": sweep,
+        "targets": targets,
+        "calibration": calibration.as_ref().map(|c| json!({"seconds": calibration_s, "queries": c.queries,
+            "default_nprobe": c.default_nprobe, "default_recall_estimate": c.default_recall,
+            "points": c.points.iter().map(|p| json!({"nprobe": p.0, "recall": p.1})).collect::<Vec<_>>()})),
         "concurrency": concurrency,
         "fresh": fresh,
     });

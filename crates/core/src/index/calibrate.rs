@@ -1,0 +1,361 @@
+//! Recall calibration: each shard measures its own recall@10 against probe depth, on a sample
+//! of its own vectors with exact ground truth, and searches that name no `nprobe` take their
+//! depth from it (for [`SearchParams::target_recall`], or [`DEFAULT_TARGET_RECALL`]).
+//!
+//! A sampled vector is a query whose own entry is left out of both the exact and the searched
+//! results, so it stands for a query drawn from the data's distribution that is not itself in
+//! the shard. Each grid depth runs the real search (head lookup, code scan, re-rank), so the
+//! curve includes what the codes lose, not only what the partition loses. The curve is
+//! measured again once enough of the shard has changed (see [`Shared::calibration_due`]), on one
+//! process-wide background thread, and the previous curve serves until the new one is ready.
+
+use super::{SearchParams, Shared, Slot};
+use crate::distance::kernels;
+use crate::rng::Rng;
+use crate::topk::TopK;
+use rustc_hash::FxHashSet;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, Weak};
+
+/// The recall a search aims for when it names neither `nprobe` nor `target_recall`.
+pub const DEFAULT_TARGET_RECALL: f32 = 0.95;
+/// Sampled queries per calibration: the mean recall of 512 queries is within about 0.009 of
+/// the shard's (95% interval, per-query standard deviation about 0.1 near recall 0.95).
+pub const SAMPLE_QUERIES: usize = 512;
+/// The `k` the curve is measured at.
+pub const CALIBRATION_K: usize = 10;
+/// Below this many live vectors a shard is not calibrated; searches probe every posting.
+pub const MIN_CALIBRATION_VECTORS: usize = 64;
+/// The depths measured, up to the first that probes every posting or reaches this recall.
+const GRID: [usize; 28] = [
+    1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048,
+    3072, 4096, 6144, 8192, 12288, 16384,
+];
+const SATURATED: f32 = 0.999;
+
+/// One shard's measured recall@[`CALIBRATION_K`] against `nprobe`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    /// `(nprobe, mean recall)`, nprobe increasing; the last point probes every posting or
+    /// reached a recall of 0.999.
+    pub points: Vec<(usize, f32)>,
+    /// The standard error of each point's mean (per-query spread over the square root of the
+    /// queries).
+    pub errors: Vec<f32>,
+    pub queries: usize,
+    /// Live vectors and postings when measured.
+    pub vectors: usize,
+    pub postings: usize,
+    /// The shard's write count when the sample was drawn.
+    mutations: u64,
+}
+
+impl Calibration {
+    /// The smallest depth whose measured recall, less one standard error, reaches `target`,
+    /// interpolated in `log(nprobe)` between the grid points around it; the deepest measured
+    /// when none does. The margin makes the choice conservative by about as much as a sampled
+    /// vector flatters the recall of a query that is not in the shard.
+    pub fn nprobe_for(&self, target: f32) -> usize {
+        let mut prev: Option<(usize, f32)> = None;
+        let lower = self.points.iter().zip(&self.errors).map(|(&(np, r), &e)| (np, r - e));
+        for (np, r) in lower {
+            if r >= target {
+                return match prev {
+                    Some((p0, r0)) if r > r0 => {
+                        let f = f64::from((target - r0) / (r - r0));
+                        let (l0, l1) = ((p0 as f64).ln(), (np as f64).ln());
+                        ((l0 + f * (l1 - l0)).exp().ceil() as usize).clamp(p0 + 1, np)
+                    }
+                    _ => np,
+                };
+            }
+            // A deeper point below a shallower one (noise) never lowers the curve.
+            if prev.is_none_or(|(_, r0)| r > r0) {
+                prev = Some((np, r));
+            }
+        }
+        self.points.last().map_or(1, |p| p.0)
+    }
+
+    /// The estimated recall at `nprobe`, interpolated as [`Calibration::nprobe_for`] chooses.
+    pub fn recall_at(&self, nprobe: usize) -> f32 {
+        let mut prev: Option<(usize, f32)> = None;
+        for &(np, r) in &self.points {
+            let r = prev.map_or(r, |(_, r0)| r.max(r0));
+            if nprobe <= np {
+                return match prev {
+                    Some((p0, r0)) if nprobe > p0 => {
+                        let (l0, l1) = ((p0 as f64).ln(), (np as f64).ln());
+                        let f = (((nprobe as f64).ln() - l0) / (l1 - l0)) as f32;
+                        r0 + f * (r - r0)
+                    }
+                    _ => r,
+                };
+            }
+            prev = Some((np, r));
+        }
+        prev.map_or(0.0, |p| p.1)
+    }
+}
+
+/// The depth a search without a calibration probes: every posting of a small shard, otherwise
+/// an eighth of them and at least 16 (on the shipped datasets 0.95 needs 5-30%; calibration
+/// replaces this within seconds of the first writes).
+pub fn fallback_nprobe(live: usize, postings: usize) -> usize {
+    if live < MIN_CALIBRATION_VECTORS {
+        return postings.max(1);
+    }
+    postings.div_ceil(8).max(16)
+}
+
+impl Shared {
+    /// Measures the curve now (on the calling thread). `None` when the shard is too small to
+    /// calibrate or it shut down meanwhile.
+    pub(super) fn calibrate(&self) -> Option<Calibration> {
+        let mutations = self.mutations.load(Ordering::Relaxed);
+        let live = self.versions.live();
+        if live < MIN_CALIBRATION_VECTORS {
+            return None;
+        }
+        let mut rng = Rng::new(self.params.seed ^ 0xca11_b4a7 ^ mutations);
+        let sample = self.sample_live(SAMPLE_QUERIES, &mut rng);
+        let postings = self.heads.len();
+        let k = CALIBRATION_K + 1;
+        // Exact neighbours of each sampled vector, itself left out.
+        let truths: Vec<FxHashSet<u64>> = self
+            .exact_neighbours(&sample, k)?
+            .into_iter()
+            .zip(&sample)
+            .map(|(hits, (id, _))| {
+                hits.into_iter().filter(|h| h != id).take(CALIBRATION_K).collect()
+            })
+            .collect();
+        let mut points = Vec::new();
+        let mut errors = Vec::new();
+        for &np in &GRID {
+            let np = np.min(postings.max(1));
+            let sp = SearchParams::new(k).with_nprobe(np);
+            let (mut sum, mut squares) = (0f64, 0f64);
+            for ((id, q), truth) in sample.iter().zip(&truths) {
+                if self.jobs.is_shut_down() {
+                    return None;
+                }
+                let plan = self.plan(q, &sp);
+                let hits = self.execute_counted(&plan, q, &sp, false);
+                let found = hits
+                    .iter()
+                    .filter(|h| h.key != *id)
+                    .take(CALIBRATION_K)
+                    .filter(|h| truth.contains(&h.key))
+                    .count();
+                let r = if truth.is_empty() { 1.0 } else { found as f64 / truth.len() as f64 };
+                sum += r;
+                squares += r * r;
+            }
+            let n = sample.len() as f64;
+            let mean = sum / n;
+            let variance = (squares / n - mean * mean).max(0.0);
+            let recall = mean as f32;
+            points.push((np, recall));
+            errors.push((variance / n).sqrt() as f32);
+            if np >= postings || recall >= SATURATED {
+                break;
+            }
+        }
+        Some(Calibration {
+            points,
+            errors,
+            queries: sample.len(),
+            vectors: live,
+            postings,
+            mutations,
+        })
+    }
+
+    /// Whether the shard should be measured (again): never measured with enough vectors, or a
+    /// twentieth of it written since, or its posting count moved by a tenth.
+    pub(super) fn calibration_due(&self) -> bool {
+        let live = self.versions.live();
+        match &*self.calibration.read() {
+            None => live >= MIN_CALIBRATION_VECTORS,
+            Some(c) => {
+                let written = self.mutations.load(Ordering::Relaxed).saturating_sub(c.mutations);
+                let postings = self.heads.len();
+                written as usize > (c.vectors / 20).max(256)
+                    || postings * 10 > c.postings * 11
+                    || postings * 11 < c.postings * 10
+            }
+        }
+    }
+
+    /// The `k` nearest live vectors (external ids, nearest first) of every query, exactly: one
+    /// pass over the vector store for all of them, or an exact search each without one.
+    fn exact_neighbours(&self, queries: &[(u64, Vec<f32>)], k: usize) -> Option<Vec<Vec<u64>>> {
+        let pair = kernels().pair(self.params.metric.scan_metric());
+        let Some(store) = &self.store else {
+            let exact = SearchParams::exact(k);
+            let mut out = Vec::with_capacity(queries.len());
+            for (_, q) in queries {
+                if self.jobs.is_shut_down() {
+                    return None;
+                }
+                let plan = self.plan(q, &exact);
+                let hits = self.execute_counted(&plan, q, &exact, false);
+                out.push(hits.into_iter().map(|h| h.key).collect());
+            }
+            return Some(out);
+        };
+        let mut tops: Vec<TopK<Slot>> = queries.iter().map(|_| TopK::new(k)).collect();
+        let view = self.versions.view();
+        let rows = store.view();
+        let mut row = vec![0f32; self.params.dim];
+        for slot in (0..self.versions.slots() as u32).map(Slot) {
+            if slot.0 % 4096 == 0 && self.jobs.is_shut_down() {
+                return None;
+            }
+            if rows.read(&view, slot, &mut row).is_some() {
+                for (top, (_, q)) in tops.iter_mut().zip(queries) {
+                    top.push(pair(q, &row), slot);
+                }
+            }
+        }
+        Some(
+            tops.into_iter()
+                .map(|t| t.into_sorted().into_iter().map(|s| view.external(s.key)).collect())
+                .collect(),
+        )
+    }
+
+    /// Up to `n` distinct live vectors with their ids, drawn at random.
+    fn sample_live(&self, n: usize, rng: &mut Rng) -> Vec<(u64, Vec<f32>)> {
+        let dim = self.params.dim;
+        let mut out: Vec<(u64, Vec<f32>)> = Vec::with_capacity(n);
+        let mut seen = FxHashSet::default();
+        match &self.store {
+            Some(store) => {
+                let slots = self.versions.slots();
+                let view = self.versions.view();
+                let rows = store.view();
+                let mut row = vec![0f32; dim];
+                // Rejection sampling over slots: the live fraction is at least a quarter after
+                // garbage collection, so this ends well within the bound.
+                for _ in 0..n * 16 {
+                    if out.len() == n || slots == 0 {
+                        break;
+                    }
+                    let slot = Slot(rng.below(slots) as u32);
+                    if seen.insert(slot.0) && rows.read(&view, slot, &mut row).is_some() {
+                        out.push((view.external(slot), row.clone()));
+                    }
+                }
+            }
+            None => {
+                // Reservoir sampling over the live members of every posting (replicas once).
+                let mut count = 0usize;
+                for p in self.heads.all() {
+                    let m = p.members.read();
+                    self.for_each_live(&m, 0..m.len(), |slot, _, v| {
+                        if !seen.insert(slot.0) {
+                            return;
+                        }
+                        count += 1;
+                        let id = self.versions.view().external(slot);
+                        if out.len() < n {
+                            out.push((id, v.to_vec()));
+                        } else {
+                            let j = rng.below(count);
+                            if j < n {
+                                out[j] = (id, v.to_vec());
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Queues a shard for calibration on the process-wide calibration thread (started on first
+/// use), unless it is queued already or not due.
+pub(super) fn request(shared: &Arc<Shared>) {
+    if shared.params.background_threads == 0 || !shared.calibration_due() {
+        return;
+    }
+    if shared.calibration_queued.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if let Some(tx) = calibrator() {
+        if tx.send(Arc::downgrade(shared)).is_ok() {
+            return;
+        }
+    }
+    shared.calibration_queued.store(false, Ordering::Release);
+}
+
+fn calibrator() -> Option<&'static mpsc::Sender<Weak<Shared>>> {
+    static TX: OnceLock<Option<mpsc::Sender<Weak<Shared>>>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Weak<Shared>>();
+        let worker = move || {
+            while let Ok(weak) = rx.recv() {
+                // A shard dropped meanwhile is skipped; one that shut down stops early.
+                if let Some(shared) = weak.upgrade() {
+                    shared.recalibrate();
+                }
+            }
+        };
+        std::thread::Builder::new().name("calibrate".into()).spawn(worker).ok().map(|_| tx)
+    })
+    .as_ref()
+}
+
+impl Shared {
+    /// Measures the curve and publishes it (the previous one serves meanwhile), unless a curve
+    /// measured on a later state was published first.
+    pub(super) fn recalibrate(&self) {
+        if let Some(c) = self.calibrate() {
+            let mut slot = self.calibration.write();
+            if slot.as_ref().is_none_or(|old| old.mutations <= c.mutations) {
+                *slot = Some(Arc::new(c));
+            }
+        }
+        self.calibration_queued.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(points: &[(usize, f32)]) -> Calibration {
+        let errors = vec![0.0; points.len()];
+        Calibration {
+            points: points.to_vec(),
+            errors,
+            queries: 1,
+            vectors: 1,
+            postings: 1,
+            mutations: 0,
+        }
+    }
+
+    #[test]
+    fn depth_is_interpolated_between_the_points_around_the_target() {
+        let c = curve(&[(8, 0.5), (16, 0.8), (32, 0.9), (64, 0.96), (128, 0.99)]);
+        assert_eq!(c.nprobe_for(0.4), 8);
+        assert_eq!(c.nprobe_for(0.9), 32);
+        let np = c.nprobe_for(0.95);
+        assert!(np > 32 && np < 64, "{np}");
+        assert!((c.recall_at(np) - 0.95).abs() < 0.01, "{}", c.recall_at(np));
+        // Unreachable: the deepest measured.
+        assert_eq!(c.nprobe_for(0.999), 128);
+        assert_eq!(c.recall_at(128), 0.99);
+        assert_eq!(c.recall_at(4096), 0.99);
+        // A dip (noise) is not a crossing.
+        let d = curve(&[(8, 0.9), (16, 0.85), (32, 0.97)]);
+        let np = d.nprobe_for(0.95);
+        assert!(np > 16 && np <= 32, "{np}");
+    }
+}
