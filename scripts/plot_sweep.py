@@ -1,21 +1,22 @@
 #!/usr/bin/env python3
-"""Draws recall/QPS curves from a peers.py JSON and freshvec bench JSONs as an SVG (no
-dependencies): plot_sweep.py PEERS.json FRESHVEC.json[,FRESHVEC.json...] OUT.svg [peer,...]"""
-import json
+"""Draws recall/QPS curves from benchmark JSONs of one script run (peers.py, strong_peers.py
+and freshvec bench files) as an SVG (no dependencies):
+plot_sweep.py OUT.svg TITLE RESULT.json [RESULT.json...]"""
 import math
 import sys
 
-W, H, M = 640, 420, 60
-COLORS = {"freshvec int8": "#d62728", "freshvec f32": "#ff9896", "freshvec": "#d62728", "faiss": "#1f77b4", "hnswlib": "#2ca02c", "lancedb": "#9467bd", "flat": "#7f7f7f"}
+from runs import systems
+
+W, H, M = 760, 480, 60
+COLORS = {"freshvec int8": "#d62728", "freshvec f32": "#ff9896", "freshvec": "#d62728", "faiss": "#1f77b4",
+          "hnswlib": "#2ca02c", "lancedb": "#9467bd", "flat": "#7f7f7f", "qdrant": "#17becf",
+          "qdrant_sq": "#0b5d66", "scann": "#ff7f0e", "usearch": "#bcbd22", "rabitq": "#8c564b",
+          "rabitqfs": "#c49c94", "pqfs": "#e377c2", "hnswlib (strong)": "#98df8a"}
 
 
 def main():
-    peers = json.load(open(sys.argv[1]))
-    ours = [json.load(open(p)) for p in sys.argv[2].split(",")]
-    keep = sys.argv[4].split(",") if len(sys.argv) > 4 else ["faiss", "hnswlib"]
-    series = [(r["peer"], r["sweep"]) for r in peers["results"] if r["peer"] in keep and r.get("sweep")]
-    for o in ours:
-        series.append((f"freshvec {o['params'].get('encoding', '')}".strip(), o["sweep"]))
+    out_path, title = sys.argv[1], sys.argv[2]
+    series = [(n, r["sweep"]) for n, r in systems(sys.argv[3:]) if r.get("sweep")]
     pts = [(p["recall_at_k"], p["search_qps"]) for _, s in series for p in s]
     rmin = min(0.5, min(r for r, _ in pts))
     qmin, qmax = min(q for _, q in pts), max(q for _, q in pts)
@@ -27,6 +28,7 @@ def main():
            f'<line x1="{M}" y1="{H-M}" x2="{W-M}" y2="{H-M}" stroke="black"/>',
            f'<line x1="{M}" y1="{M}" x2="{M}" y2="{H-M}" stroke="black"/>',
            f'<text x="{W/2}" y="{H-20}" text-anchor="middle">recall@10</text>',
+           f'<text x="{W/2}" y="20" text-anchor="middle" font-weight="bold">{title}</text>',
            f'<text x="15" y="{H/2}" transform="rotate(-90 15 {H/2})" text-anchor="middle">queries/s (log)</text>',
            f'<line x1="{x(0.95)}" y1="{M}" x2="{x(0.95)}" y2="{H-M}" stroke="#bbb" stroke-dasharray="4"/>']
     for i in range(6):
@@ -40,9 +42,9 @@ def main():
         p = sorted((pt["recall_at_k"], pt["search_qps"]) for pt in s)
         out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (c, " ".join(f"{x(r):.1f},{y(q):.1f}" for r, q in p)))
         out += [f'<circle cx="{x(r):.1f}" cy="{y(q):.1f}" r="3" fill="{c}"/>' for r, q in p]
-        out.append(f'<text x="{W-M-90}" y="{M+16*k}" fill="{c}">{name}</text>')
+        out.append(f'<text x="{W-M-110}" y="{M+16*k}" fill="{c}">{name}</text>')
     out.append("</svg>")
-    open(sys.argv[3], "w").write("\n".join(out))
+    open(out_path, "w").write("\n".join(out))
 
 
 if __name__ == "__main__":
