@@ -372,15 +372,19 @@ pub(super) mod codes {
     unsafe fn dot_vnni(q: &[i8], row: &[u8]) -> i32 {
         let n = q.len();
         let mut acc = _mm512_setzero_si512();
+        // The offset's share, `128 * sum(q)`, summed alongside rather than in a scalar pass.
+        let mut offset = _mm512_setzero_si512();
+        let offsets = _mm512_set1_epi8(i8::MIN);
         let mut i = 0;
         while i < n {
             let m = tail_mask(n - i);
             let vq = _mm512_maskz_loadu_epi8(m, q.as_ptr().add(i));
             let vr = _mm512_maskz_loadu_epi8(m, row.as_ptr().add(i) as *const i8);
             acc = _mm512_dpbusd_epi32(acc, vr, vq);
+            offset = _mm512_dpbusd_epi32(offset, offsets, vq);
             i += 64;
         }
-        _mm512_reduce_add_epi32(acc) - offset_correction(q)
+        _mm512_reduce_add_epi32(_mm512_sub_epi32(acc, offset))
     }
 
     /// Sums a 512-bit accumulator down to its four 128-bit lanes' sum.

@@ -302,7 +302,7 @@ fn calibrator() -> Option<&'static mpsc::Sender<Weak<Shared>>> {
             while let Ok(weak) = rx.recv() {
                 // A shard dropped meanwhile is skipped; one that shut down stops early.
                 if let Some(shared) = weak.upgrade() {
-                    shared.recalibrate();
+                    shared.recalibrate_if_due();
                 }
             }
         };
@@ -315,6 +315,22 @@ impl Shared {
     /// Measures the curve and publishes it (the previous one serves meanwhile), unless a curve
     /// measured on a later state was published first.
     pub(super) fn recalibrate(&self) {
+        let _one = self.calibrating.lock();
+        self.publish_calibration();
+    }
+
+    /// The background thread's calibration: skipped when another (a caller's) published a
+    /// current curve while this request waited.
+    fn recalibrate_if_due(&self) {
+        let _one = self.calibrating.lock();
+        if self.calibration_due() {
+            self.publish_calibration();
+        } else {
+            self.calibration_queued.store(false, Ordering::Release);
+        }
+    }
+
+    fn publish_calibration(&self) {
         if let Some(c) = self.calibrate() {
             let mut slot = self.calibration.write();
             if slot.as_ref().is_none_or(|old| old.mutations <= c.mutations) {

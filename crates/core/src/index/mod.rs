@@ -362,6 +362,8 @@ struct Shared {
     /// The measured recall against depth (see `calibrate.rs`), once the shard has one.
     calibration: parking_lot::RwLock<Option<Arc<Calibration>>>,
     calibration_queued: std::sync::atomic::AtomicBool,
+    /// Held while a calibration runs, so two never run at once on one shard.
+    calibrating: parking_lot::Mutex<()>,
     /// Vectors written or deleted since the index was made, to tell when to calibrate again.
     mutations: AtomicU64,
 }
@@ -418,6 +420,7 @@ impl Index {
             merging: parking_lot::Mutex::new(()),
             calibration: parking_lot::RwLock::new(None),
             calibration_queued: std::sync::atomic::AtomicBool::new(false),
+            calibrating: parking_lot::Mutex::new(()),
             mutations: AtomicU64::new(0),
             params,
         });
