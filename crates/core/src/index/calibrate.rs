@@ -17,6 +17,7 @@ use rustc_hash::FxHashSet;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 /// The recall a search aims for when it names neither `nprobe` nor `target_recall`.
 pub const DEFAULT_TARGET_RECALL: f32 = 0.95;
@@ -49,6 +50,9 @@ pub struct Calibration {
     pub postings: usize,
     /// The shard's write count when the sample was drawn.
     mutations: u64,
+    /// When the measurement ended, and how long it took.
+    finished: Instant,
+    took: Duration,
 }
 
 impl Calibration {
@@ -113,6 +117,7 @@ impl Shared {
     /// Measures the curve now (on the calling thread). `None` when the shard is too small to
     /// calibrate or it shut down meanwhile.
     pub(super) fn calibrate(&self) -> Option<Calibration> {
+        let started = Instant::now();
         let mutations = self.mutations.load(Ordering::Relaxed);
         let live = self.versions.live();
         if live < MIN_CALIBRATION_VECTORS {
@@ -170,16 +175,24 @@ impl Shared {
             vectors: live,
             postings,
             mutations,
+            finished: Instant::now(),
+            took: started.elapsed(),
         })
     }
 
     /// Whether the shard should be measured (again): never measured with enough vectors, or a
-    /// twentieth of it written since, or its posting count moved by a tenth.
+    /// twentieth of it written since, or its posting count moved by a tenth; but never sooner
+    /// than nine times the last measurement's duration after it ended, so calibration takes at
+    /// most a tenth of one core however fast a shard grows (a shard loaded from empty would
+    /// otherwise be measured again at every 5% of growth).
     pub(super) fn calibration_due(&self) -> bool {
         let live = self.versions.live();
         match &*self.calibration.read() {
             None => live >= MIN_CALIBRATION_VECTORS,
             Some(c) => {
+                if c.finished.elapsed() < c.took * 9 {
+                    return false;
+                }
                 let written = self.mutations.load(Ordering::Relaxed).saturating_sub(c.mutations);
                 let postings = self.heads.len();
                 written as usize > (c.vectors / 20).max(256)
@@ -354,6 +367,8 @@ mod tests {
             vectors: 1,
             postings: 1,
             mutations: 0,
+            finished: Instant::now(),
+            took: Duration::ZERO,
         }
     }
 
