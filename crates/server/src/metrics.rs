@@ -35,7 +35,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn observe(&self, method: &str, code: i32, took: Duration) {
+    /// Counts one call of `method` (an RPC's name, whichever transport carried it).
+    pub(crate) fn observe(&self, method: &str, code: i32, took: Duration) {
         *self.counts.lock().entry((method.to_string(), code)).or_default() += 1;
         let mut l = self.latency.lock();
         let h = l.entry(method.to_string()).or_default();
