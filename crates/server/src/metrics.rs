@@ -108,6 +108,9 @@ impl Metrics {
             let _ = writeln!(out, "# HELP freshvec_{name} {help}\n# TYPE freshvec_{name} gauge");
             let _ = writeln!(out, "freshvec_{name} {v}");
         }
+        // The family is declared even without followers (a single node, a follower), so that
+        // its name is always on the page.
+        out.push_str("# HELP freshvec_raft_follower_lag leader's last log index minus the follower's matched index\n# TYPE freshvec_raft_follower_lag gauge\n");
         for p in &st.peers {
             let _ = writeln!(out, "freshvec_raft_follower_lag{{node=\"{}\"}} {}", p.node_id, p.lag);
         }
