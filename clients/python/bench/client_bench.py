@@ -1,0 +1,124 @@
+"""Python client throughput against a running server, in one run: upload (vectors/s through
+`Client.upload`), then single-thread search QPS through the package (vectors as f32 bytes,
+numpy results) against the raw generated stubs with `repeated float` (the query as a list,
+hits as tuples), in alternating rounds on the same collection and queries.
+
+    python clients/python/bench/client_bench.py --data DIR [--server localhost:7867]
+        [--seconds 3] [--rounds 3] [--parallel 2] [--json OUT]
+
+DIR is a TEXMEX folder (base.fvecs, queries.fvecs, groundtruth.ivecs) as written by the
+shared dataset generator."""
+import argparse
+import json
+import os
+import statistics
+import time
+
+import grpc
+import numpy as np
+
+import freshvec
+from freshvec.v1 import freshvec_pb2 as pb
+from freshvec.v1 import freshvec_pb2_grpc as rpc
+
+
+def fvecs(path):
+    raw = np.fromfile(path, dtype="<i4")
+    d = raw[0]
+    return raw.reshape(-1, d + 1)[:, 1:].copy().view("<f4")
+
+
+def ivecs(path):
+    raw = np.fromfile(path, dtype="<i4")
+    d = raw[0]
+    return raw.reshape(-1, d + 1)[:, 1:].copy()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--server", default="localhost:7867")
+    ap.add_argument("--collection", default="pybench")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    base = fvecs(os.path.join(a.data, "base.fvecs"))
+    queries = fvecs(os.path.join(a.data, "queries.fvecs"))
+    gt = ivecs(os.path.join(a.data, "groundtruth.ivecs"))[:, : a.k]
+    n, d = base.shape
+    c = freshvec.Client(a.server, timeout=60)
+    c.wait_ready()
+    if c.collection_exists(a.collection):
+        c.drop_collection(a.collection)
+    c.create_collection(a.collection, dimension=d, metric="l2")
+    t = time.perf_counter()
+    w = c.upload(a.collection, base, batch_size=a.batch, parallel=a.parallel)
+    upload_s = time.perf_counter() - t
+    upload_vps = n / upload_s
+    print(f"upload: {n} vectors of dimension {d} in {upload_s:.2f} s = {upload_vps:,.0f} vectors/s "
+          f"(parallel {a.parallel}, last index {w.index})")
+
+    # Both paths on one channel each, same queries, alternating rounds.
+    stub = rpc.PointsStub(grpc.insecure_channel(a.server))
+    params = pb.SearchParameters(k=a.k)
+
+    def package_round():
+        done, hits = 0, []
+        end = time.perf_counter() + a.seconds
+        while time.perf_counter() < end:
+            q = queries[done % len(queries)]
+            r = c.search(a.collection, q, k=a.k)
+            if done < len(queries):
+                hits.append(r.ids)
+            done += 1
+        return done, hits
+
+    def raw_round():
+        done, hits = 0, []
+        end = time.perf_counter() + a.seconds
+        while time.perf_counter() < end:
+            q = queries[done % len(queries)]
+            r = stub.Search(pb.SearchRequest(collection=a.collection, vector=q.tolist(), params=params))
+            res = [(h.id, h.distance) for h in r.hits]
+            if done < len(queries):
+                hits.append([i for i, _ in res])
+            done += 1
+        return done, hits
+
+    def recall(hits):
+        # Against the dataset's ground truth (computed over the final vectors: base plus
+        # updates, of which only the base is loaded here, so this is below the index's own).
+        m = min(len(hits), len(gt))
+        found = sum(len(set(map(int, hits[i])) & set(gt[i].tolist())) for i in range(m))
+        return found / (m * a.k)
+
+    package_round()  # warm-up (connections, caches)
+    rows = {"package (f32 bytes)": [], "raw stubs (repeated float)": []}
+    recalls = {}
+    for _ in range(a.rounds):
+        for name, fn in [("package (f32 bytes)", package_round), ("raw stubs (repeated float)", raw_round)]:
+            done, hits = fn()
+            rows[name].append(done / a.seconds)
+            recalls[name] = recall(hits)
+    print(f"\nsingle-thread search, k={a.k}, {a.rounds} rounds of {a.seconds:.0f} s each, alternating")
+    print(f"| path | QPS (median) | rounds | recall@{a.k} |\n|---|---|---|---|")
+    for name, qps in rows.items():
+        print(f"| {name} | {statistics.median(qps):,.0f} | {', '.join(f'{x:,.0f}' for x in qps)} | {recalls[name]:.4f} |")
+    pk, raw = (statistics.median(v) for v in rows.values())
+    print("both paths return the same hits" if recalls["package (f32 bytes)"] == recalls["raw stubs (repeated float)"]
+          else "the two paths' hits differ")
+    print(f"\npackage / raw stubs: {pk / raw:.2f}x")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"upload_vectors_per_s": upload_vps, "n": n, "dim": d,
+                       "search_qps_package": pk, "search_qps_raw_stubs": raw,
+                       "rounds": rows, "recall": recalls}, f, indent=2)
+    c.drop_collection(a.collection)
+
+
+if __name__ == "__main__":
+    main()
