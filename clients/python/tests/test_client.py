@@ -59,6 +59,7 @@ def test_points_numpy_in_and_out():
     r = c.search("py_points", vecs[42], k=5, exact=True)
     assert len(r) == 5 and r.ids[0] == 42 and r.distances[0] == 0.0, r
     assert r.ids.dtype == np.uint64 and r.distances.dtype == np.float32
+    assert c.search("py_points", vecs[42], k=5, target_recall=0.99).ids[0] == 42
     hits = list(r)
     assert hits[0].id == 42 and isinstance(hits[0].distance, float)
     batch = c.search_batch("py_points", vecs[:10], k=3, exact=True)
@@ -86,6 +87,7 @@ def test_errors_carry_code_and_message():
         (lambda: c.upsert("py_errs", [1], [[0, 0, 0, 0]]), freshvec.InvalidArgument, ""),
         (lambda: c.upsert("py_errs", [1, 1], np.ones((2, 4))), freshvec.InvalidArgument, "duplicate"),
         (lambda: c.search("py_errs", [1, 0, 0, 0], k=0), freshvec.InvalidArgument, "k"),
+        (lambda: c.search("py_errs", [1, 0, 0, 0], target_recall=2.0), freshvec.InvalidArgument, ""),
         (lambda: c.search("nope", [1, 0, 0, 0]), freshvec.NotFound, "nope"),
         (lambda: c.create_collection("bad name!", 4), freshvec.InvalidArgument, "name"),
     ]

@@ -321,7 +321,12 @@ pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
         exact: a.exact,
         ..Default::default()
     };
-    let msg = SearchRequest { collection: a.collection, vector: a.vector, params: Some(params), ..Default::default() };
+    let msg = SearchRequest {
+        collection: a.collection,
+        vector: a.vector,
+        params: Some(params),
+        ..Default::default()
+    };
     let r = p.search(request(&conn, msg)?).await?.into_inner();
     out!("{:>6}  {:>20}  {:>14}", "rank", "id", "distance");
     for (i, h) in r.hits.iter().enumerate() {

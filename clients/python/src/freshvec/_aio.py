@@ -135,20 +135,20 @@ class AsyncClient:
         return cv.points(await self._call(self._points.Get, req))
 
     async def search(self, collection: str, vector: Any, k: int = 10, *, nprobe: int = 0,
-                     rerank: int = 0, exact: bool = False,
+                     rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
                      consistency: t.Consistency = None) -> t.SearchResult:
         req = pb.SearchRequest(collection=collection, vector_f32=cv.vector_bytes(vector),
-                               params=self._session.search_params(k, nprobe, rerank, exact,
+                               params=self._session.search_params(k, nprobe, rerank, exact, target_recall,
                                                                   consistency))
         return cv.search_result(await self._call(self._points.Search, req))
 
     async def search_batch(self, collection: str, vectors: Any, k: int = 10, *, nprobe: int = 0,
-                           rerank: int = 0, exact: bool = False,
+                           rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
                            consistency: t.Consistency = None) -> list[t.SearchResult]:
         m = cv.matrix(vectors)
         req = pb.SearchBatchRequest(
             collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m],
-            params=self._session.search_params(k, nprobe, rerank, exact, consistency))
+            params=self._session.search_params(k, nprobe, rerank, exact, target_recall, consistency))
         r = await self._call(self._points.SearchBatch, req)
         return [cv.search_result(x) for x in r.results]
 

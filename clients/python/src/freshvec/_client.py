@@ -158,22 +158,22 @@ class Client:
         return cv.points(self._call(self._points.Get, req))
 
     def search(self, collection: str, vector: Any, k: int = 10, *, nprobe: int = 0,
-               rerank: int = 0, exact: bool = False,
+               rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
                consistency: t.Consistency = None) -> t.SearchResult:
         """The k nearest points to `vector`, nearest first."""
         req = pb.SearchRequest(collection=collection, vector_f32=cv.vector_bytes(vector),
-                               params=self._session.search_params(k, nprobe, rerank, exact,
+                               params=self._session.search_params(k, nprobe, rerank, exact, target_recall,
                                                                   consistency))
         return cv.search_result(self._call(self._points.Search, req))
 
     def search_batch(self, collection: str, vectors: Any, k: int = 10, *, nprobe: int = 0,
-                     rerank: int = 0, exact: bool = False,
+                     rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
                      consistency: t.Consistency = None) -> list[t.SearchResult]:
         """Up to 1,024 queries (an (n, dimension) array) in one request; results in order."""
         m = cv.matrix(vectors)
         req = pb.SearchBatchRequest(
             collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m],
-            params=self._session.search_params(k, nprobe, rerank, exact, consistency))
+            params=self._session.search_params(k, nprobe, rerank, exact, target_recall, consistency))
         return [cv.search_result(r) for r in self._call(self._points.SearchBatch, req).results]
 
     # Payloads, filters, scroll and count need server support that does not exist yet.

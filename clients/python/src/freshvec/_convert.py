@@ -79,7 +79,9 @@ def collection_info(r) -> t.CollectionInfo:
         shards=r.shards, encoding=ENCODING_NAMES.get(r.encoding, str(r.encoding)),
         vectors=r.vectors, postings=r.postings, splits=r.splits, merges=r.merges,
         reassigned=r.reassigned, pending_jobs=r.pending_jobs, memory_bytes=r.memory_bytes,
-        applied_index=r.applied_index, raw=r)
+        applied_index=r.applied_index, calibrated_shards=r.calibrated_shards,
+        default_nprobe=r.default_nprobe, estimated_recall=r.estimated_recall,
+        calibration=[(p.nprobe, p.recall) for p in r.calibration], raw=r)
 
 
 def cluster_status(r) -> t.ClusterStatus:
@@ -145,9 +147,11 @@ class Session:
             return pb.CONSISTENCY_LINEARIZABLE, 0
         raise ValueError(f"consistency must be None, 'local', 'linearizable' or an index, got {c!r}")
 
-    def search_params(self, k: int, nprobe: int, rerank: int, exact: bool, c: t.Consistency):
+    def search_params(self, k: int, nprobe: int, rerank: int, exact: bool, target_recall: float,
+                      c: t.Consistency):
         consistency, min_index = self.consistency(c)
         return pb.SearchParameters(k=k, nprobe=nprobe, rerank=rerank, exact=exact,
+                                   target_recall=target_recall,
                                    consistency=consistency, min_applied_index=min_index)
 
     def get_request(self, collection: str, ids: Any, with_vectors: bool, c: t.Consistency):

@@ -77,6 +77,11 @@ class CollectionInfo:
     pending_jobs: int
     memory_bytes: int
     applied_index: int
+    # Recall calibration (see DescribeCollectionResponse in the proto).
+    calibrated_shards: int = 0
+    default_nprobe: int = 0
+    estimated_recall: float = 0.0
+    calibration: list[tuple[int, float]] = field(default_factory=list)
     raw: Any = field(repr=False, compare=False, default=None)
 
 

@@ -114,7 +114,7 @@ class DescribeCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class DescribeCollectionResponse(_message.Message):
-    __slots__ = ("name", "dimension", "metric", "shards", "encoding", "vectors", "postings", "splits", "merges", "reassigned", "pending_jobs", "memory_bytes", "applied_index")
+    __slots__ = ("name", "dimension", "metric", "shards", "encoding", "vectors", "postings", "splits", "merges", "reassigned", "pending_jobs", "memory_bytes", "applied_index", "calibrated_shards", "calibration_queries", "default_nprobe", "estimated_recall", "calibration")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,11 @@ class DescribeCollectionResponse(_message.Message):
     PENDING_JOBS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_QUERIES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_NPROBE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_RECALL_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     dimension: int
     metric: Metric
@@ -141,7 +146,20 @@ class DescribeCollectionResponse(_message.Message):
     pending_jobs: int
     memory_bytes: int
     applied_index: int
-    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., shards: _Optional[int] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., vectors: _Optional[int] = ..., postings: _Optional[int] = ..., splits: _Optional[int] = ..., merges: _Optional[int] = ..., reassigned: _Optional[int] = ..., pending_jobs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., applied_index: _Optional[int] = ...) -> None: ...
+    calibrated_shards: int
+    calibration_queries: int
+    default_nprobe: int
+    estimated_recall: float
+    calibration: _containers.RepeatedCompositeFieldContainer[CalibrationPoint]
+    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., shards: _Optional[int] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., vectors: _Optional[int] = ..., postings: _Optional[int] = ..., splits: _Optional[int] = ..., merges: _Optional[int] = ..., reassigned: _Optional[int] = ..., pending_jobs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., applied_index: _Optional[int] = ..., calibrated_shards: _Optional[int] = ..., calibration_queries: _Optional[int] = ..., default_nprobe: _Optional[int] = ..., estimated_recall: _Optional[float] = ..., calibration: _Optional[_Iterable[_Union[CalibrationPoint, _Mapping]]] = ...) -> None: ...
+
+class CalibrationPoint(_message.Message):
+    __slots__ = ("nprobe", "recall")
+    NPROBE_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    nprobe: int
+    recall: float
+    def __init__(self, nprobe: _Optional[int] = ..., recall: _Optional[float] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("id", "vector", "vector_f32")
@@ -202,20 +220,22 @@ class GetResponse(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
 
 class SearchParameters(_message.Message):
-    __slots__ = ("k", "nprobe", "rerank", "exact", "consistency", "min_applied_index")
+    __slots__ = ("k", "nprobe", "rerank", "exact", "consistency", "min_applied_index", "target_recall")
     K_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     MIN_APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RECALL_FIELD_NUMBER: _ClassVar[int]
     k: int
     nprobe: int
     rerank: int
     exact: bool
     consistency: Consistency
     min_applied_index: int
-    def __init__(self, k: _Optional[int] = ..., nprobe: _Optional[int] = ..., rerank: _Optional[int] = ..., exact: bool = ..., consistency: _Optional[_Union[Consistency, str]] = ..., min_applied_index: _Optional[int] = ...) -> None: ...
+    target_recall: float
+    def __init__(self, k: _Optional[int] = ..., nprobe: _Optional[int] = ..., rerank: _Optional[int] = ..., exact: bool = ..., consistency: _Optional[_Union[Consistency, str]] = ..., min_applied_index: _Optional[int] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("collection", "vector", "params", "vector_f32")
