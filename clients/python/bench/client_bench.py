@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--json")
     a = ap.parse_args()
     base = fvecs(os.path.join(a.data, "base.fvecs"))
@@ -54,13 +55,31 @@ def main():
     c.wait_ready()
     if c.collection_exists(a.collection):
         c.drop_collection(a.collection)
-    c.create_collection(a.collection, dimension=d, metric="l2")
-    t = time.perf_counter()
+    shards = a.shards
+    c.create_collection(a.collection, dimension=d, metric="l2", shards=shards)
+    t, c0 = time.perf_counter(), time.process_time()
     w = c.upload(a.collection, base, batch_size=a.batch, parallel=a.parallel)
     upload_s = time.perf_counter() - t
+    upload_cpu = time.process_time() - c0
     upload_vps = n / upload_s
     print(f"upload: {n} vectors of dimension {d} in {upload_s:.2f} s = {upload_vps:,.0f} vectors/s "
-          f"(parallel {a.parallel}, last index {w.index})")
+          f"(parallel {a.parallel}, last index {w.index}); the client's own CPU {upload_cpu:.2f} s, "
+          f"i.e. it could feed {n / upload_cpu:,.0f} vectors/s")
+    # The updates too, so that the ground truth (over the final vectors) applies.
+    upd = fvecs(os.path.join(a.data, "updates.fvecs"))
+    upd_ids = ivecs(os.path.join(a.data, "updates_ids.ivecs")).reshape(-1).astype(np.uint64)
+    t = time.perf_counter()
+    c.upload(a.collection, upd, ids=upd_ids, batch_size=a.batch, parallel=a.parallel)
+    print(f"updates: {len(upd)} upserts in {time.perf_counter() - t:.2f} s")
+    # Searches start once background rebalancing drained and every shard calibrated (or 60 s).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        info = c.describe_collection(a.collection)
+        if info.pending_jobs == 0 and info.calibrated_shards == shards:
+            break
+        time.sleep(0.2)
+    print(f"index: {info.vectors} vectors, {info.postings} postings, calibrated shards "
+          f"{info.calibrated_shards}/{shards}, default nprobe {info.default_nprobe}")
 
     # Both paths on one channel each, same queries, alternating rounds.
     stub = rpc.PointsStub(grpc.insecure_channel(a.server))
@@ -98,25 +117,33 @@ def main():
 
     package_round()  # warm-up (connections, caches)
     rows = {"package (f32 bytes)": [], "raw stubs (repeated float)": []}
+    cpu = {name: [] for name in rows}
     recalls = {}
     for _ in range(a.rounds):
         for name, fn in [("package (f32 bytes)", package_round), ("raw stubs (repeated float)", raw_round)]:
+            c0 = time.process_time()
             done, hits = fn()
+            # The client process's CPU per query (all its threads, gRPC's included): what the
+            # client costs, apart from the server and the machine's other load.
+            cpu[name].append((time.process_time() - c0) / done * 1e6)
             rows[name].append(done / a.seconds)
             recalls[name] = recall(hits)
     print(f"\nsingle-thread search, k={a.k}, {a.rounds} rounds of {a.seconds:.0f} s each, alternating")
-    print(f"| path | QPS (median) | rounds | recall@{a.k} |\n|---|---|---|---|")
+    print(f"| path | QPS (median) | rounds | client CPU us/query (median) | recall@{a.k} |")
+    print("|---|---|---|---|---|")
     for name, qps in rows.items():
-        print(f"| {name} | {statistics.median(qps):,.0f} | {', '.join(f'{x:,.0f}' for x in qps)} | {recalls[name]:.4f} |")
+        print(f"| {name} | {statistics.median(qps):,.0f} | {', '.join(f'{x:,.0f}' for x in qps)} | "
+              f"{statistics.median(cpu[name]):.0f} | {recalls[name]:.4f} |")
     pk, raw = (statistics.median(v) for v in rows.values())
     print("both paths return the same hits" if recalls["package (f32 bytes)"] == recalls["raw stubs (repeated float)"]
           else "the two paths' hits differ")
     print(f"\npackage / raw stubs: {pk / raw:.2f}x")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"upload_vectors_per_s": upload_vps, "n": n, "dim": d,
+            json.dump({"upload_vectors_per_s": upload_vps, "upload_client_cpu_s": upload_cpu,
+                       "n": n, "dim": d,
                        "search_qps_package": pk, "search_qps_raw_stubs": raw,
-                       "rounds": rows, "recall": recalls}, f, indent=2)
+                       "rounds": rows, "client_cpu_us": cpu, "recall": recalls}, f, indent=2)
     c.drop_collection(a.collection)
 
 

@@ -62,6 +62,14 @@ def test_points_numpy_in_and_out():
     assert c.search("py_points", vecs[42], k=5, target_recall=0.99).ids[0] == 42
     hits = list(r)
     assert hits[0].id == 42 and isinstance(hits[0].distance, float)
+    # The package's packed answer is the raw stubs' repeated one.
+    from freshvec.v1 import freshvec_pb2 as pb, freshvec_pb2_grpc as rpc
+    md = (("authorization", f"Bearer {API_KEY}"),) if API_KEY else None
+    raw = rpc.PointsStub(c._channel).Search(pb.SearchRequest(
+        collection="py_points", vector=vecs[9].tolist(), params=pb.SearchParameters(k=8)), metadata=md)
+    mine = c.search("py_points", vecs[9], k=8)
+    assert mine.ids.tolist() == [h.id for h in raw.hits], (mine, raw)
+    assert mine.distances.tolist() == [h.distance for h in raw.hits], (mine, raw)
     batch = c.search_batch("py_points", vecs[:10], k=3, exact=True)
     assert [int(b.ids[0]) for b in batch] == list(range(10))
     # Exact distances match numpy's.

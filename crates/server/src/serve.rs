@@ -501,13 +501,6 @@ fn search_params(p: &SearchParameters) -> Result<SearchParams, Status> {
     Ok(sp)
 }
 
-fn hits(h: Vec<freshvec_core::Hit>, applied: u64) -> SearchResponse {
-    SearchResponse {
-        hits: h.into_iter().map(|h| Hit { id: h.key, distance: h.dist }).collect(),
-        applied_index: applied,
-    }
-}
-
 #[tonic::async_trait]
 impl Points for Api {
     async fn upsert(&self, req: Request<UpsertRequest>) -> Result<Response<WriteResponse>, Status> {
@@ -590,7 +583,7 @@ impl Points for Api {
                 .coll
                 .search(&vector, &sp)
                 .map_err(|e| Status::invalid_argument(format!("vector: {e}")))?;
-            Ok(Response::new(hits(h, applied)))
+            Ok(Response::new(crate::vectors::hits(h, applied, r.packed_hits)))
         })
         .await
     }
@@ -620,6 +613,7 @@ impl Points for Api {
         let (replica, applied) =
             self.read_replica(&r.collection, p.consistency, p.min_applied_index, deadline).await?;
         let dim = replica.coll.dim();
+        let packed = r.packed_hits;
         let queries = r
             .queries
             .into_iter()
@@ -644,7 +638,7 @@ impl Points for Api {
                     .coll
                     .search(q, &sp)
                     .map_err(|e| Status::invalid_argument(format!("queries[{i}].vector: {e}")))?;
-                results.push(hits(h, applied));
+                results.push(crate::vectors::hits(h, applied, packed));
             }
             Ok(Response::new(SearchBatchResponse { results }))
         })

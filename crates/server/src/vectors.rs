@@ -4,7 +4,7 @@
 //! collection's dimension, finite components, the engine's norm bound; a message that sets
 //! both forms is refused.
 
-use crate::proto::{Point, UpsertRequest};
+use crate::proto::{Hit, Point, SearchResponse, UpsertRequest};
 use freshvec_core::distance::{check_components, VectorFault};
 use std::collections::HashSet;
 use tonic::Status;
@@ -157,6 +157,29 @@ pub fn point(id: u64, v: Vec<f32>, as_bytes: bool) -> Point {
     }
 }
 
+/// A search's answer, as `hits` or (packed) as ids_u64 + distances_f32.
+pub fn hits(h: Vec<freshvec_core::Hit>, applied: u64, packed: bool) -> SearchResponse {
+    if packed {
+        let mut ids = Vec::with_capacity(h.len() * 8);
+        let mut distances = Vec::with_capacity(h.len() * 4);
+        for x in &h {
+            ids.extend_from_slice(&x.key.to_le_bytes());
+            distances.extend_from_slice(&x.dist.to_le_bytes());
+        }
+        return SearchResponse {
+            hits: Vec::new(),
+            applied_index: applied,
+            ids_u64: ids,
+            distances_f32: distances,
+        };
+    }
+    SearchResponse {
+        hits: h.into_iter().map(|h| Hit { id: h.key, distance: h.dist }).collect(),
+        applied_index: applied,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +209,30 @@ mod tests {
         assert_eq!(code(huge), Code::InvalidArgument);
         assert_eq!(code(vector("vector", vec![1.0; 3], &le(&[1.0; 3]), 3)), Code::InvalidArgument);
         assert_eq!(code(vector("vector", Vec::new(), &[], 3)), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn packed_hits_hold_what_hits_hold() {
+        let h = vec![
+            freshvec_core::Hit { key: 9, dist: 0.5 },
+            freshvec_core::Hit { key: u64::MAX, dist: 2.25 },
+        ];
+        let plain = hits(h.clone(), 7, false);
+        let packed = hits(h, 7, true);
+        assert!(packed.hits.is_empty() && plain.ids_u64.is_empty());
+        let ids: Vec<u64> = packed
+            .ids_u64
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let dists: Vec<f32> = packed
+            .distances_f32
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(ids, plain.hits.iter().map(|h| h.id).collect::<Vec<_>>());
+        assert_eq!(dists, plain.hits.iter().map(|h| h.distance).collect::<Vec<_>>());
+        assert_eq!((packed.applied_index, plain.applied_index), (7, 7));
     }
 
     #[test]

@@ -419,6 +419,7 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                     })
                     .collect(),
                 params: params(rng),
+                ..Default::default()
             })
         }
         85..=86 => Req::Status,

@@ -470,7 +470,8 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
         p.search_batch(SearchBatchRequest {
             collection: "docs".into(),
             queries: vec![],
-            params: sp(5, 0)
+            params: sp(5, 0),
+            ..Default::default()
         })
     );
     case!(
@@ -483,6 +484,7 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
                 Query { vector: vec![0.0; 2], ..Default::default() }
             ],
             params: sp(5, 0),
+            ..Default::default()
         })
     );
 
@@ -542,6 +544,7 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
             collection: "docs".into(),
             queries: vec![Query { vector: vec![0.0; 4], ..Default::default() }; 1025],
             params: sp(1, 0),
+            ..Default::default()
         })
     });
     case!("search batch: queries times k past the maximum", ia, {
@@ -549,6 +552,7 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
             collection: "docs".into(),
             queries: vec![Query { vector: vec![0.0; 4], ..Default::default() }; 300],
             params: sp(1000, 0),
+            ..Default::default()
         })
     });
     case!("message over the size limit", Code::ResourceExhausted, {
@@ -639,6 +643,7 @@ async fn overload_is_refused_quickly_and_admitted_requests_complete() {
             .map(|i| Query { vector: point(i).vector, ..Default::default() })
             .collect(),
         params: Some(SearchParameters { k: 10, exact: true, ..Default::default() }),
+        ..Default::default()
     };
     let started = Instant::now();
     let calls: Vec<_> = (0..64)
@@ -673,6 +678,7 @@ async fn overload_is_refused_quickly_and_admitted_requests_complete() {
             .map(|i| Query { vector: point(i).vector, ..Default::default() })
             .collect(),
         params: Some(SearchParameters { k: 10, exact: true, ..Default::default() }),
+        ..Default::default()
     });
     late.set_timeout(Duration::from_millis(10));
     let t = Instant::now();

@@ -80,6 +80,7 @@ async fn peak_memory_of_64_worst_requests_of_each_kind() {
             .map(|_| Query { vector: row(&mut rng), ..Default::default() })
             .collect(),
         params: Some(SearchParameters { k: 64, nprobe: 8_192, rerank: 64, ..Default::default() }),
+        ..Default::default()
     };
     let search = SearchRequest {
         collection: "w".into(),

@@ -137,7 +137,7 @@ class AsyncClient:
     async def search(self, collection: str, vector: Any, k: int = 10, *, nprobe: int = 0,
                      rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
                      consistency: t.Consistency = None) -> t.SearchResult:
-        req = pb.SearchRequest(collection=collection, vector_f32=cv.vector_bytes(vector),
+        req = pb.SearchRequest(collection=collection, vector_f32=cv.vector_bytes(vector), packed_hits=True,
                                params=self._session.search_params(k, nprobe, rerank, exact, target_recall,
                                                                   consistency))
         return cv.search_result(await self._call(self._points.Search, req))
@@ -147,7 +147,7 @@ class AsyncClient:
                            consistency: t.Consistency = None) -> list[t.SearchResult]:
         m = cv.matrix(vectors)
         req = pb.SearchBatchRequest(
-            collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m],
+            collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m], packed_hits=True,
             params=self._session.search_params(k, nprobe, rerank, exact, target_recall, consistency))
         r = await self._call(self._points.SearchBatch, req)
         return [cv.search_result(x) for x in r.results]

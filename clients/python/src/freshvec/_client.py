@@ -161,7 +161,7 @@ class Client:
                rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
                consistency: t.Consistency = None) -> t.SearchResult:
         """The k nearest points to `vector`, nearest first."""
-        req = pb.SearchRequest(collection=collection, vector_f32=cv.vector_bytes(vector),
+        req = pb.SearchRequest(collection=collection, vector_f32=cv.vector_bytes(vector), packed_hits=True,
                                params=self._session.search_params(k, nprobe, rerank, exact, target_recall,
                                                                   consistency))
         return cv.search_result(self._call(self._points.Search, req))
@@ -172,7 +172,7 @@ class Client:
         """Up to 1,024 queries (an (n, dimension) array) in one request; results in order."""
         m = cv.matrix(vectors)
         req = pb.SearchBatchRequest(
-            collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m],
+            collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m], packed_hits=True,
             params=self._session.search_params(k, nprobe, rerank, exact, target_recall, consistency))
         return [cv.search_result(r) for r in self._call(self._points.SearchBatch, req).results]
 

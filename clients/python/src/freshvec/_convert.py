@@ -99,9 +99,13 @@ def cluster_status(r) -> t.ClusterStatus:
 
 
 def search_result(r) -> t.SearchResult:
-    hits = r.hits
-    return t.SearchResult(ids=np.array([h.id for h in hits], dtype=np.uint64),
-                          distances=np.array([h.distance for h in hits], dtype=np.float32),
+    if r.hits:  # a server that ignores packed_hits
+        hits = r.hits
+        return t.SearchResult(ids=np.array([h.id for h in hits], dtype=np.uint64),
+                              distances=np.array([h.distance for h in hits], dtype=np.float32),
+                              applied_index=r.applied_index)
+    return t.SearchResult(ids=np.frombuffer(r.ids_u64, dtype="<u8"),
+                          distances=np.frombuffer(r.distances_f32, dtype="<f4"),
                           applied_index=r.applied_index)
 
 

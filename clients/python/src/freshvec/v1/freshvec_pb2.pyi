@@ -238,16 +238,18 @@ class SearchParameters(_message.Message):
     def __init__(self, k: _Optional[int] = ..., nprobe: _Optional[int] = ..., rerank: _Optional[int] = ..., exact: bool = ..., consistency: _Optional[_Union[Consistency, str]] = ..., min_applied_index: _Optional[int] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "vector", "params", "vector_f32")
+    __slots__ = ("collection", "vector", "params", "vector_f32", "packed_hits")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     VECTOR_F32_FIELD_NUMBER: _ClassVar[int]
+    PACKED_HITS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     params: SearchParameters
     vector_f32: bytes
-    def __init__(self, collection: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., params: _Optional[_Union[SearchParameters, _Mapping]] = ..., vector_f32: _Optional[bytes] = ...) -> None: ...
+    packed_hits: bool
+    def __init__(self, collection: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., params: _Optional[_Union[SearchParameters, _Mapping]] = ..., vector_f32: _Optional[bytes] = ..., packed_hits: bool = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("id", "distance")
@@ -258,12 +260,16 @@ class Hit(_message.Message):
     def __init__(self, id: _Optional[int] = ..., distance: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "applied_index")
+    __slots__ = ("hits", "applied_index", "ids_u64", "distances_f32")
     HITS_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    IDS_U64_FIELD_NUMBER: _ClassVar[int]
+    DISTANCES_F32_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     applied_index: int
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., applied_index: _Optional[int] = ...) -> None: ...
+    ids_u64: bytes
+    distances_f32: bytes
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., applied_index: _Optional[int] = ..., ids_u64: _Optional[bytes] = ..., distances_f32: _Optional[bytes] = ...) -> None: ...
 
 class Query(_message.Message):
     __slots__ = ("vector", "vector_f32")
@@ -274,14 +280,16 @@ class Query(_message.Message):
     def __init__(self, vector: _Optional[_Iterable[float]] = ..., vector_f32: _Optional[bytes] = ...) -> None: ...
 
 class SearchBatchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "params")
+    __slots__ = ("collection", "queries", "params", "packed_hits")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    PACKED_HITS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _containers.RepeatedCompositeFieldContainer[Query]
     params: SearchParameters
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., params: _Optional[_Union[SearchParameters, _Mapping]] = ...) -> None: ...
+    packed_hits: bool
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., params: _Optional[_Union[SearchParameters, _Mapping]] = ..., packed_hits: bool = ...) -> None: ...
 
 class SearchBatchResponse(_message.Message):
     __slots__ = ("results",)
