@@ -134,6 +134,35 @@ def main():
     for name, qps in rows.items():
         print(f"| {name} | {statistics.median(qps):,.0f} | {', '.join(f'{x:,.0f}' for x in qps)} | "
               f"{statistics.median(cpu[name]):.0f} | {recalls[name]:.4f} |")
+    # The part of a query each path controls, without the RPC: building and encoding the
+    # request, decoding the answer into its result (timed in-process, many repetitions).
+    from freshvec import _convert as cv
+    q = queries[0]
+    packed_resp = stub.Search(pb.SearchRequest(collection=a.collection, vector_f32=q.tobytes(),
+                                               params=params, packed_hits=True)).SerializeToString()
+    plain_resp = stub.Search(pb.SearchRequest(collection=a.collection, vector=q.tolist(),
+                                              params=params)).SerializeToString()
+    session = cv.Session(False)
+
+    def package_codec():
+        pb.SearchRequest(collection=a.collection, vector_f32=cv.vector_bytes(q), packed_hits=True,
+                         params=session.search_params(a.k, 0, 0, False, 0.0, None)).SerializeToString()
+        cv.search_result(pb.SearchResponse.FromString(packed_resp))
+
+    def raw_codec():
+        pb.SearchRequest(collection=a.collection, vector=q.tolist(), params=params).SerializeToString()
+        [(h.id, h.distance) for h in pb.SearchResponse.FromString(plain_resp).hits]
+
+    codec = {}
+    for name, fn in [("package (f32 bytes)", package_codec), ("raw stubs (repeated float)", raw_codec)]:
+        reps = 20_000
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        codec[name] = (time.perf_counter() - t0) / reps * 1e6
+    print(f"\nper query without the RPC (encode request + decode answer), dimension {d}:")
+    for name, us in codec.items():
+        print(f"| {name} | {us:.1f} us |")
     pk, raw = (statistics.median(v) for v in rows.values())
     print("both paths return the same hits" if recalls["package (f32 bytes)"] == recalls["raw stubs (repeated float)"]
           else "the two paths' hits differ")
@@ -143,7 +172,8 @@ def main():
             json.dump({"upload_vectors_per_s": upload_vps, "upload_client_cpu_s": upload_cpu,
                        "n": n, "dim": d,
                        "search_qps_package": pk, "search_qps_raw_stubs": raw,
-                       "rounds": rows, "client_cpu_us": cpu, "recall": recalls}, f, indent=2)
+                       "rounds": rows, "client_cpu_us": cpu, "codec_us": codec,
+                       "recall": recalls}, f, indent=2)
     c.drop_collection(a.collection)
 
 
