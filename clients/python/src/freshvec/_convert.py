@@ -23,8 +23,14 @@ ROLES = {pb.ROLE_LEADER: "leader", pb.ROLE_FOLLOWER: "follower", pb.ROLE_CANDIDA
          pb.ROLE_LEARNER: "learner"}
 
 
+_F32 = np.dtype("<f4")
+_U64 = np.dtype("<u8")
+
+
 def vector_bytes(v: Any) -> bytes:
     """One vector as packed little-endian f32."""
+    if type(v) is np.ndarray and v.dtype == _F32 and v.ndim == 1:
+        return v.tobytes()  # the common case, without the checks below
     a = np.asarray(v, dtype="<f4")
     if a.ndim != 1:
         raise ValueError(f"a vector must be one-dimensional, got shape {a.shape}")
@@ -104,9 +110,8 @@ def search_result(r) -> t.SearchResult:
         return t.SearchResult(ids=np.array([h.id for h in hits], dtype=np.uint64),
                               distances=np.array([h.distance for h in hits], dtype=np.float32),
                               applied_index=r.applied_index)
-    return t.SearchResult(ids=np.frombuffer(r.ids_u64, dtype="<u8"),
-                          distances=np.frombuffer(r.distances_f32, dtype="<f4"),
-                          applied_index=r.applied_index)
+    return t.SearchResult(np.frombuffer(r.ids_u64, dtype=_U64),
+                          np.frombuffer(r.distances_f32, dtype=_F32), r.applied_index)
 
 
 def points(r, dim_hint: int = 0) -> t.Points:
@@ -127,6 +132,7 @@ class Session:
         self.read_your_writes = read_your_writes
         self.last_write = 0
         self._lock = threading.Lock()
+        self._params: dict = {}
 
     def wrote(self, index: int) -> None:
         with self._lock:
@@ -154,9 +160,18 @@ class Session:
     def search_params(self, k: int, nprobe: int, rerank: int, exact: bool, target_recall: float,
                       c: t.Consistency):
         consistency, min_index = self.consistency(c)
-        return pb.SearchParameters(k=k, nprobe=nprobe, rerank=rerank, exact=exact,
-                                   target_recall=target_recall,
-                                   consistency=consistency, min_applied_index=min_index)
+        key = (k, nprobe, rerank, exact, target_recall, consistency, min_index)
+        # Messages are copied into the request that holds them, so one per shape serves every
+        # search of that shape (a per-call message costs more than the vector's bytes).
+        p = self._params.get(key)
+        if p is None:
+            p = pb.SearchParameters(k=k, nprobe=nprobe, rerank=rerank, exact=exact,
+                                    target_recall=target_recall, consistency=consistency,
+                                    min_applied_index=min_index)
+            if len(self._params) > 64:
+                self._params.clear()
+            self._params[key] = p
+        return p
 
     def get_request(self, collection: str, ids: Any, with_vectors: bool, c: t.Consistency):
         consistency, min_index = self.consistency(c)
