@@ -11,7 +11,9 @@
 //! - The transport refuses an over-size message with OUT_OF_RANGE; gRPC's convention for a
 //!   message over the limit is RESOURCE_EXHAUSTED, which is what the client gets.
 //!
-//! Health checks pass without a permit, so a saturated node still reports itself.
+//! Health checks pass without a permit, so a saturated node still reports itself. The JSON
+//! gateway (`crate::rest`) takes its permits and charges its bodies through the same
+//! [`Limits`] ([`Limits::admit`], [`Ticket::charge`]), so both transports share one budget.
 
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::future::Future;
@@ -55,6 +57,49 @@ impl Limits {
 
     fn release(&self, n: usize) {
         self.bytes.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// A permit for one call, or RESOURCE_EXHAUSTED at once when none is free.
+    pub fn admit(self: &Arc<Self>) -> Result<Ticket, Status> {
+        let permit = self.calls.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("too many concurrent requests; retry with backoff")
+        })?;
+        Ok(self.ticket(Some(permit)))
+    }
+
+    /// A ticket without a permit (health checks), still charged for its bytes.
+    pub fn exempt(self: &Arc<Self>) -> Ticket {
+        self.ticket(None)
+    }
+
+    fn ticket(self: &Arc<Self>, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Ticket {
+        Ticket(Arc::new(Charge {
+            limits: self.clone(),
+            bytes: AtomicUsize::new(0),
+            _permit: permit,
+        }))
+    }
+}
+
+/// What one admitted call holds (its permit and the request bytes charged to it) until it is
+/// dropped, after the call answered.
+#[derive(Debug, Clone)]
+pub struct Ticket(Arc<Charge>);
+
+impl Ticket {
+    /// Charges `n` more request bytes to the node's budget, or RESOURCE_EXHAUSTED when they
+    /// would pass it.
+    pub fn charge(&self, n: usize) -> Result<(), Status> {
+        let limits = &self.0.limits;
+        if !limits.charge(n) {
+            return Err(Status::resource_exhausted(format!(
+                "the node holds its limit of {} MiB of request data in flight; retry with \
+                 backoff",
+                limits.max_bytes >> 20
+            )));
+        }
+        self.0.bytes.fetch_add(n, Ordering::AcqRel);
+        Ok(())
     }
 }
 
@@ -108,24 +153,14 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let health = req.uri().path().starts_with("/grpc.health.v1.Health/");
-        let permit = if health {
-            None
+        let charge = if health {
+            self.limits.exempt()
         } else {
-            match self.limits.calls.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    let refused = Status::resource_exhausted(
-                        "too many concurrent requests; retry with backoff",
-                    );
-                    return Box::pin(std::future::ready(Ok(refused.into_http())));
-                }
+            match self.limits.admit() {
+                Ok(t) => t,
+                Err(refused) => return Box::pin(std::future::ready(Ok(refused.into_http()))),
             }
         };
-        let charge = Arc::new(Charge {
-            limits: self.limits.clone(),
-            bytes: AtomicUsize::new(0),
-            _permit: permit,
-        });
         let req = req.map(|body| Body::new(Counted { inner: body, charge: charge.clone() }));
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -158,7 +193,7 @@ where
 /// A request body whose frames are charged to the byte budget as they arrive.
 struct Counted {
     inner: Body,
-    charge: Arc<Charge>,
+    charge: Ticket,
 }
 
 impl HttpBody for Counted {
@@ -174,14 +209,9 @@ impl HttpBody for Counted {
             Poll::Ready(Some(Ok(frame))) => {
                 let n = frame.data_ref().map_or(0, |d| d.len());
                 if n > 0 {
-                    if !this.charge.limits.charge(n) {
-                        return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                            "the node holds its limit of {} MiB of request data in flight; \
-                             retry with backoff",
-                            this.charge.limits.max_bytes >> 20
-                        )))));
+                    if let Err(refused) = this.charge.charge(n) {
+                        return Poll::Ready(Some(Err(refused)));
                     }
-                    this.charge.bytes.fetch_add(n, Ordering::AcqRel);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

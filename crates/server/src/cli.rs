@@ -287,10 +287,12 @@ pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
                     .map(|(i, v)| Point {
                         id: first_id + (b * batch + i) as u64,
                         vector: v.to_vec(),
+                        ..Default::default()
                     })
                     .collect::<Vec<_>>();
                 let n = points.len();
-                let msg = UpsertRequest { collection: collection.clone(), points };
+                let msg =
+                    UpsertRequest { collection: collection.clone(), points, ..Default::default() };
                 last = last.max(p.upsert(request(&conn, msg)?).await?.into_inner().index);
                 bar.inc(n as u64);
             }
@@ -319,7 +321,12 @@ pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
         exact: a.exact,
         ..Default::default()
     };
-    let msg = SearchRequest { collection: a.collection, vector: a.vector, params: Some(params) };
+    let msg = SearchRequest {
+        collection: a.collection,
+        vector: a.vector,
+        params: Some(params),
+        ..Default::default()
+    };
     let r = p.search(request(&conn, msg)?).await?.into_inner();
     out!("{:>6}  {:>20}  {:>14}", "rank", "id", "distance");
     for (i, h) in r.hits.iter().enumerate() {

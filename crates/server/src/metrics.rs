@@ -35,7 +35,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn observe(&self, method: &str, code: i32, took: Duration) {
+    /// Counts one call of `method` (an RPC's name, whichever transport carried it).
+    pub(crate) fn observe(&self, method: &str, code: i32, took: Duration) {
         *self.counts.lock().entry((method.to_string(), code)).or_default() += 1;
         let mut l = self.latency.lock();
         let h = l.entry(method.to_string()).or_default();
@@ -107,6 +108,9 @@ impl Metrics {
             let _ = writeln!(out, "# HELP freshvec_{name} {help}\n# TYPE freshvec_{name} gauge");
             let _ = writeln!(out, "freshvec_{name} {v}");
         }
+        // The family is declared even without followers (a single node, a follower), so that
+        // its name is always on the page.
+        out.push_str("# HELP freshvec_raft_follower_lag leader's last log index minus the follower's matched index\n# TYPE freshvec_raft_follower_lag gauge\n");
         for p in &st.peers {
             let _ = writeln!(out, "freshvec_raft_follower_lag{{node=\"{}\"}} {}", p.node_id, p.lag);
         }

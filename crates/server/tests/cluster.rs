@@ -331,9 +331,15 @@ async fn a_follower_catches_up_over_a_run_of_large_writes() {
         PointsClient::new(channel(&c.url(l)).await.unwrap()).max_encoding_message_size(usize::MAX);
     for b in 0..12u64 {
         let points = (b * PER..(b + 1) * PER)
-            .map(|id| Point { id, vector: (0..dim).map(|_| rng.f32()).collect() })
+            .map(|id| Point {
+                id,
+                vector: (0..dim).map(|_| rng.f32()).collect(),
+                ..Default::default()
+            })
             .collect();
-        p.upsert(UpsertRequest { collection: "wide".into(), points }).await.unwrap();
+        p.upsert(UpsertRequest { collection: "wide".into(), points, ..Default::default() })
+            .await
+            .unwrap();
     }
     c.start(follower, &[1, 2, 3]);
     let statuses = converged(&c, &[1, 2, 3], 120).await;

@@ -167,8 +167,16 @@ fn start_load(c: &Cluster, seed: u64, epoch: Instant, values: Arc<AtomicU32>) ->
                     if roll < 55 {
                         let (kind, r) = if roll < 45 {
                             let v = values.fetch_add(1, Ordering::Relaxed);
-                            let point = Point { id: key, vector: vec![v as f32, key as f32] };
-                            let req = UpsertRequest { collection: "f".into(), points: vec![point] };
+                            let point = Point {
+                                id: key,
+                                vector: vec![v as f32, key as f32],
+                                ..Default::default()
+                            };
+                            let req = UpsertRequest {
+                                collection: "f".into(),
+                                points: vec![point],
+                                ..Default::default()
+                            };
                             (Kind::Write(Some(v)), p.upsert(timed(req)).await.map(|_| ()))
                         } else {
                             let req = DeleteRequest { collection: "f".into(), ids: vec![key] };
@@ -213,6 +221,7 @@ fn start_load(c: &Cluster, seed: u64, epoch: Instant, values: Arc<AtomicU32>) ->
                             with_vectors: true,
                             consistency: consistency as i32,
                             min_applied_index: 0,
+                            ..Default::default()
                         };
                         let got = p.get(timed(req)).await;
                         if got.is_err() {
@@ -289,6 +298,7 @@ async fn quiesce_and_check(
             with_vectors: true,
             consistency: Consistency::Linearizable as i32,
             min_applied_index: 0,
+            ..Default::default()
         };
         let r = p.get(timed(req)).await.expect("a read after healing").into_inner();
         let v = r.points.first().map(|p| p.vector[0] as u32);

@@ -357,13 +357,14 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                     } else {
                         vector(rng, dim)
                     },
+                    ..Default::default()
                 })
                 .collect();
             if chance(rng, 5) && !points.is_empty() {
                 let dup = points[0].clone();
                 points.push(dup);
             }
-            Req::Upsert(UpsertRequest { collection, points })
+            Req::Upsert(UpsertRequest { collection, points, ..Default::default() })
         }
         41..=50 => {
             let (collection, _) = target(rng);
@@ -385,6 +386,7 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                 with_vectors: chance(rng, 50),
                 consistency: enum_field(rng, 3),
                 min_applied_index: if chance(rng, 80) { 0 } else { u64_field(rng) },
+                ..Default::default()
             })
         }
         59..=78 => {
@@ -394,7 +396,12 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
             } else {
                 self::vector(rng, dim)
             };
-            Req::Search(SearchRequest { collection, vector, params: params(rng) })
+            Req::Search(SearchRequest {
+                collection,
+                vector,
+                params: params(rng),
+                ..Default::default()
+            })
         }
         79..=84 => {
             let (collection, dim) = target(rng);
@@ -408,9 +415,11 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                         } else {
                             vector(rng, dim)
                         },
+                        ..Default::default()
                     })
                     .collect(),
                 params: params(rng),
+                ..Default::default()
             })
         }
         85..=86 => Req::Status,
@@ -438,7 +447,8 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
             let (collection, _) = target(rng);
             Req::Upsert(UpsertRequest {
                 collection,
-                points: vec![Point { id: 1, vector: vec![0.25; 4_500_000] }],
+                points: vec![Point { id: 1, vector: vec![0.25; 4_500_000], ..Default::default() }],
+                ..Default::default()
             })
         }
         _ => raw(rng, shapes),
@@ -455,6 +465,7 @@ fn raw(rng: &mut Rng, shapes: &BTreeMap<String, Shape>) -> Req {
             collection: shapes.keys().next().cloned().unwrap_or_default(),
             vector: (0..dim).map(|_| rng.f32()).collect(),
             params: Some(SearchParameters { k: 5, ..Default::default() }),
+            ..Default::default()
         }
         .encode_to_vec()
     };
@@ -775,8 +786,16 @@ async fn reported_cases(c: &Cluster, ids: &[u64]) {
     let dim = 8;
     create_shaped(&c.url(ids[0]), "reported", dim, 1).await;
     let ch = channel(&c.url(ids[0])).await.unwrap();
-    let pts = (0..100).map(|id| Point { id, vector: vec![id as f32 / 100.0; dim as usize] });
-    let up = UpsertRequest { collection: "reported".into(), points: pts.collect() };
+    let pts = (0..100).map(|id| Point {
+        id,
+        vector: vec![id as f32 / 100.0; dim as usize],
+        ..Default::default()
+    });
+    let up = UpsertRequest {
+        collection: "reported".into(),
+        points: pts.collect(),
+        ..Default::default()
+    };
     PointsClient::new(ch).upsert(up).await.unwrap();
     for &id in ids {
         let ch = channel(&c.url(id)).await.unwrap();
@@ -787,10 +806,12 @@ async fn reported_cases(c: &Cluster, ids: &[u64]) {
             collection: "reported".into(),
             vector: vec![0.5; dim as usize],
             params: Some(SearchParameters { k: 10, rerank: 1_000_000_000, ..Default::default() }),
+            ..Default::default()
         };
         let huge = UpsertRequest {
             collection: "reported".into(),
-            points: vec![Point { id: 7, vector: vec![3e38; dim as usize] }],
+            points: vec![Point { id: 7, vector: vec![3e38; dim as usize], ..Default::default() }],
+            ..Default::default()
         };
         let replicas = CreateCollectionRequest {
             name: "replicas".into(),
@@ -801,7 +822,10 @@ async fn reported_cases(c: &Cluster, ids: &[u64]) {
         };
         let oversize = UpsertRequest {
             collection: "reported".into(),
-            points: (0..5_000).map(|id| Point { id, vector: vec![0.5; 2_000] }).collect(),
+            points: (0..5_000)
+                .map(|id| Point { id, vector: vec![0.5; 2_000], ..Default::default() })
+                .collect(),
+            ..Default::default()
         };
         let got = [
             ("Search with rerank 10^9", code(p.search(search).await)),
@@ -1068,6 +1092,7 @@ async fn check_end_state(c: &mut Cluster, ids: &[u64], model: &Model, rng: &mut 
                     with_vectors: true,
                     consistency: Consistency::Linearizable as i32,
                     min_applied_index: 0,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -1102,6 +1127,7 @@ async fn check_end_state(c: &mut Cluster, ids: &[u64], model: &Model, rng: &mut 
                         consistency: Consistency::Linearizable as i32,
                         ..Default::default()
                     }),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

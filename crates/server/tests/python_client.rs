@@ -1,63 +1,99 @@
-//! A client that is not Rust: `tests/python/client_check.py` (grpcio, stubs generated from
-//! `proto/` at test time) against a real server. Its Python environment is a virtualenv made
-//! under the build directory on first use (grpcio-tools from the package index).
+//! Clients that are not Rust, against real servers: `tests/python/client_check.py` (raw
+//! stubs generated at test time), the `freshvec` package (`clients/python/tests`: one node,
+//! and read-your-writes on the followers of a three-node cluster), and the check that the
+//! package's committed stubs match `proto/`. The Python environment is a virtualenv under the
+//! build directory (`common::python`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::python::{python_env, repo, run};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn python_env() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyclient-venv");
-    let py = venv.join("bin/python");
-    let ready = py.exists()
-        && Command::new(&py)
-            .args(["-c", "import grpc, grpc_tools"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ready {
-        let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
-        assert!(made.is_ok_and(|s| s.success()), "python3 -m venv failed");
-        let pip = Command::new(&py)
-            .args(["-m", "pip", "install", "-q", "grpcio==1.76.0", "grpcio-tools==1.76.0"])
-            .status();
-        assert!(pip.is_ok_and(|s| s.success()), "installing grpcio-tools failed");
+/// One server on a free port with its data in a fresh directory; killed on drop.
+struct Server {
+    child: Child,
+    dir: std::path::PathBuf,
+    addr: String,
+}
+
+impl Server {
+    fn start(name: &str, extra: &[&str]) -> Server {
+        let port = common::free_port("127.0.0.1");
+        let dir = std::env::temp_dir().join(format!("freshvec-py-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_freshvec"))
+            .args(["serve", "--listen", &addr, "--metrics-listen", "off"])
+            .args(["--peer-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(extra)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait (with a deadline) until the port accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the server never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, dir, addr }
     }
-    py
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 #[test]
 fn a_python_client_creates_upserts_searches_and_reads_status() {
     let py = python_env();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("freshvec-py-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut server = Command::new(env!("CARGO_BIN_EXE_freshvec"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
-        .args(["--peer-listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(&dir)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait (with a deadline) until the port accepts connections.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/client_check.py");
+    let server = Server::start("raw", &[]);
+    let script = repo().join("tests/python/client_check.py");
+    run(&py, &script, &[("FRESHVEC_SERVER", server.addr.clone())]);
+}
+
+#[test]
+fn the_committed_python_stubs_match_the_proto() {
+    let py = python_env();
     let out = Command::new(&py)
-        .arg(script)
-        .env("FRESHVEC_SERVER", format!("127.0.0.1:{port}"))
+        .arg(repo().join("clients/python/scripts/gen_stubs.py"))
+        .arg("--check")
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
-        "{}\n{}",
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_python_package_drives_one_node() {
+    let py = python_env();
+    let server = Server::start("pkg", &["--api-key", "py-secret"]);
+    let env = [("FRESHVEC_SERVER", server.addr.clone()), ("FRESHVEC_API_KEY", "py-secret".into())];
+    run(&py, &repo().join("clients/python/tests/test_client.py"), &env);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_package_reads_its_writes_on_followers() {
+    let py = python_env();
+    let _turn = common::SERIAL.lock().await;
+    let mut c = common::Cluster::new("pyryw", 3, &[]);
+    for id in 1..=3 {
+        c.start(id, &[1, 2, 3]);
+    }
+    let leader = common::leader(&c, &[1, 2, 3], 60).await;
+    let mut urls = vec![c.url(leader)];
+    urls.extend((1..=3).filter(|&id| id != leader).map(|id| c.url(id)));
+    let env = [("FRESHVEC_CLUSTER", urls.join(","))];
+    let script = repo().join("clients/python/tests/test_cluster.py");
+    tokio::task::spawn_blocking(move || run(&py, &script, &env)).await.unwrap();
 }

@@ -78,7 +78,11 @@ fn code<T>(r: Result<T, tonic::Status>) -> Code {
 }
 
 fn point(id: u64) -> Point {
-    Point { id, vector: vec![id as f32, (id % 7) as f32, 1.0, -(id as f32) / 3.0] }
+    Point {
+        id,
+        vector: vec![id as f32, (id % 7) as f32, 1.0, -(id as f32) / 3.0],
+        ..Default::default()
+    }
 }
 
 fn params(k: u32, exact: bool) -> Option<SearchParameters> {
@@ -117,6 +121,7 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
     let upsert = |collection: &str, pts: Vec<Point>| UpsertRequest {
         collection: collection.into(),
         points: pts,
+        ..Default::default()
     };
     let w = points.upsert(upsert("docs", (0..100).map(point).collect())).await.unwrap();
     let first_write = w.into_inner().index;
@@ -135,13 +140,14 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
         code(points.upsert(upsert("docs", vec![point(1), point(1)])).await),
         Code::InvalidArgument
     );
-    let zero = Point { id: 1, vector: vec![0.0; 3] };
+    let zero = Point { id: 1, vector: vec![0.0; 3], ..Default::default() };
     assert_eq!(code(points.upsert(upsert("unit", vec![zero])).await), Code::InvalidArgument);
     assert_eq!(code(points.upsert(upsert("nope", vec![point(1)])).await), Code::NotFound);
     let search = |collection: &str, vector: Vec<f32>, params| SearchRequest {
         collection: collection.into(),
         vector,
         params,
+        ..Default::default()
     };
     assert_eq!(
         code(points.search(search("docs", point(3).vector, params(0, false))).await),
@@ -304,20 +310,24 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
     c.create(create("docs", 4, Metric::L2 as i32)).await.unwrap();
     c.create(create("unit", 3, Metric::Cosine as i32)).await.unwrap();
     let seed: Vec<Point> = (0..50).map(point).collect();
-    p.upsert(UpsertRequest { collection: "docs".into(), points: seed }).await.unwrap();
+    p.upsert(UpsertRequest { collection: "docs".into(), points: seed, ..Default::default() })
+        .await
+        .unwrap();
     let before = c.describe(DescribeCollectionRequest { name: "docs".into() }).await.unwrap();
     let before = before.into_inner();
 
     let up = |collection: &str, points: Vec<Point>| UpsertRequest {
         collection: collection.into(),
         points,
+        ..Default::default()
     };
-    let pt = |id: u64, vector: Vec<f32>| Point { id, vector };
+    let pt = |id: u64, vector: Vec<f32>| Point { id, vector, ..Default::default() };
     let sp = |k: u32, nprobe: u32| Some(SearchParameters { k, nprobe, ..Default::default() });
     let search = |collection: &str, vector: Vec<f32>, params| SearchRequest {
         collection: collection.into(),
         vector,
         params,
+        ..Default::default()
     };
     let mut cases: Vec<(&str, Code, Result<(), tonic::Status>)> = Vec::new();
     macro_rules! case {
@@ -460,7 +470,8 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
         p.search_batch(SearchBatchRequest {
             collection: "docs".into(),
             queries: vec![],
-            params: sp(5, 0)
+            params: sp(5, 0),
+            ..Default::default()
         })
     );
     case!(
@@ -468,8 +479,12 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
         ia,
         p.search_batch(SearchBatchRequest {
             collection: "docs".into(),
-            queries: vec![Query { vector: vec![0.0; 4] }, Query { vector: vec![0.0; 2] }],
+            queries: vec![
+                Query { vector: vec![0.0; 4], ..Default::default() },
+                Query { vector: vec![0.0; 2], ..Default::default() }
+            ],
             params: sp(5, 0),
+            ..Default::default()
         })
     );
 
@@ -527,15 +542,17 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
     case!("search batch: one query past the maximum", ia, {
         p.search_batch(SearchBatchRequest {
             collection: "docs".into(),
-            queries: vec![Query { vector: vec![0.0; 4] }; 1025],
+            queries: vec![Query { vector: vec![0.0; 4], ..Default::default() }; 1025],
             params: sp(1, 0),
+            ..Default::default()
         })
     });
     case!("search batch: queries times k past the maximum", ia, {
         p.search_batch(SearchBatchRequest {
             collection: "docs".into(),
-            queries: vec![Query { vector: vec![0.0; 4] }; 300],
+            queries: vec![Query { vector: vec![0.0; 4], ..Default::default() }; 300],
             params: sp(1000, 0),
+            ..Default::default()
         })
     });
     case!("message over the size limit", Code::ResourceExhausted, {
@@ -615,13 +632,18 @@ async fn overload_is_refused_quickly_and_admitted_requests_complete() {
     let mut p = PointsClient::connect(url.clone()).await.unwrap();
     for chunk in 0..4u64 {
         let pts = (chunk * 5000..(chunk + 1) * 5000).map(point).collect();
-        p.upsert(UpsertRequest { collection: "big".into(), points: pts }).await.unwrap();
+        p.upsert(UpsertRequest { collection: "big".into(), points: pts, ..Default::default() })
+            .await
+            .unwrap();
     }
     // Each request: 200 exact searches over 20,000 vectors.
     let heavy = SearchBatchRequest {
         collection: "big".into(),
-        queries: (0..200).map(|i| Query { vector: point(i).vector }).collect(),
+        queries: (0..200)
+            .map(|i| Query { vector: point(i).vector, ..Default::default() })
+            .collect(),
         params: Some(SearchParameters { k: 10, exact: true, ..Default::default() }),
+        ..Default::default()
     };
     let started = Instant::now();
     let calls: Vec<_> = (0..64)
@@ -652,8 +674,11 @@ async fn overload_is_refused_quickly_and_admitted_requests_complete() {
     // A request that cannot finish within its deadline gets DEADLINE_EXCEEDED.
     let mut late = tonic::Request::new(SearchBatchRequest {
         collection: "big".into(),
-        queries: (0..1_024).map(|i| Query { vector: point(i).vector }).collect(),
+        queries: (0..1_024)
+            .map(|i| Query { vector: point(i).vector, ..Default::default() })
+            .collect(),
         params: Some(SearchParameters { k: 10, exact: true, ..Default::default() }),
+        ..Default::default()
     });
     late.set_timeout(Duration::from_millis(10));
     let t = Instant::now();

@@ -45,15 +45,28 @@ async fn peak_memory_of_64_worst_requests_of_each_kind() {
         .max_encoding_message_size(usize::MAX);
     let row = |rng: &mut Rng| (0..DIM).map(|_| rng.f32()).collect::<Vec<f32>>();
     for b in 0..4u64 {
-        let points = (b * 2_500..(b + 1) * 2_500).map(|id| Point { id, vector: row(&mut rng) });
-        p.upsert(UpsertRequest { collection: "w".into(), points: points.collect() }).await.unwrap();
+        let points = (b * 2_500..(b + 1) * 2_500).map(|id| Point {
+            id,
+            vector: row(&mut rng),
+            ..Default::default()
+        });
+        p.upsert(UpsertRequest {
+            collection: "w".into(),
+            points: points.collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     }
     let (hwm0, rss0) = memory(pid);
     println!("after loading 10,000 x {DIM}: peak {hwm0} MiB, resident {rss0} MiB");
 
     let upsert = UpsertRequest {
         collection: "w".into(),
-        points: (0..10_000).map(|id| Point { id, vector: row(&mut rng) }).collect(),
+        points: (0..10_000)
+            .map(|id| Point { id, vector: row(&mut rng), ..Default::default() })
+            .collect(),
+        ..Default::default()
     };
     let get = GetRequest {
         collection: "w".into(),
@@ -63,8 +76,11 @@ async fn peak_memory_of_64_worst_requests_of_each_kind() {
     };
     let batch = SearchBatchRequest {
         collection: "w".into(),
-        queries: (0..1_024).map(|_| Query { vector: row(&mut rng) }).collect(),
+        queries: (0..1_024)
+            .map(|_| Query { vector: row(&mut rng), ..Default::default() })
+            .collect(),
         params: Some(SearchParameters { k: 64, nprobe: 8_192, rerank: 64, ..Default::default() }),
+        ..Default::default()
     };
     let search = SearchRequest {
         collection: "w".into(),
@@ -75,6 +91,7 @@ async fn peak_memory_of_64_worst_requests_of_each_kind() {
             rerank: 64,
             ..Default::default()
         }),
+        ..Default::default()
     };
     println!(
         "request bytes: upsert {} MiB, get {} KiB, batch {} MiB, search {} KiB",

@@ -20,7 +20,7 @@ const LOAD_BATCH: usize = 1000;
 fn points(ids: &[u64], vectors: &[f32], dim: usize) -> Vec<Point> {
     ids.iter()
         .zip(vectors.chunks_exact(dim))
-        .map(|(id, v)| Point { id: *id, vector: v.to_vec() })
+        .map(|(id, v)| Point { id: *id, vector: v.to_vec(), ..Default::default() })
         .collect()
 }
 
@@ -56,7 +56,11 @@ async fn run_async(args: &BenchArgs, ds: &Dataset, server: &str) -> anyhow::Resu
     let base_ids: Vec<u64> = (0..n as u64).collect();
     let t = Instant::now();
     for (ids, vs) in base_ids.chunks(LOAD_BATCH).zip(ds.base.chunks(LOAD_BATCH * dim)) {
-        let req = UpsertRequest { collection: COLLECTION.into(), points: points(ids, vs, dim) };
+        let req = UpsertRequest {
+            collection: COLLECTION.into(),
+            points: points(ids, vs, dim),
+            ..Default::default()
+        };
         pts.upsert(req).await?;
     }
     let build_s = t.elapsed().as_secs_f64();
@@ -64,7 +68,11 @@ async fn run_async(args: &BenchArgs, ds: &Dataset, server: &str) -> anyhow::Resu
     let t = Instant::now();
     let batch = args.update_batch.max(1);
     for (ids, vs) in ds.update_ids.chunks(batch).zip(ds.updates.chunks(batch * dim)) {
-        let req = UpsertRequest { collection: COLLECTION.into(), points: points(ids, vs, dim) };
+        let req = UpsertRequest {
+            collection: COLLECTION.into(),
+            points: points(ids, vs, dim),
+            ..Default::default()
+        };
         pts.upsert(req).await?;
     }
     let update_s = t.elapsed().as_secs_f64();
@@ -88,6 +96,7 @@ async fn run_async(args: &BenchArgs, ds: &Dataset, server: &str) -> anyhow::Resu
             collection: COLLECTION.into(),
             vector: q.to_vec(),
             params: Some(params(false)),
+            ..Default::default()
         };
         let got = pts.search(req).await?.into_inner().hits;
         let gt = &gt[..args.k.min(gt.len())];
@@ -109,8 +118,12 @@ async fn run_async(args: &BenchArgs, ds: &Dataset, server: &str) -> anyhow::Resu
             let mut i = c * nq / clients;
             while start.elapsed() < min || lat.len() < nq / clients {
                 let q = queries[(i % nq) * dim..][..dim].to_vec();
-                let req =
-                    SearchRequest { collection: COLLECTION.into(), vector: q, params: Some(sp) };
+                let req = SearchRequest {
+                    collection: COLLECTION.into(),
+                    vector: q,
+                    params: Some(sp),
+                    ..Default::default()
+                };
                 let t = Instant::now();
                 p.search(req).await?;
                 lat.push(t.elapsed().as_secs_f64() * 1e3);

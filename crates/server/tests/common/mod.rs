@@ -2,6 +2,8 @@
 //! processes, each on its own loopback address (127.0.0.11, .12, ...), and small gRPC helpers.
 #![allow(dead_code)]
 
+pub mod python;
+
 use freshvec_server::proto::cluster_client::ClusterClient;
 use freshvec_server::proto::collections_client::CollectionsClient;
 use freshvec_server::proto::points_client::PointsClient;
@@ -281,7 +283,11 @@ pub async fn upsert(url: &str, coll: &str, points: &[(u64, Vec<f32>)], secs: u64
         let mut p = PointsClient::new(ch);
         let mut req = tonic::Request::new(UpsertRequest {
             collection: coll.into(),
-            points: points.iter().map(|(id, v)| Point { id: *id, vector: v.clone() }).collect(),
+            points: points
+                .iter()
+                .map(|(id, v)| Point { id: *id, vector: v.clone(), ..Default::default() })
+                .collect(),
+            ..Default::default()
         });
         req.set_timeout(Duration::from_secs(5));
         match p.upsert(req).await {
@@ -305,6 +311,7 @@ pub async fn search(url: &str, coll: &str, q: &[f32], exact: bool) -> Vec<(u64, 
         collection: coll.into(),
         vector: q.to_vec(),
         params: Some(SearchParameters { k: 10, exact, ..Default::default() }),
+        ..Default::default()
     };
     let hits = p.search(req).await.expect("search").into_inner().hits;
     hits.into_iter().map(|h| (h.id, h.distance)).collect()
