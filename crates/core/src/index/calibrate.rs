@@ -34,6 +34,8 @@ const GRID: [usize; 28] = [
     3072, 4096, 6144, 8192, 12288, 16384,
 ];
 const SATURATED: f32 = 0.999;
+/// Standard errors of the sampled mean a chosen depth keeps below its measured recall.
+pub const MARGIN_ERRORS: f32 = 2.0;
 
 /// One shard's measured recall@[`CALIBRATION_K`] against `nprobe`.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,13 +58,14 @@ pub struct Calibration {
 }
 
 impl Calibration {
-    /// The smallest depth whose measured recall, less one standard error, reaches `target`,
-    /// interpolated in `log(nprobe)` between the grid points around it; the deepest measured
-    /// when none does. The margin makes the choice conservative by about as much as a sampled
-    /// vector flatters the recall of a query that is not in the shard.
+    /// The smallest depth whose measured recall, less [`MARGIN_ERRORS`] standard errors,
+    /// reaches `target`, interpolated in `log(nprobe)` between the grid points around it; the
+    /// deepest measured when none does. The margin keeps the sample's own noise from choosing
+    /// a depth that falls short of the target.
     pub fn nprobe_for(&self, target: f32) -> usize {
         let mut prev: Option<(usize, f32)> = None;
-        let lower = self.points.iter().zip(&self.errors).map(|(&(np, r), &e)| (np, r - e));
+        let lower =
+            self.points.iter().zip(&self.errors).map(|(&(np, r), &e)| (np, r - MARGIN_ERRORS * e));
         for (np, r) in lower {
             if r >= target {
                 return match prev {
