@@ -107,14 +107,18 @@ impl Calibration {
 }
 
 /// The depth a search without a calibration probes: every posting of a small shard, otherwise
-/// an eighth of them and at least 16 (on the shipped datasets 0.95 needs 5-30%; calibration
-/// replaces this within seconds of the first writes).
+/// an eighth of them and at least [`FALLBACK_MIN_NPROBE`] (on the shipped datasets 0.95 needs
+/// 2-60%; calibration replaces this within seconds of the first writes or of a restore).
 pub fn fallback_nprobe(live: usize, postings: usize) -> usize {
     if live < MIN_CALIBRATION_VECTORS {
         return postings.max(1);
     }
-    postings.div_ceil(8).max(16)
+    postings.div_ceil(8).max(FALLBACK_MIN_NPROBE)
 }
+
+/// The fewest postings an uncalibrated search probes: the fixed default depth of earlier
+/// versions, which reaches 0.95 on the clustered presets.
+pub const FALLBACK_MIN_NPROBE: usize = 96;
 
 impl Shared {
     /// Measures the curve now (on the calling thread). `None` when the shard is too small to

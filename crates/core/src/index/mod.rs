@@ -557,6 +557,9 @@ impl Index {
 
     /// Chooses the postings a query scans and bounds the distances they can return.
     pub fn plan(&self, q: &[f32], params: &SearchParams) -> Plan {
+        // A shard whose shape has moved since its last measurement (splits after the last
+        // write, say) asks for a new one; searches go on meanwhile.
+        calibrate::request(&self.shared);
         self.shared.plan(q, params)
     }
 
@@ -755,9 +758,12 @@ impl Shared {
             return params.nprobe;
         }
         let target = params.target_recall.unwrap_or(DEFAULT_TARGET_RECALL);
+        let postings = self.heads.len();
         match &*self.calibration.read() {
-            Some(c) => c.nprobe_for(target),
-            None => calibrate::fallback_nprobe(self.versions.live(), self.heads.len()),
+            // The same fraction of the postings as when measured, should splits or merges have
+            // changed their number since (a new measurement is on its way then).
+            Some(c) => (c.nprobe_for(target) * postings).div_ceil(c.postings.max(1)),
+            None => calibrate::fallback_nprobe(self.versions.live(), postings),
         }
         .max(1)
     }

@@ -244,6 +244,8 @@ impl Index {
         if let Some(store) = &s.store {
             store.adopt(vectors);
         }
+        // A restored shard measures its recall again (curves are not saved).
+        super::calibrate::request(&index.shared);
         Ok(index)
     }
 }
