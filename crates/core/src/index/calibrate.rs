@@ -300,7 +300,11 @@ impl Shared {
 /// Queues a shard for calibration on the process-wide calibration thread (started on first
 /// use), unless it is queued already or not due.
 pub(super) fn request(shared: &Arc<Shared>) {
-    if shared.params.background_threads == 0 || !shared.calibration_due() {
+    // Cheapest first: every search and write comes through here.
+    if shared.params.background_threads == 0
+        || shared.calibration_queued.load(Ordering::Acquire)
+        || !shared.calibration_due()
+    {
         return;
     }
     if shared.calibration_queued.swap(true, Ordering::AcqRel) {
