@@ -36,11 +36,11 @@
 
 use crate::collection::Collection;
 use crate::distance::Metric;
-use crate::index::{Encoding, Index, IndexParams};
+use crate::index::{Encoding, Index, IndexParams, ShardCut};
 use crate::storage::frame::{self, Reader};
 use crate::storage::fs::{write_atomic, FileLock, Fs};
 use crate::storage::journal::{Journal, JournalError, JournalOptions};
-use crate::storage::vectors::{Compaction, Mark, OpenAt, VectorStore, VectorStoreError};
+use crate::storage::vectors::{Compaction, Mark, OpenAt, StoreCut, VectorStore, VectorStoreError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::io;
@@ -177,6 +177,21 @@ const OVERLAP_ROWS: usize = 64;
 /// How many checkpoints are kept.
 const KEEP_CHECKPOINTS: usize = 2;
 
+/// A checkpoint cut ([`DurableCollection::cut`]), to be written beside writes.
+#[derive(Debug)]
+pub struct CheckpointCut {
+    index: u64,
+    stores: Vec<StoreCut>,
+    shards: Vec<ShardCut>,
+}
+
+impl CheckpointCut {
+    /// The log index the checkpoint carries.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+}
+
 #[derive(Debug)]
 pub struct DurableCollection {
     fs: Arc<dyn Fs>,
@@ -189,8 +204,11 @@ pub struct DurableCollection {
     vectors: Vec<VectorStore>,
     /// The directory's exclusive lock: one instance at a time truncates and maps its files.
     _lock: FileLock,
-    /// Serialises log append + apply, and checkpoints against both.
+    /// Serialises log append + apply, and checkpoint cuts against both.
     apply: Mutex<()>,
+    /// One embedded checkpoint at a time.
+    checkpointing: Mutex<()>,
+    digest: Mutex<Digest>,
     applied: AtomicU64,
     /// The log index of the checkpoint this collection was restored from (0: none).
     restored_from: u64,
@@ -293,6 +311,8 @@ impl DurableCollection {
             vectors,
             _lock: lock,
             apply: Mutex::new(()),
+            checkpointing: Mutex::new(()),
+            digest: Mutex::new(Digest::default()),
             applied: AtomicU64::new(0),
             restored_from: 0,
         })
@@ -301,25 +321,30 @@ impl DurableCollection {
     /// Opens the collection in `dir`: newest valid checkpoint, then the journal after it.
     /// `params` supplies the tunables; dimension, metric, encoding and shards come from `dir`.
     pub fn open(fs: Arc<dyn Fs>, dir: &Path, params: IndexParams) -> Result<DurableCollection> {
-        Self::open_in(fs, dir, params, true)
+        Self::open_in(fs, dir, params, None)
     }
 
-    /// Opens a replicated collection: the newest valid checkpoint only (its index is
-    /// [`DurableCollection::applied_index`]); the replication log replays the rest.
+    /// Opens a replicated collection at its checkpoint `at` (the one its node's checkpoint
+    /// names; newer ones are removed, older ones kept), whose index becomes the
+    /// [`DurableCollection::applied_index`]; the replication log replays the rest. Fails when
+    /// that checkpoint is missing or does not verify.
     pub fn open_replicated(
         fs: Arc<dyn Fs>,
         dir: &Path,
         params: IndexParams,
+        at: u64,
     ) -> Result<DurableCollection> {
-        Self::open_in(fs, dir, params, false)
+        Self::open_in(fs, dir, params, Some(at))
     }
 
+    /// `at`: replicated mode at that checkpoint; `None`: embedded, the newest that verifies.
     fn open_in(
         fs: Arc<dyn Fs>,
         dir: &Path,
         params: IndexParams,
-        embedded: bool,
+        at: Option<u64>,
     ) -> Result<DurableCollection> {
+        let embedded = at.is_none();
         let meta_path = dir.join("collection");
         let bytes = fs.read(&meta_path).map_err(io_err(&meta_path))?;
         let meta = Meta::decode(&meta_path, &bytes)?;
@@ -345,6 +370,14 @@ impl DurableCollection {
             let Some(index) = name.strip_prefix("ckpt-").and_then(|i| i.parse::<u64>().ok()) else {
                 continue;
             };
+            match at {
+                Some(at) if index > at => {
+                    refused.push((name.clone(), format!("newer than the wanted {at}")));
+                    continue;
+                }
+                Some(at) if index < at => continue,
+                _ => {}
+            }
             // A checkpoint that does not verify is skipped, never used.
             match load_checkpoint(&fs, dir, &ckdir.join(name), &params, &meta, index) {
                 Ok(r) => {
@@ -359,6 +392,14 @@ impl DurableCollection {
                     )))
                 }
             }
+        }
+        if let (Some(at), None) = (at, &restored) {
+            let why: Vec<String> = refused.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+            return Err(DurableError::Corrupt(format!(
+                "{}: checkpoint {at} is missing or does not verify ({})",
+                dir.display(),
+                why.join("; ")
+            )));
         }
         if restored.is_none() && !refused.is_empty() {
             // Checkpoints exist and none verifies: starting empty would lose what only they
@@ -394,6 +435,7 @@ impl DurableCollection {
                 open_vectors(&fs, dir, meta.dim, meta.shards, |_| OpenAt::Fresh)?,
             ),
         };
+        let digest = Digest::of(&vectors).map_err(io_err(&dir.join("vectors")))?;
         let dc = DurableCollection {
             fs,
             dir: dir.to_path_buf(),
@@ -403,6 +445,8 @@ impl DurableCollection {
             vectors,
             _lock: lock,
             apply: Mutex::new(()),
+            checkpointing: Mutex::new(()),
+            digest: Mutex::new(digest),
             applied: AtomicU64::new(from),
             restored_from: from,
         };
@@ -474,6 +518,7 @@ impl DurableCollection {
             // Validated and admitted above, so it applies; the log and the collection agree.
             apply_prepared(&self.coll, op, prepared.as_deref())
                 .expect("a validated, admitted batch applies");
+            self.digest.lock().apply(index, op, prepared.as_deref(), self.params.dim);
             self.applied.store(index, Ordering::Release);
             // A failure here poisons the vector files: the write is in the journal, and a
             // reopen replays it into them.
@@ -529,7 +574,14 @@ impl DurableCollection {
             Op::Delete { .. } => None,
         };
         apply_prepared(&self.coll, op, prepared.as_deref())?;
+        self.digest.lock().apply(index, op, prepared.as_deref(), self.params.dim);
         self.append_vectors(index, op, prepared.as_deref())
+    }
+
+    /// The content digest: (wrapping sum over live records of a hash of id, write index and
+    /// stored vector; live records). Equal on every replica at the same applied index.
+    pub fn digest(&self) -> (u64, u64) {
+        self.digest.lock().summary()
     }
 
     /// Appends an applied write to its shards' vector files: prepared rows, or tombstones.
@@ -602,87 +654,164 @@ impl DurableCollection {
                 }
             })?;
             appended.map_err(self.vectors_err())?;
+            *self.digest.lock() = Digest::of(&self.vectors).map_err(self.vectors_err())?;
         }
         self.checkpoint()
     }
 
-    /// Writes a checkpoint at the applied index (see the module docs); returns that index.
+    /// Writes a checkpoint at the applied index (see the module docs), keeps the two newest
+    /// and purges the journal to the older; returns the index. Writes wait only for the cut.
     pub fn checkpoint(&self) -> Result<u64> {
+        let _one = self.checkpointing.lock();
+        let index = self.write_checkpoint(self.cut(None)?)?;
+        let mut kept = self.checkpoints()?;
+        kept.drain(..kept.len().saturating_sub(KEEP_CHECKPOINTS));
+        self.retain(&kept)?;
+        Ok(index)
+    }
+
+    /// Cuts a checkpoint with writes held for the cut only: the vector files' marks, and each
+    /// shard's version map and posting lengths (background maintenance stays held until the
+    /// cut is written or dropped). `label` is the log index the checkpoint will carry (at
+    /// least the applied index; the applied index when `None`): a replicated collection is
+    /// checkpointed at its node's applied index, past its own last write.
+    pub fn cut(&self, label: Option<u64>) -> Result<CheckpointCut> {
         let _serial = self.apply.lock();
-        let index = self.applied_index();
+        let applied = self.applied_index();
+        let index = label.unwrap_or(applied);
+        if index < applied {
+            return Err(DurableError::Invalid(crate::Error::InvalidParameter {
+                name: "index",
+                reason: format!("a checkpoint at {index} would be behind the applied {applied}"),
+            }));
+        }
+        let stores: Vec<StoreCut> = self
+            .vectors
+            .iter()
+            .map(VectorStore::cut)
+            .collect::<io::Result<_>>()
+            .map_err(self.vectors_err())?;
+        let shards = self.coll.shards().iter().map(Index::cut).collect();
+        Ok(CheckpointCut { index, stores, shards })
+    }
+
+    /// Writes a cut as the checkpoint `ckpt-{index}` beside writes: fsyncs the vector files
+    /// up to the cut's marks, writes each shard's file and the manifest (last) into a
+    /// temporary directory, fsyncs it and renames it into place. Returns the index; a
+    /// checkpoint already at that index is left as it is.
+    pub fn write_checkpoint(&self, cut: CheckpointCut) -> Result<u64> {
+        let CheckpointCut { index, stores, shards } = cut;
         let ckdir = self.dir.join("checkpoints");
         let done = ckdir.join(ckpt_name(index));
-        if !self.fs.exists(&done) {
-            let holds: Vec<_> = self.coll.shards().iter().map(Index::hold_maintenance).collect();
-            let marks: Vec<Mark> = self
-                .vectors
-                .iter()
-                .map(VectorStore::sync)
-                .collect::<io::Result<_>>()
-                .map_err(self.vectors_err())?;
-            let tmp = ckdir.join(format!(".tmp-{}", ckpt_name(index)));
-            if self.fs.exists(&tmp) {
-                self.fs.remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-            }
-            self.fs.create_dir_all(&tmp).map_err(io_err(&tmp))?;
-            let mut files = Vec::new();
-            for (i, shard) in self.coll.shards().iter().enumerate() {
-                let name = format!("shard-{i:03}");
-                let (len, crc) = write_shard(&*self.fs, &tmp.join(&name), shard)?;
-                files.push((name, len, crc));
-            }
-            drop(holds);
-            let mut p = Vec::new();
-            p.extend_from_slice(&index.to_le_bytes());
-            p.extend_from_slice(&(files.len() as u32).to_le_bytes());
-            for ((name, len, crc), mark) in files.iter().zip(&marks) {
-                p.extend_from_slice(&(name.len() as u32).to_le_bytes());
-                p.extend_from_slice(name.as_bytes());
-                p.extend_from_slice(&len.to_le_bytes());
-                p.extend_from_slice(&crc.to_le_bytes());
-                p.extend_from_slice(&mark.generation.to_le_bytes());
-                p.extend_from_slice(&mark.len.to_le_bytes());
-            }
-            let mut manifest = frame::header(frame::CHECKPOINT_MANIFEST).to_vec();
-            frame::record(&p, &mut manifest);
-            let mpath = tmp.join("manifest");
-            let mut f = self.fs.open_append(&mpath).map_err(io_err(&mpath))?;
-            f.append(&manifest).and_then(|_| f.sync()).map_err(io_err(&mpath))?;
-            drop(f);
-            self.fs.sync_dir(&tmp).map_err(io_err(&tmp))?;
-            self.fs.rename(&tmp, &done).map_err(io_err(&tmp))?;
-            self.fs.sync_dir(&ckdir).map_err(io_err(&ckdir))?;
+        if self.fs.exists(&done) {
+            return Ok(index);
         }
-        // Keep the newest checkpoints; the journal goes back to the oldest kept.
-        let mut kept: Vec<String> = self
+        let marks: Vec<Mark> = stores
+            .into_iter()
+            .map(StoreCut::sync)
+            .collect::<io::Result<_>>()
+            .map_err(self.vectors_err())?;
+        let tmp = ckdir.join(format!(".tmp-{}", ckpt_name(index)));
+        if self.fs.exists(&tmp) {
+            self.fs.remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+        }
+        self.fs.create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        let mut files = Vec::new();
+        for (i, shard) in shards.iter().enumerate() {
+            let name = format!("shard-{i:03}");
+            let (len, crc) = write_shard(&*self.fs, &tmp.join(&name), shard)?;
+            files.push((name, len, crc));
+        }
+        drop(shards);
+        let mut p = Vec::new();
+        p.extend_from_slice(&index.to_le_bytes());
+        p.extend_from_slice(&(files.len() as u32).to_le_bytes());
+        for ((name, len, crc), mark) in files.iter().zip(&marks) {
+            p.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            p.extend_from_slice(name.as_bytes());
+            p.extend_from_slice(&len.to_le_bytes());
+            p.extend_from_slice(&crc.to_le_bytes());
+            p.extend_from_slice(&mark.generation.to_le_bytes());
+            p.extend_from_slice(&mark.len.to_le_bytes());
+        }
+        let mut manifest = frame::header(frame::CHECKPOINT_MANIFEST).to_vec();
+        frame::record(&p, &mut manifest);
+        let mpath = tmp.join("manifest");
+        let mut f = self.fs.open_append(&mpath).map_err(io_err(&mpath))?;
+        f.append(&manifest).and_then(|_| f.sync()).map_err(io_err(&mpath))?;
+        drop(f);
+        self.fs.sync_dir(&tmp).map_err(io_err(&tmp))?;
+        self.fs.rename(&tmp, &done).map_err(io_err(&tmp))?;
+        self.fs.sync_dir(&ckdir).map_err(io_err(&ckdir))?;
+        Ok(index)
+    }
+
+    /// The indexes of the checkpoints on disk, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<u64>> {
+        let ckdir = self.dir.join("checkpoints");
+        let mut out: Vec<u64> = self
             .fs
             .list(&ckdir)
             .map_err(io_err(&ckdir))?
-            .into_iter()
-            .filter(|n| n.starts_with("ckpt-"))
+            .iter()
+            .filter_map(|n| n.strip_prefix("ckpt-")?.parse().ok())
             .collect();
-        kept.sort();
-        let drop_n = kept.len().saturating_sub(KEEP_CHECKPOINTS);
-        for old in kept.drain(..drop_n) {
-            let p = ckdir.join(old);
-            self.fs.remove_dir_all(&p).map_err(io_err(&p))?;
-        }
-        if drop_n > 0 {
-            self.fs.sync_dir(&ckdir).map_err(io_err(&ckdir))?;
-        }
-        let oldest = kept.first().and_then(|n| n.strip_prefix("ckpt-")?.parse::<u64>().ok());
-        if let (Some(oldest), Some(journal)) = (oldest, &self.journal) {
-            journal.purge_upto(oldest)?;
-        }
-        // Vector file generations older than every kept checkpoint's are no longer needed.
-        if let Some(oldest) = kept.first() {
-            let manifest = read_manifest(&*self.fs, &ckdir.join(oldest), self.vectors.len())
-                .map_err(|e| DurableError::Corrupt(e.to_string()))?;
-            for (store, entry) in self.vectors.iter().zip(&manifest.shards) {
-                store.remove_below(entry.mark.generation).map_err(self.vectors_err())?;
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Removes every checkpoint not in `keep`, purges the journal (embedded mode) up to the
+    /// oldest kept, and removes the vector file generations older than every kept one names.
+    pub fn retain(&self, keep: &[u64]) -> Result<()> {
+        let ckdir = self.dir.join("checkpoints");
+        let mut removed = false;
+        for index in self.checkpoints()? {
+            if !keep.contains(&index) {
+                let p = ckdir.join(ckpt_name(index));
+                self.fs.remove_dir_all(&p).map_err(io_err(&p))?;
+                removed = true;
             }
         }
-        Ok(index)
+        if removed {
+            self.fs.sync_dir(&ckdir).map_err(io_err(&ckdir))?;
+        }
+        let Some(oldest) = self.checkpoints()?.first().copied() else { return Ok(()) };
+        if let Some(journal) = &self.journal {
+            journal.purge_upto(oldest)?;
+        }
+        let manifest = read_manifest(&*self.fs, &ckdir.join(ckpt_name(oldest)), self.vectors.len())
+            .map_err(|e| DurableError::Corrupt(e.to_string()))?;
+        for (store, entry) in self.vectors.iter().zip(&manifest.shards) {
+            store.remove_below(entry.mark.generation).map_err(self.vectors_err())?;
+        }
+        Ok(())
+    }
+
+    /// The files of checkpoint `index` with the bytes of each that it needs, relative to the
+    /// collection's directory: what a copy of the collection at that checkpoint must hold
+    /// (the vector files up to their marks; sidecars as they are, since opening at a mark
+    /// distrusts entries past it).
+    pub fn checkpoint_files(&self, index: u64) -> Result<Vec<(PathBuf, u64)>> {
+        let ck = PathBuf::from("checkpoints").join(ckpt_name(index));
+        let manifest = read_manifest(&*self.fs, &self.dir.join(&ck), self.vectors.len())
+            .map_err(|e| DurableError::Corrupt(e.to_string()))?;
+        let size = |rel: &Path| -> Result<u64> {
+            let p = self.dir.join(rel);
+            Ok(self.fs.map(&p).map_err(io_err(&p))?.len() as u64)
+        };
+        let mut out = Vec::new();
+        let meta = PathBuf::from("collection");
+        out.push((meta.clone(), size(&meta)?));
+        let m = ck.join("manifest");
+        out.push((m.clone(), size(&m)?));
+        for (i, e) in manifest.shards.iter().enumerate() {
+            out.push((ck.join(&e.name), e.len));
+            let v = PathBuf::from("vectors").join(format!("shard-{i:03}"));
+            out.push((v.join(format!("gen-{:06}.vec", e.mark.generation)), e.mark.len));
+            let idx = v.join(format!("gen-{:06}.idx", e.mark.generation));
+            out.push((idx.clone(), size(&idx)?));
+        }
+        Ok(out)
     }
 
     /// Every live vector by id (with writes and maintenance held): for checks and digests.
@@ -732,7 +861,7 @@ fn apply_prepared(coll: &Collection, op: &Op, rows: Option<&[f32]>) -> crate::Re
 }
 
 /// Writes one shard file (framed records) and fsyncs it; returns its length and CRC32.
-fn write_shard(fs: &dyn Fs, path: &Path, shard: &Index) -> Result<(u64, u32)> {
+fn write_shard(fs: &dyn Fs, path: &Path, shard: &ShardCut) -> Result<(u64, u32)> {
     let mut f = fs.open_append(path).map_err(io_err(path))?;
     let mut hasher = crc32fast::Hasher::new();
     let mut len = 0u64;
@@ -745,7 +874,7 @@ fn write_shard(fs: &dyn Fs, path: &Path, shard: &Index) -> Result<(u64, u32)> {
         r
     };
     shard
-        .save(false, &mut |payload| {
+        .save(&mut |payload| {
             frame::record(payload, &mut buf);
             if buf.len() >= 8 << 20 {
                 flush(&mut buf, &mut f)?;
@@ -888,13 +1017,73 @@ fn load_checkpoint(
         p.seed = params.seed.wrapping_add(i as u64);
         let records = scan.records.iter().map(|r| r.1);
         let shard = store
-            .with_vectors(|of| Index::restore(p, records, Some(of)))
+            .with_vectors(|of| Index::restore(p, records, of))
             .map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?
             .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
         store.release_memory();
         shards.push(shard);
     }
     Ok((Collection::from_shards(meta.metric, meta.dim, shards), stores))
+}
+
+/// A collection's content digest: each live id's record hash and their wrapping sum.
+#[derive(Debug, Default)]
+struct Digest {
+    records: rustc_hash::FxHashMap<u64, u64>,
+    sum: u64,
+}
+
+impl Digest {
+    /// The digest of every live record in `stores`.
+    fn of(stores: &[VectorStore]) -> io::Result<Digest> {
+        let mut d = Digest::default();
+        for store in stores {
+            store.for_each_live(|id, index, v| d.set(id, record_hash(id, index, v)))?;
+        }
+        Ok(d)
+    }
+
+    fn set(&mut self, id: u64, h: u64) {
+        let old = self.records.insert(id, h).unwrap_or(0);
+        self.sum = self.sum.wrapping_sub(old).wrapping_add(h);
+    }
+
+    fn apply(&mut self, index: u64, op: &Op, rows: Option<&[f32]>, dim: usize) {
+        match (op, rows) {
+            (Op::Upsert { ids, .. }, Some(rows)) => {
+                for (id, row) in ids.iter().zip(rows.chunks_exact(dim)) {
+                    self.set(*id, record_hash(*id, index, row));
+                }
+            }
+            (Op::Upsert { .. }, None) => {}
+            (Op::Delete { ids }, _) => {
+                for id in ids {
+                    if let Some(old) = self.records.remove(id) {
+                        self.sum = self.sum.wrapping_sub(old);
+                    }
+                }
+            }
+        }
+    }
+
+    fn summary(&self) -> (u64, u64) {
+        (self.sum, self.records.len() as u64)
+    }
+}
+
+/// The hash of one record: (id, write index, stored vector).
+fn record_hash(id: u64, index: u64, v: &[f32]) -> u64 {
+    let mut a = crc32fast::Hasher::new_with_initial(0x9e37_79b9);
+    let mut b = crc32fast::Hasher::new_with_initial(0x85eb_ca6b);
+    for h in [&mut a, &mut b] {
+        h.update(&id.to_le_bytes());
+        h.update(&index.to_le_bytes());
+        for x in v {
+            h.update(&x.to_le_bytes());
+        }
+    }
+    let x = ((a.finalize() as u64) << 32) | b.finalize() as u64;
+    x.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id.rotate_left(29)
 }
 
 #[cfg(test)]

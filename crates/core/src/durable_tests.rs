@@ -237,7 +237,7 @@ fn replicated_mode_applies_at_given_indexes_and_restores_its_checkpoint() {
     assert_eq!(dc.checkpoint().unwrap(), index);
     assert!(!fs.exists(&dir().join("journal")));
     let fs = fs.reboot(None);
-    let dc = DurableCollection::open_replicated(Arc::new(fs), dir(), p).unwrap();
+    let dc = DurableCollection::open_replicated(Arc::new(fs), dir(), p, index).unwrap();
     assert_eq!((dc.applied_index(), dc.restored_from()), (index, index));
     assert_eq!(dc.contents(), model);
 }

@@ -3,10 +3,10 @@
 //!
 //! - [`log_store`]: the Raft log on the core journal (group-committed fsyncs, truncate, purge
 //!   with the purged log id persisted in the same write) and the vote.
-//! - [`state`]: the state machine over the collections: applies commands at their log index,
-//!   keeps each collection's content digest, builds and installs snapshots.
-//! - [`snapshot`]: the snapshot file, one framed file per snapshot, verified before it is
-//!   ever opened.
+//! - [`state`]: the state machine over durable collections: applies commands at their log
+//!   index, cuts checkpoints in order with applies and writes them beside, installs snapshots.
+//! - [`checkpoint`]: node checkpoints (the manifest naming every collection's checkpoint) and
+//!   the files a snapshot is: listed to send, staged and checked on receipt.
 //! - [`network`]: the peer transport (gRPC, `proto/freshvec/peer/v1`), client and service.
 //! - [`node`]: a running member: startup, bootstrap of a brand-new cluster, writes forwarded
 //!   to the leader, linearizable reads, membership changes and status.
@@ -14,11 +14,11 @@
 // openraft's StorageError, which its storage traits require, is over 200 bytes.
 #![allow(clippy::result_large_err)]
 
+pub mod checkpoint;
 pub mod command;
 pub mod log_store;
 pub mod network;
 pub mod node;
-pub mod snapshot;
 pub mod state;
 
 /// The peer service's generated code.
@@ -30,19 +30,21 @@ pub mod proto {
 pub use command::{Applied, CollectionSpec, Command, Outcome, MAX_COLLECTIONS, MAX_NODE_SHARDS};
 
 openraft::declare_raft_types!(
-    /// The Raft types of a freshvec cluster: commands in, outcomes out, snapshots as files.
+    /// The Raft types of a freshvec cluster: commands in, outcomes out, snapshots as the
+    /// files of a checkpoint.
     pub TypeConfig:
         D = Command,
         R = Applied,
         NodeId = u64,
         Node = openraft::BasicNode,
-        SnapshotData = tokio::fs::File,
+        SnapshotData = checkpoint::SnapshotFiles,
 );
 
 pub type NodeId = u64;
 pub type Raft = openraft::Raft<TypeConfig>;
 pub type LogId = openraft::LogId<NodeId>;
 pub type StorageError = openraft::StorageError<NodeId>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
 
 /// A storage failure as openraft wants it; storage errors are fatal to the node.
 pub(crate) fn storage_err(

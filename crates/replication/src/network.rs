@@ -3,9 +3,15 @@
 //!
 //! - [`Peers`] is openraft's network factory; it keeps one channel per peer address, shared
 //!   by every client of that peer.
-//! - [`PeerService`] serves a node's end. A payload that does not decode, a snapshot chunk
-//!   larger than [`MAX_CHUNK`] or a call without the cluster secret (when one is set) is
-//!   refused before it reaches openraft, and changes nothing.
+//! - [`PeerService`] serves a node's end. A payload that does not decode, a snapshot part
+//!   larger than [`MAX_SNAPSHOT_PART`], a snapshot stream out of order or a call without the
+//!   cluster secret (when one is set) is refused before it reaches openraft, and changes
+//!   nothing.
+//! - A snapshot goes as one client stream of [`SnapshotPart`]s: the header, every file of the
+//!   checkpoint in chunks (each file ended by its CRC-32), the end. The sender opens every file
+//!   first (so a checkpoint removed meanwhile stays readable) and reads them on a blocking
+//!   thread; the receiver writes them into a staging directory and hands it to openraft, which
+//!   installs it (see `StateMachine::install`).
 
 use crate::command::{Applied, Command};
 use crate::log_store::LogStore;
@@ -13,21 +19,22 @@ use crate::proto::peer_client::PeerClient;
 use crate::proto::peer_server::{Peer, PeerServer};
 use crate::proto::Payload;
 use crate::state::StateMachine;
-use crate::{LogId, NodeId, Raft, TypeConfig};
+use crate::{LogId, NodeId, Raft, Snapshot, TypeConfig};
 use openraft::error::{
-    CheckIsLeaderError, ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError,
-    RemoteError, Unreachable,
+    CheckIsLeaderError, ClientWriteError, Fatal, NetworkError, RPCError, RaftError, RemoteError,
+    ReplicationClosed, StreamingError, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
+use openraft::{BasicNode, OptionalSend, SnapshotMeta, Vote};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::future::Future;
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,9 +44,10 @@ use tonic::{Request, Response, Status};
 /// Metadata header carrying the cluster secret.
 pub const SECRET_HEADER: &str = "x-freshvec-cluster-secret";
 /// The snapshot chunk size the leader sends.
-pub const CHUNK: usize = 4 << 20;
-/// The largest snapshot chunk a node accepts.
-pub const MAX_CHUNK: usize = 2 * CHUNK;
+pub const CHUNK: usize = 1 << 20;
+/// The largest snapshot part a node accepts (a chunk and its framing; the header lists
+/// every file, at most [`crate::checkpoint::MAX_FILES`] paths of at most 512 bytes).
+pub const MAX_SNAPSHOT_PART: usize = 40 << 20;
 /// The largest peer message (a batch of log entries).
 pub const MAX_PEER_MESSAGE: usize = 256 << 20;
 
@@ -119,6 +127,24 @@ impl Peers {
         Ok(Link { client: PeerClient::new(channel), secret: self.secret.clone(), evict: None })
     }
 
+    /// A client of `addr` on a channel of its own, kept alive by pings but without the call
+    /// timeout: for a snapshot stream, which takes as long as its bytes take.
+    fn stream_client(&self, addr: &str) -> Result<Link, Status> {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .local_address(self.local)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        let client = PeerClient::new(channel)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE);
+        Ok(Link { client, secret: self.secret.clone(), evict: None })
+    }
+
     /// A client of the peer at `addr` (host:port), on the cached channel.
     pub fn client(&self, addr: &str) -> Result<Link, Status> {
         let (channel, generation) = {
@@ -189,7 +215,6 @@ pub struct Link {
 pub enum Rpc {
     AppendEntries,
     Vote,
-    InstallSnapshot,
     Forward,
     ReadIndex,
     Probe,
@@ -212,7 +237,6 @@ impl Link {
         let reply = match rpc {
             Rpc::AppendEntries => self.client.append_entries(r).await,
             Rpc::Vote => self.client.vote(r).await,
-            Rpc::InstallSnapshot => self.client.install_snapshot(r).await,
             Rpc::Forward => self.client.forward(r).await,
             Rpc::ReadIndex => self.client.read_index(r).await,
             Rpc::Probe => self.client.probe(r).await,
@@ -286,17 +310,6 @@ impl RaftNetwork<TypeConfig> for Network {
         self.send(Rpc::AppendEntries, &rpc, &option).await
     }
 
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        self.send(Rpc::InstallSnapshot, &rpc, &option).await
-    }
-
     async fn vote(
         &mut self,
         rpc: VoteRequest<NodeId>,
@@ -304,6 +317,123 @@ impl RaftNetwork<TypeConfig> for Network {
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.send(Rpc::Vote, &rpc, &option).await
     }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let storage = |e: String| {
+            StreamingError::StorageError(crate::storage_err(
+                openraft::ErrorSubject::Snapshot(None),
+                openraft::ErrorVerb::Read,
+                e,
+            ))
+        };
+        let files = *snapshot.snapshot;
+        let names: Vec<(String, u64)> = files.files.clone();
+        // Every file is opened before anything is sent: one removed later stays readable.
+        let opened = tokio::task::spawn_blocking(move || {
+            files
+                .files
+                .iter()
+                .map(|(name, len)| {
+                    let f = std::fs::File::open(files.base.join(name))
+                        .map_err(|e| format!("{name}: {e}"))?;
+                    Ok((f, *len))
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .await
+        .map_err(|e| storage(e.to_string()))?
+        .map_err(storage)?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Payload>(4);
+        let header = SnapshotPart::Header { vote, meta: snapshot.meta, files: names };
+        let header = encode(&header).map_err(|s| storage(s.to_string()))?;
+        let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let send = |part: &SnapshotPart| {
+                let p = encode(part).map_err(|s| s.to_string())?;
+                // The receiver went away: the call below reports why.
+                tx.blocking_send(p).map_err(|_| "stream closed".to_string())
+            };
+            tx.blocking_send(header).map_err(|_| "stream closed".to_string())?;
+            let mut buf = vec![0u8; CHUNK];
+            for (f, len) in opened {
+                let mut f = f.take(len);
+                let mut crc = crc32fast::Hasher::new();
+                let mut sent = 0u64;
+                loop {
+                    let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        break;
+                    }
+                    crc.update(&buf[..n]);
+                    sent += n as u64;
+                    send(&SnapshotPart::Data(buf[..n].to_vec()))?;
+                }
+                if sent != len {
+                    return Err(format!("a snapshot file ended at {sent} of its {len} bytes"));
+                }
+                send(&SnapshotPart::FileEnd { crc: crc.finalize() })?;
+            }
+            send(&SnapshotPart::End)
+        });
+        let mut link = self
+            .peers
+            .stream_client(&self.addr)
+            .map_err(|s| StreamingError::Network(NetworkError::new(&s)))?;
+        let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        if let Some(s) = &link.secret {
+            let v = s.parse().map_err(|_| storage("cluster secret: not ASCII".into()))?;
+            req.metadata_mut().insert(SECRET_HEADER, v);
+        }
+        let call = link.client.install_snapshot(req);
+        let reply = tokio::select! {
+            r = call => r,
+            closed = cancel => {
+                reader.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+        };
+        let read = reader.await.map_err(|e| storage(e.to_string()))?;
+        let reply = match reply {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                if let Err(e) = read {
+                    return Err(storage(e));
+                }
+                return Err(match s.code() {
+                    tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Cancelled => StreamingError::Unreachable(Unreachable::new(&s)),
+                    _ => StreamingError::Network(NetworkError::new(&s)),
+                });
+            }
+        };
+        let reply: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> =
+            postcard::from_bytes(&reply.data).map_err(|e| {
+                StreamingError::Network(NetworkError::new(&std::io::Error::other(format!(
+                    "reply does not decode: {e}"
+                ))))
+            })?;
+        reply.map_err(|f| StreamingError::RemoteError(RemoteError::new(self.target, f)))
+    }
+}
+
+/// One message of a snapshot stream.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum SnapshotPart {
+    /// First: the leader's vote, the snapshot's meta and its files (path, length) in the
+    /// order they follow.
+    Header { vote: Vote<NodeId>, meta: SnapshotMeta<NodeId, BasicNode>, files: Vec<(String, u64)> },
+    /// The next bytes of the current file.
+    Data(Vec<u8>),
+    /// The current file is whole: its CRC-32.
+    FileEnd { crc: u32 },
+    /// Every file was sent.
+    End,
 }
 
 /// The peer service of one node.
@@ -370,15 +500,75 @@ impl Peer for PeerService {
         Ok(Response::new(encode(&reply)?))
     }
 
-    async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc: InstallSnapshotRequest<TypeConfig> = decode(req.get_ref())?;
-        if rpc.data.len() > MAX_CHUNK {
-            return Err(Status::invalid_argument(format!(
-                "snapshot chunk of {} bytes, at most {MAX_CHUNK}",
-                rpc.data.len()
-            )));
+    async fn install_snapshot(
+        &self,
+        req: Request<tonic::Streaming<Payload>>,
+    ) -> Result<Response<Payload>, Status> {
+        let invalid = |what: &str| Status::invalid_argument(format!("snapshot stream: {what}"));
+        let mut stream = req.into_inner();
+        let first = stream.message().await?.ok_or_else(|| invalid("empty"))?;
+        let SnapshotPart::Header { vote, meta, files } = decode(&first)? else {
+            return Err(invalid("does not start with its header"));
+        };
+        let sm = self.state.clone();
+        let staging = tokio::task::spawn_blocking(move || sm.begin_reception(files))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| invalid(&e.to_string()))?;
+        let dir = staging.dir().to_path_buf();
+        let received = async {
+            let mut staging = staging;
+            loop {
+                let Some(p) = stream.message().await? else {
+                    return Err(invalid("ended before its end marker"));
+                };
+                if p.data.len() > MAX_SNAPSHOT_PART {
+                    return Err(invalid(&format!("a part of {} bytes", p.data.len())));
+                }
+                let part: SnapshotPart = decode(&p)?;
+                if matches!(part, SnapshotPart::End) {
+                    break;
+                }
+                staging = tokio::task::spawn_blocking(move || {
+                    match part {
+                        SnapshotPart::Data(bytes) => staging.write(&bytes)?,
+                        SnapshotPart::FileEnd { crc } => staging.end_file(crc)?,
+                        _ => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                "a second header",
+                            ))
+                        }
+                    }
+                    Ok(staging)
+                })
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| invalid(&e.to_string()))?;
+            }
+            let files = tokio::task::spawn_blocking(move || staging.finish())
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| invalid(&e.to_string()))?;
+            crate::checkpoint::check_staged(&freshvec_core::storage::fs::RealFs, &files, &meta).map_err(|e| invalid(&e))?;
+            Ok(files)
         }
-        let reply = self.raft.install_snapshot(rpc).await;
+        .await;
+        let files = match received {
+            Ok(f) => f,
+            Err(s) => {
+                self.state.abandon_reception(&dir);
+                return Err(s);
+            }
+        };
+        let reply = self
+            .raft
+            .install_full_snapshot(vote, Snapshot { meta, snapshot: Box::new(files) })
+            .await;
+        // Not installed (refused, or older than what this node holds): the files go.
+        if dir.exists() {
+            self.state.abandon_reception(&dir);
+        }
         Ok(Response::new(encode(&reply)?))
     }
 

@@ -19,7 +19,7 @@
 
 use crate::command::{Applied, Command};
 use crate::log_store::LogStore;
-use crate::network::{ForwardReply, Link, PeerService, Peers, ReadIndexReply, Rpc, CHUNK};
+use crate::network::{ForwardReply, Link, PeerService, Peers, ReadIndexReply, Rpc};
 use crate::state::StateMachine;
 use crate::{NodeId, Raft};
 use openraft::error::{ClientWriteError, RaftError};
@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub snapshot_entries: u64,
     /// Snapshot after this many bytes appended since the last one.
     pub snapshot_bytes: u64,
+    /// Snapshot after this many seconds since the last one, if anything was applied.
+    pub snapshot_secs: u64,
     /// Entries kept before a snapshot's index when the log is purged.
     pub keep_entries: u64,
     pub heartbeat_ms: u64,
@@ -61,8 +63,9 @@ impl NodeConfig {
             dir,
             secret: None,
             local_ip: None,
-            snapshot_entries: 20_000,
-            snapshot_bytes: 1 << 30,
+            snapshot_entries: 5_000,
+            snapshot_bytes: 256 << 20,
+            snapshot_secs: 60,
             keep_entries: 1_000,
             heartbeat_ms: 100,
             election_ms: (800, 1600),
@@ -125,13 +128,22 @@ impl Node {
             }
         }
         let state = StateMachine::open(&config.dir.join("state"))?;
+        // The log is purged only up to a durable checkpoint: a state behind the purged log
+        // lost one, and starting would skip the entries in between.
+        let purged = log.get_log_state().await?.last_purged_log_id;
+        if purged.map(|l| l.index) > state.current_snapshot().and_then(|m| m.last_log_id).map(|l| l.index) {
+            anyhow::bail!(
+                "{}: the state's checkpoint is older than the purged log ({purged:?}); the node \
+                 needs a snapshot from its peers: start it with an empty data directory",
+                config.dir.display()
+            );
+        }
         let raft_config = Config {
             cluster_name: "freshvec".into(),
             heartbeat_interval: config.heartbeat_ms,
             election_timeout_min: config.election_ms.0,
             election_timeout_max: config.election_ms.1,
             install_snapshot_timeout: 30_000,
-            snapshot_max_chunk_size: CHUNK as u64,
             max_payload_entries: 64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries),
             max_in_snapshot_log_to_keep: config.keep_entries,
@@ -369,15 +381,25 @@ impl Node {
         Ok(m.purged.map_or(0, |p| p.index))
     }
 
-    /// Runs the snapshot-by-bytes policy until the node shuts down: a snapshot whenever this
-    /// many bytes were appended since the last one.
+    /// Runs the snapshot-by-bytes and by-time policies until the node shuts down: a snapshot
+    /// whenever this many bytes were appended, or this many seconds passed with anything
+    /// applied, since the last one (openraft runs the by-entries policy itself).
     pub async fn snapshot_policy_loop(self) {
+        let snapshot_index = || self.state.current_snapshot().and_then(|m| m.last_log_id);
         let mut at = self.log.appended_bytes();
+        let (mut since, mut seen) = (Instant::now(), snapshot_index());
+        let every = Duration::from_secs(self.config.snapshot_secs.max(1));
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let now = self.log.appended_bytes();
-            if now - at >= self.config.snapshot_bytes {
+            let snap = snapshot_index();
+            if snap != seen {
+                (since, seen) = (Instant::now(), snap);
+            }
+            let behind = Some(self.state.applied_index()) > snap.map(|l| l.index);
+            if now - at >= self.config.snapshot_bytes || (since.elapsed() >= every && behind) {
                 at = now;
+                since = Instant::now();
                 if self.raft.trigger().snapshot().await.is_err() {
                     return;
                 }

@@ -85,7 +85,7 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP freshvec_{name} {help}\n# TYPE freshvec_{name} gauge");
             for r in &collections {
-                let st = r.coll.stats();
+                let st = r.coll().stats();
                 let v = match name {
                     "vectors" => st.vectors,
                     "postings" => st.postings,

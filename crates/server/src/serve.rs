@@ -74,11 +74,14 @@ pub struct ServeArgs {
     #[arg(long, env = "FRESHVEC_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
     /// Snapshot after this many log entries since the last snapshot.
-    #[arg(long, env = "FRESHVEC_SNAPSHOT_ENTRIES", default_value_t = 20_000)]
+    #[arg(long, env = "FRESHVEC_SNAPSHOT_ENTRIES", default_value_t = 5_000)]
     pub snapshot_entries: u64,
     /// Snapshot after this many MiB appended to the log since the last snapshot.
-    #[arg(long, env = "FRESHVEC_SNAPSHOT_MIB", default_value_t = 1024)]
+    #[arg(long, env = "FRESHVEC_SNAPSHOT_MIB", default_value_t = 256)]
     pub snapshot_mib: u64,
+    /// Snapshot this many seconds after the last snapshot, if anything was applied since.
+    #[arg(long, env = "FRESHVEC_SNAPSHOT_SECS", default_value_t = 60)]
+    pub snapshot_secs: u64,
     /// Log entries kept before a snapshot's index when the log is purged, so that briefly
     /// absent followers catch up from the log rather than with a snapshot.
     #[arg(long, env = "FRESHVEC_KEEP_ENTRIES", default_value_t = 1_000)]
@@ -451,7 +454,7 @@ impl Collections for Api {
     ) -> Result<Response<DescribeCollectionResponse>, Status> {
         let name = req.into_inner().name;
         let r = self.replica(&name)?;
-        let coll = &r.coll;
+        let coll = r.coll();
         let st = coll.stats();
         let encoding = if r.spec.encoding == 0 { CoreEncoding::F32 } else { CoreEncoding::Int8 };
         let cal = coll.calibration();
@@ -507,11 +510,11 @@ impl Points for Api {
         let deadline = self.deadline(&req);
         let r = req.into_inner();
         let replica = self.write_replica(&r.collection, deadline).await?;
-        let (ids, vectors) = crate::vectors::upsert_rows(&r, replica.coll.dim())?;
+        let (ids, vectors) = crate::vectors::upsert_rows(&r, replica.coll().dim())?;
         // The engine's own checks (a zero vector under cosine), then its admission control:
         // a backed-up index refuses the write before it is logged.
         let (ids, vectors) = blocking(deadline, move || {
-            let coll = &replica.coll;
+            let coll = replica.coll();
             coll.validate_upsert(&ids, &vectors)
                 .map_err(|e| Status::invalid_argument(format!("points: {e}")))?;
             coll.admit().map_err(|e| Status::resource_exhausted(e.to_string()))?;
@@ -541,20 +544,20 @@ impl Points for Api {
         check_batch("ids", r.ids.len())?;
         let (replica, _) =
             self.read_replica(&r.collection, r.consistency, r.min_applied_index, deadline).await?;
-        let components = r.ids.len() * replica.coll.dim();
+        let components = r.ids.len() * replica.coll().dim();
         if r.with_vectors && components > MAX_GET_COMPONENTS {
             return Err(Status::invalid_argument(format!(
                 "ids: {} ids of dimension {} with vectors is {components} components, at most \
                  {MAX_GET_COMPONENTS} per request",
                 r.ids.len(),
-                replica.coll.dim()
+                replica.coll().dim()
             )));
         }
         let points = blocking(deadline, move || {
             Ok(r.ids
                 .iter()
                 .filter_map(|&id| {
-                    let v = replica.coll.get(id)?;
+                    let v = replica.coll().get(id)?;
                     let v = if r.with_vectors { v } else { Vec::new() };
                     Some(crate::vectors::point(id, v, r.vectors_f32))
                 })
@@ -574,13 +577,14 @@ impl Points for Api {
         let sp = search_params(&p)?;
         let (replica, applied) =
             self.read_replica(&r.collection, p.consistency, p.min_applied_index, deadline).await?;
-        let vector = crate::vectors::vector("vector", r.vector, &r.vector_f32, replica.coll.dim())?;
+        let vector =
+            crate::vectors::vector("vector", r.vector, &r.vector_f32, replica.coll().dim())?;
         // On the blocking pool: with many clients a search running on an async worker holds
         // up the connections it serves (measured on medium with 16 clients: 2,376 qps on the
         // worker, 4,307 on the pool).
         blocking(deadline, move || {
             let h = replica
-                .coll
+                .coll()
                 .search(&vector, &sp)
                 .map_err(|e| Status::invalid_argument(format!("vector: {e}")))?;
             Ok(Response::new(crate::vectors::hits(h, applied, r.packed_hits)))
@@ -612,7 +616,7 @@ impl Points for Api {
         }
         let (replica, applied) =
             self.read_replica(&r.collection, p.consistency, p.min_applied_index, deadline).await?;
-        let dim = replica.coll.dim();
+        let dim = replica.coll().dim();
         let packed = r.packed_hits;
         let queries = r
             .queries
@@ -635,7 +639,7 @@ impl Points for Api {
                     return Err(Status::deadline_exceeded("the request's deadline passed"));
                 }
                 let h = replica
-                    .coll
+                    .coll()
                     .search(q, &sp)
                     .map_err(|e| Status::invalid_argument(format!("queries[{i}].vector: {e}")))?;
                 results.push(crate::vectors::hits(h, applied, packed));
@@ -838,6 +842,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.local_ip = Some(peer_addr.ip()).filter(|ip| !ip.is_unspecified());
     config.snapshot_entries = args.snapshot_entries.max(1);
     config.snapshot_bytes = args.snapshot_mib.max(1) << 20;
+    config.snapshot_secs = args.snapshot_secs.max(1);
     config.keep_entries = args.keep_entries;
     let election = args.election_timeout_ms.max(80);
     config.election_ms = (election, 2 * election);

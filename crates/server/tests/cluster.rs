@@ -257,16 +257,25 @@ async fn peer_service_refuses_bad_input_and_unauthenticated_calls() {
     wrong.metadata_mut().insert("x-freshvec-cluster-secret", "s3creT".parse().unwrap());
     assert_eq!(p.append_entries(wrong).await.unwrap_err().code(), Code::Unauthenticated);
     // Payloads that do not decode.
+    let stream = |parts: Vec<Vec<u8>>| {
+        let parts: Vec<Payload> = parts.into_iter().map(|data| Payload { data }).collect();
+        let mut r = tonic::Request::new(tokio_stream::iter(parts));
+        r.metadata_mut().insert("x-freshvec-cluster-secret", "s3cret".parse().unwrap());
+        r
+    };
     for garbage in [vec![0xff; 64], vec![], vec![1, 2, 3]] {
-        let e = p.install_snapshot(with_secret(garbage.clone())).await.unwrap_err();
+        let e = p.install_snapshot(stream(vec![garbage.clone()])).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         let e = p.append_entries(with_secret(garbage.clone())).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         let e = p.forward(with_secret(garbage)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
     }
-    // An oversized chunk, and a chunk for a snapshot the node never began.
-    let chunk = |offset: u64, data: Vec<u8>| {
+    // Snapshot streams that break their grammar: a path out of the staging directory, more
+    // bytes than announced, a wrong checksum, an end before every file, and files that are
+    // whole but hold no checkpoint. Each is refused before openraft sees it.
+    use freshvec_replication::network::SnapshotPart;
+    let header = |files: Vec<(&str, u64)>| {
         let vote = openraft::Vote::new_committed(before.term, 1);
         let meta = openraft::SnapshotMeta::<u64, openraft::BasicNode> {
             last_log_id: Some(openraft::LogId::new(
@@ -276,25 +285,39 @@ async fn peer_service_refuses_bad_input_and_unauthenticated_calls() {
             last_membership: Default::default(),
             snapshot_id: "no-such-snapshot".into(),
         };
-        let req = openraft::raft::InstallSnapshotRequest::<freshvec_replication::TypeConfig> {
-            vote,
-            meta,
-            offset,
-            data,
-            done: false,
-        };
-        postcard::to_stdvec(&req).unwrap()
+        let files = files.into_iter().map(|(f, n)| (f.to_string(), n)).collect();
+        postcard::to_stdvec(&SnapshotPart::Header { vote, meta, files }).unwrap()
     };
-    let e = p.install_snapshot(with_secret(chunk(0, vec![7; 9 << 20]))).await.unwrap_err();
-    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    let reply = p.install_snapshot(with_secret(chunk(4096, vec![7; 100]))).await;
-    println!("unknown-snapshot chunk: {reply:?}");
-    if let Ok(r) = reply {
-        let r: Result<
-            openraft::raft::InstallSnapshotResponse<u64>,
-            openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
-        > = postcard::from_bytes(&r.into_inner().data).unwrap();
-        assert!(r.is_err(), "a chunk of an unknown snapshot is refused: {r:?}");
+    let part = |p: SnapshotPart| postcard::to_stdvec(&p).unwrap();
+    let crc = |d: &[u8]| crc32fast::hash(d);
+    let name = format!("checkpoints/ckpt-{:020}", before.applied_index + 1001);
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("escaping path", vec![header(vec![("../../x", 1)])]),
+        ("absolute path", vec![header(vec![("/tmp/x", 1)])]),
+        ("too many bytes", vec![header(vec![("a", 2)]), part(SnapshotPart::Data(vec![1, 2, 3]))]),
+        (
+            "wrong checksum",
+            vec![
+                header(vec![("a", 2)]),
+                part(SnapshotPart::Data(vec![1, 2])),
+                part(SnapshotPart::FileEnd { crc: 7 }),
+            ],
+        ),
+        ("end before its files", vec![header(vec![("a", 2)]), part(SnapshotPart::End)]),
+        (
+            "no checkpoint",
+            vec![
+                header(vec![(name.as_str(), 3)]),
+                part(SnapshotPart::Data(vec![1, 2, 3])),
+                part(SnapshotPart::FileEnd { crc: crc(&[1, 2, 3]) }),
+                part(SnapshotPart::End),
+            ],
+        ),
+        ("a huge part", vec![header(vec![("a", 1)]), vec![0; 48 << 20]]),
+    ];
+    for (what, parts) in cases {
+        let e = p.install_snapshot(stream(parts)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e:?}");
     }
     // The node is unharmed: same data, still the leader, still writing.
     let after = status(&c.url(1)).await.unwrap();

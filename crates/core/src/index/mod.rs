@@ -21,7 +21,7 @@ use crate::topk::{Scored, TopK};
 pub use calibrate::{Calibration, CALIBRATION_K, DEFAULT_TARGET_RECALL};
 use head::HeadIndex;
 use lire::Jobs;
-pub use persist::MaintenanceHold;
+pub use persist::{MaintenanceHold, ShardCut};
 use posting::{Members, Posting};
 use rayon::prelude::*;
 use std::cell::RefCell;

@@ -5,18 +5,18 @@
 //! deterministic and far cheaper than clustering. Byte layout in `docs/file-formats.md`
 //! (checkpoint shard file, snapshot file).
 
-use super::posting::Members;
-use super::versions::{Slot, NO_HOME, TOMBSTONE, WRITING};
-use super::{Index, IndexParams};
+use super::posting::{Members, Posting};
+use super::versions::{Slot, VersionWord, NO_HOME, TOMBSTONE, WRITING};
+use super::{Index, IndexParams, Shared};
 use crate::storage::frame::Reader;
 use rustc_hash::FxHashMap;
 use std::io;
+use std::sync::Arc;
 
 const SUMMARY: u8 = 1;
 const VERSIONS: u8 = 2;
-const VECTORS: u8 = 3;
 const POSTING: u8 = 4;
-/// Slots per versions or vectors record.
+/// Slots per versions record.
 const CHUNK: usize = 16_384;
 
 /// While alive, no maintenance job starts on the index and none is running.
@@ -26,6 +26,77 @@ pub struct MaintenanceHold<'a>(&'a Index);
 impl Drop for MaintenanceHold<'_> {
     fn drop(&mut self) {
         self.0.shared.jobs.release();
+    }
+}
+
+/// A shard as it was at one instant, taken by [`Index::cut`] and written by
+/// [`ShardCut::save`] while writes go on. Background maintenance is held while it lives.
+#[derive(Debug)]
+pub struct ShardCut {
+    shared: Arc<Shared>,
+    /// (id, version word, home) of every slot at the cut.
+    cells: Vec<(u64, VersionWord, u32)>,
+    /// Every posting and its member count at the cut.
+    postings: Vec<(Arc<Posting>, usize)>,
+}
+
+impl Drop for ShardCut {
+    fn drop(&mut self) {
+        self.shared.jobs.release();
+    }
+}
+
+impl ShardCut {
+    /// Writes the cut as record payloads through `put`: the version map, then every posting's
+    /// centroid and the members live at the cut (vectors are not written: a restore reads
+    /// them from the vector files at the checkpoint's marks).
+    pub fn save(&self, put: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let dim = self.shared.params.dim;
+        let cells = &self.cells;
+        let mut rec = vec![SUMMARY];
+        rec.extend_from_slice(&(dim as u32).to_le_bytes());
+        rec.extend_from_slice(&(cells.len() as u64).to_le_bytes());
+        rec.extend_from_slice(&(self.postings.len() as u64).to_le_bytes());
+        put(&rec)?;
+        for chunk in cells.chunks(CHUNK) {
+            rec.clear();
+            rec.push(VERSIONS);
+            rec.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+            for &(id, word, home) in chunk {
+                rec.extend_from_slice(&id.to_le_bytes());
+                rec.extend_from_slice(&word.to_le_bytes());
+                rec.extend_from_slice(&home.to_le_bytes());
+            }
+            put(&rec)?;
+        }
+        let live_at_cut =
+            |slot: Slot, word: VersionWord| cells.get(slot.0 as usize).is_some_and(|c| c.1 == word);
+        let mut live = Vec::new();
+        for (p, n) in &self.postings {
+            rec.clear();
+            rec.push(POSTING);
+            rec.extend_from_slice(&p.id.0.to_le_bytes());
+            for x in p.centroid.iter() {
+                rec.extend_from_slice(&x.to_le_bytes());
+            }
+            {
+                let m = p.members.read();
+                live.clear();
+                let n = (*n).min(m.len());
+                live.extend(
+                    (0..n)
+                        .filter(|&i| live_at_cut(m.slots[i], m.words[i]))
+                        .map(|i| (m.slots[i], m.words[i])),
+                );
+            }
+            rec.extend_from_slice(&(live.len() as u32).to_le_bytes());
+            for (slot, word) in &live {
+                rec.extend_from_slice(&slot.0.to_le_bytes());
+                rec.extend_from_slice(&word.to_le_bytes());
+            }
+            put(&rec)?;
+        }
+        Ok(())
     }
 }
 
@@ -79,81 +150,34 @@ impl Index {
         }
     }
 
-    /// Writes the shard as record payloads through `put`, with the vectors or without them (a
-    /// restore then takes them from elsewhere). Writes and maintenance must be held for the
-    /// duration.
-    pub fn save(
-        &self,
-        with_vectors: bool,
-        put: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-    ) -> io::Result<()> {
+    /// Cuts the shard for a checkpoint: waits for a running maintenance job and holds new
+    /// ones until the cut drops, then copies the version map (24 bytes a slot) and the member
+    /// count of every posting. Writes must be held while it runs, and may go on as soon as it
+    /// returns: with maintenance held, postings only grow at their ends, so the members below
+    /// each count, judged against the copied words, are the shard as it was at the cut.
+    pub fn cut(&self) -> ShardCut {
         let s = &*self.shared;
-        let dim = s.params.dim;
+        s.jobs.hold();
         let cells = s.versions.cells();
-        let postings = s.heads.all();
-        let mut rec = vec![SUMMARY];
-        rec.extend_from_slice(&(dim as u32).to_le_bytes());
-        rec.extend_from_slice(&(cells.len() as u64).to_le_bytes());
-        rec.extend_from_slice(&(postings.len() as u64).to_le_bytes());
-        put(&rec)?;
-        for chunk in cells.chunks(CHUNK) {
-            rec.clear();
-            rec.push(VERSIONS);
-            rec.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
-            for &(id, word, home) in chunk {
-                rec.extend_from_slice(&id.to_le_bytes());
-                rec.extend_from_slice(&word.to_le_bytes());
-                rec.extend_from_slice(&home.to_le_bytes());
-            }
-            put(&rec)?;
-        }
-        // With a store, one chunk of vectors at a time; f32 postings are gathered once.
-        let slots = if with_vectors { cells.len() } else { 0 };
-        let gathered = s.store.is_none().then(|| self.slot_vectors(0..slots));
-        for first in (0..slots).step_by(CHUNK) {
-            let range = first..(first + CHUNK).min(slots);
-            let chunk = match &gathered {
-                Some(all) => all[range.start * dim..range.end * dim].to_vec(),
-                None => self.slot_vectors(range.clone()),
-            };
-            rec.clear();
-            rec.push(VECTORS);
-            rec.extend_from_slice(&(first as u64).to_le_bytes());
-            rec.extend_from_slice(&(range.len() as u32).to_le_bytes());
-            for x in &chunk {
-                rec.extend_from_slice(&x.to_le_bytes());
-            }
-            put(&rec)?;
-        }
-        drop(gathered);
-        let view = s.versions.view();
-        for p in &postings {
-            let m = p.members.read();
-            rec.clear();
-            rec.push(POSTING);
-            rec.extend_from_slice(&p.id.0.to_le_bytes());
-            for x in p.centroid.iter() {
-                rec.extend_from_slice(&x.to_le_bytes());
-            }
-            let live: Vec<usize> =
-                (0..m.len()).filter(|&i| view.is_live(m.slots[i], m.words[i])).collect();
-            rec.extend_from_slice(&(live.len() as u32).to_le_bytes());
-            for i in live {
-                rec.extend_from_slice(&m.slots[i].0.to_le_bytes());
-                rec.extend_from_slice(&m.words[i].to_le_bytes());
-            }
-            put(&rec)?;
-        }
-        Ok(())
+        let postings = s
+            .heads
+            .all()
+            .into_iter()
+            .map(|p| {
+                let n = p.members.read().len();
+                (p, n)
+            })
+            .collect();
+        ShardCut { shared: self.shared.clone(), cells, postings }
     }
 
-    /// Rebuilds a shard from the payloads [`Index::save`] wrote; any inconsistency is an
-    /// error naming what is wrong, never a panic. Records saved without vectors take each live
-    /// id's vector from `vectors`.
+    /// Rebuilds a shard from the payloads [`ShardCut::save`] wrote, taking each live id's
+    /// vector from `vectors_of`; any inconsistency is an error naming what is wrong, never a
+    /// panic.
     pub fn restore<'r, 'v>(
         params: IndexParams,
         records: impl IntoIterator<Item = &'r [u8]>,
-        vectors_of: Option<&dyn Fn(u64) -> Option<&'v [f32]>>,
+        vectors_of: &dyn Fn(u64) -> Option<&'v [f32]>,
     ) -> Result<Index, String> {
         let index = Index::new(params).map_err(|e| e.to_string())?;
         let s = &*index.shared;
@@ -166,46 +190,34 @@ impl Index {
         }
         let slots = r.u64().ok_or_else(|| bad("summary"))? as usize;
         let n_postings = r.u64().ok_or_else(|| bad("summary"))? as usize;
-        // Vectors are reserved as their records arrive: a damaged slot count cannot allocate.
-        let mut vectors: Vec<f32> = Vec::new();
-        let mut restored_slots = 0usize;
-        // With vectors kept elsewhere: each slot's id, if live.
+        let mut vectors: Option<Vec<f32>> = None;
+        // Each slot's id, if live.
         let mut slot_ids: Vec<Option<u64>> = Vec::new();
         let mut old_to_new: FxHashMap<u32, u32> = FxHashMap::default();
         for payload in records {
             let mut r = Reader::new(payload);
             match r.u8() {
-                Some(VERSIONS) => {
+                Some(VERSIONS) if vectors.is_none() => {
                     let n = r.u32().ok_or_else(|| bad("versions"))? as usize;
                     for _ in 0..n {
                         let (id, word, home) = (r.u64(), r.u32(), r.u32());
                         let (Some(id), Some(word), Some(home)) = (id, word, home) else {
                             return Err(bad("versions record cut short"));
                         };
-                        if !s.versions.restore(id, word, home) {
-                            return Err(bad(&format!("id {id} appears twice")));
+                        if slot_ids.len() == slots || !s.versions.restore(id, word, home) {
+                            return Err(bad(&format!("id {id} appears twice, or too many slots")));
                         }
-                        if vectors_of.is_some() {
-                            slot_ids.push((word & (TOMBSTONE | WRITING) == 0).then_some(id));
-                        }
-                        restored_slots += 1;
+                        slot_ids.push((word & (TOMBSTONE | WRITING) == 0).then_some(id));
                     }
-                }
-                Some(VECTORS) if vectors_of.is_none() => {
-                    let first = r.u64().ok_or_else(|| bad("vectors"))? as usize;
-                    let n = r.u32().ok_or_else(|| bad("vectors"))? as usize;
-                    if first * dim != vectors.len() || first + n > slots {
-                        return Err(bad("vectors out of order"));
-                    }
-                    vectors.extend(r.f32s(n * dim).ok_or_else(|| bad("vectors cut short"))?);
                 }
                 Some(POSTING) => {
-                    if let Some(of) = vectors_of.filter(|_| vectors.is_empty() && slots > 0) {
-                        vectors = gather(&slot_ids, dim, of).map_err(|e| bad(&e))?;
+                    if vectors.is_none() {
+                        if slot_ids.len() != slots {
+                            return Err(bad("posting before every slot"));
+                        }
+                        vectors = Some(gather(&slot_ids, dim, vectors_of).map_err(|e| bad(&e))?);
                     }
-                    if vectors.len() != slots * dim || restored_slots != slots {
-                        return Err(bad("posting before every slot and vector"));
-                    }
+                    let vectors = vectors.as_deref().unwrap_or_default();
                     let old = r.u32().ok_or_else(|| bad("posting"))?;
                     let centroid = r.f32s(dim).ok_or_else(|| bad("posting centroid"))?;
                     let n = r.u32().ok_or_else(|| bad("posting"))? as usize;
@@ -226,15 +238,16 @@ impl Index {
                     let p = s.heads.insert(centroid, members);
                     old_to_new.insert(old, p.id.0);
                 }
-                _ => return Err(bad("unknown record")),
+                _ => return Err(bad("unknown or misplaced record")),
             }
         }
-        if let Some(of) = vectors_of.filter(|_| vectors.is_empty() && slots > 0) {
-            vectors = gather(&slot_ids, dim, of).map_err(|e| bad(&e))?;
+        if slot_ids.len() != slots {
+            return Err(bad("slots missing"));
         }
-        if restored_slots != slots || vectors.len() != slots * dim {
-            return Err(bad("slots or vectors missing"));
-        }
+        let vectors = match vectors {
+            Some(v) => v,
+            None => gather(&slot_ids, dim, vectors_of).map_err(|e| bad(&e))?,
+        };
         if old_to_new.len() != n_postings {
             return Err(bad("postings missing"));
         }
@@ -277,8 +290,8 @@ mod tests {
     use crate::index::Encoding;
     use crate::rng::Rng;
 
-    /// A saved shard restores to the same contents, and no mutation or cut of its records
-    /// makes restoring panic.
+    /// A cut shard restores to its contents at the cut (writes after it excluded), and no
+    /// mutation or cut of its records makes restoring panic.
     #[test]
     fn restore_round_trips_and_never_panics_on_damaged_records() {
         let seed = 0x5a7e;
@@ -288,40 +301,39 @@ mod tests {
             let params = IndexParams { encoding, ..IndexParams::new(6, Metric::L2) };
             let index = Index::new(params.clone()).unwrap();
             let data: Vec<f32> = (0..600 * 6).map(|_| rng.normal()).collect();
-            index.bulk_load(&(0..600).collect::<Vec<u64>>(), data).unwrap();
+            index.bulk_load(&(0..600).collect::<Vec<u64>>(), data.clone()).unwrap();
             index.delete(&[3, 5, 7]);
             index.upsert(&[1000], &[1.0; 6]).unwrap();
             index.wait_idle();
-            let mut records: Vec<Vec<u8>> = Vec::new();
-            index
-                .save(true, &mut |p| {
-                    records.push(p.to_vec());
-                    Ok(())
-                })
-                .unwrap();
+            let index_vector_before_delete = data[6..12].to_vec();
             let contents = |i: &Index| {
                 let mut all = Vec::new();
                 i.for_each_live_vector(|id, v| all.push((id, v.to_vec())));
                 all
             };
-            let back =
-                Index::restore(params.clone(), records.iter().map(|r| &r[..]), None).unwrap();
-            assert_eq!(contents(&back), contents(&index));
-            assert_eq!(back.len(), index.len());
-            // Saved without vectors, restored with them from elsewhere.
-            let mut bare: Vec<Vec<u8>> = Vec::new();
-            index
-                .save(false, &mut |p| {
-                    bare.push(p.to_vec());
-                    Ok(())
-                })
-                .unwrap();
-            let kept: FxHashMap<u64, Vec<f32>> = contents(&index).into_iter().collect();
-            let of = |id: u64| kept.get(&id).map(Vec::as_slice);
-            let back = Index::restore(params.clone(), bare.iter().map(|r| &r[..]), Some(&of));
-            assert_eq!(contents(&back.unwrap()), contents(&index));
-            let missing = |id: u64| kept.get(&id).filter(|_| id != 1000).map(Vec::as_slice);
-            let err = Index::restore(params.clone(), bare.iter().map(|r| &r[..]), Some(&missing));
+            let cut = index.cut();
+            // Writes after the cut are not in what it saves.
+            index.upsert(&[1001], &[2.0; 6]).unwrap();
+            index.delete(&[1]);
+            let mut records: Vec<Vec<u8>> = Vec::new();
+            cut.save(&mut |p| {
+                records.push(p.to_vec());
+                Ok(())
+            })
+            .unwrap();
+            drop(cut);
+            let mut at_cut: FxHashMap<u64, Vec<f32>> = contents(&index).into_iter().collect();
+            at_cut.remove(&1001);
+            at_cut.insert(1, index_vector_before_delete.clone());
+            let of = |id: u64| at_cut.get(&id).map(Vec::as_slice);
+            let back = Index::restore(params.clone(), records.iter().map(|r| &r[..]), &of).unwrap();
+            let mut want: Vec<(u64, Vec<f32>)> = at_cut.clone().into_iter().collect();
+            want.sort_by_key(|e| e.0);
+            let mut got = contents(&back);
+            got.sort_by_key(|e| e.0);
+            assert_eq!(got, want);
+            let missing = |id: u64| at_cut.get(&id).filter(|_| id != 1000).map(Vec::as_slice);
+            let err = Index::restore(params.clone(), records.iter().map(|r| &r[..]), &missing);
             assert!(err.unwrap_err().contains("no vector for live id 1000"));
             for _ in 0..300 {
                 let mut damaged = records.clone();
@@ -337,7 +349,7 @@ mod tests {
                         damaged.remove(r);
                     }
                 }
-                let _ = Index::restore(params.clone(), damaged.iter().map(|r| &r[..]), None);
+                let _ = Index::restore(params.clone(), damaged.iter().map(|r| &r[..]), &of);
             }
         }
     }

@@ -32,7 +32,7 @@ pub const VECTORS: Kind = Kind { magic: *b"FVVECS\0\0", version: 1 };
 pub const VECTOR_INDEX: Kind = Kind { magic: *b"FVVIDX\0\0", version: 1 };
 pub const COLLECTION_META: Kind = Kind { magic: *b"FVCOLL\0\0", version: 1 };
 pub const RAFT_VOTE: Kind = Kind { magic: *b"FVVOTE\0\0", version: 1 };
-pub const SNAPSHOT: Kind = Kind { magic: *b"FVSNAP\0\0", version: 1 };
+pub const NODE_CHECKPOINT: Kind = Kind { magic: *b"FVNODCK\0", version: 1 };
 
 pub fn header(kind: Kind) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];

@@ -106,6 +106,23 @@ struct State {
     poisoned: Option<String>,
 }
 
+/// A point in a store's files, taken by [`VectorStore::cut`].
+#[derive(Debug)]
+pub struct StoreCut {
+    pub mark: Mark,
+    vec: Box<dyn AppendFile>,
+    idx: Box<dyn AppendFile>,
+}
+
+impl StoreCut {
+    /// Fsyncs the files of the cut's generation, so everything before its mark is durable.
+    pub fn sync(mut self) -> io::Result<Mark> {
+        self.vec.sync()?;
+        self.idx.sync()?;
+        Ok(self.mark)
+    }
+}
+
 /// One shard's vector files (see the module docs).
 #[derive(Debug)]
 pub struct VectorStore {
@@ -345,6 +362,22 @@ impl VectorStore {
         Ok(Mark { generation: s.generation, len: s.len })
     }
 
+    /// The mark of the current end (not yet durable) and handles that make it durable
+    /// later, without holding appends: a checkpoint takes this while writes are held and
+    /// fsyncs beside them ([`StoreCut::sync`]), even if a compaction switched generations
+    /// meanwhile.
+    pub fn cut(&self) -> io::Result<StoreCut> {
+        let s = self.state.lock();
+        if let Some(why) = &s.poisoned {
+            return Err(io::Error::other(why.clone()));
+        }
+        Ok(StoreCut {
+            mark: Mark { generation: s.generation, len: s.len },
+            vec: s.vec.syncer()?,
+            idx: s.idx.syncer()?,
+        })
+    }
+
     /// The current generation and length (not necessarily durable).
     pub fn mark(&self) -> Mark {
         let s = self.state.lock();
@@ -390,6 +423,23 @@ impl VectorStore {
         let at = RECORD_HEADER_LEN + FIXED;
         let lookup = |id: u64| map.f32s(*s.live.get(&id)? as usize + at, dim);
         Ok(f(&lookup))
+    }
+
+    /// Calls `f(id, write index, vector)` for every live id, read in place from the mapping
+    /// (in no particular order). Appends wait until it returns.
+    pub fn for_each_live(&self, mut f: impl FnMut(u64, u64, &[f32])) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let map = self.mapping(&mut s)?;
+        let at = RECORD_HEADER_LEN + FIXED;
+        for (&id, &offset) in &s.live {
+            let o = offset as usize;
+            let index = map.bytes().get(o + RECORD_HEADER_LEN + 8..o + RECORD_HEADER_LEN + 16);
+            let index = index.map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+            if let Some(v) = map.f32s(o + at, self.dim) {
+                f(id, index, v);
+            }
+        }
+        Ok(())
     }
 
     /// Checks the checksum of every record up to the current length (reads the whole file):
