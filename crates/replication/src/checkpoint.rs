@@ -19,9 +19,9 @@
 use crate::command::CollectionSpec;
 use crate::NodeId;
 use freshvec_core::storage::frame;
+use freshvec_core::storage::fs::{AppendFile, Fs};
 use openraft::{BasicNode, SnapshotMeta};
 use serde::{Deserialize, Serialize};
-use freshvec_core::storage::fs::{AppendFile, Fs};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

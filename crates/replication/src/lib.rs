@@ -16,6 +16,7 @@
 
 pub mod checkpoint;
 pub mod command;
+pub mod failpoint;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -325,12 +325,13 @@ impl RaftNetwork<TypeConfig> for Network {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        let storage = |e: String| {
-            StreamingError::StorageError(crate::storage_err(
-                openraft::ErrorSubject::Snapshot(None),
-                openraft::ErrorVerb::Read,
-                e,
-            ))
+        // Whatever stops a send (the receiver went away, a file of a checkpoint that was
+        // replaced meanwhile) is retried with the then current snapshot: a storage error
+        // would stop this node.
+        let failed = |e: String| {
+            StreamingError::Network(NetworkError::new(&std::io::Error::other(format!(
+                "sending a snapshot: {e}"
+            ))))
         };
         let files = *snapshot.snapshot;
         let names: Vec<(String, u64)> = files.files.clone();
@@ -347,11 +348,11 @@ impl RaftNetwork<TypeConfig> for Network {
                 .collect::<Result<Vec<_>, String>>()
         })
         .await
-        .map_err(|e| storage(e.to_string()))?
-        .map_err(storage)?;
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(failed)?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Payload>(4);
         let header = SnapshotPart::Header { vote, meta: snapshot.meta, files: names };
-        let header = encode(&header).map_err(|s| storage(s.to_string()))?;
+        let header = encode(&header).map_err(|s| failed(s.to_string()))?;
         let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
             let send = |part: &SnapshotPart| {
                 let p = encode(part).map_err(|s| s.to_string())?;
@@ -371,6 +372,7 @@ impl RaftNetwork<TypeConfig> for Network {
                     }
                     crc.update(&buf[..n]);
                     sent += n as u64;
+                    crate::failpoint::hit("snap_send_chunk");
                     send(&SnapshotPart::Data(buf[..n].to_vec()))?;
                 }
                 if sent != len {
@@ -386,7 +388,7 @@ impl RaftNetwork<TypeConfig> for Network {
             .map_err(|s| StreamingError::Network(NetworkError::new(&s)))?;
         let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
         if let Some(s) = &link.secret {
-            let v = s.parse().map_err(|_| storage("cluster secret: not ASCII".into()))?;
+            let v = s.parse().map_err(|_| failed("cluster secret: not ASCII".into()))?;
             req.metadata_mut().insert(SECRET_HEADER, v);
         }
         let call = link.client.install_snapshot(req);
@@ -397,12 +399,12 @@ impl RaftNetwork<TypeConfig> for Network {
                 return Err(StreamingError::Closed(closed));
             }
         };
-        let read = reader.await.map_err(|e| storage(e.to_string()))?;
+        let read = reader.await.map_err(|e| failed(e.to_string()))?;
         let reply = match reply {
             Ok(r) => r.into_inner(),
             Err(s) => {
-                if let Err(e) = read {
-                    return Err(storage(e));
+                if let Err(e) = &read {
+                    tracing::debug!("snapshot send stopped: {e}");
                 }
                 return Err(match s.code() {
                     tonic::Code::Unavailable
@@ -531,7 +533,10 @@ impl Peer for PeerService {
                 }
                 staging = tokio::task::spawn_blocking(move || {
                     match part {
-                        SnapshotPart::Data(bytes) => staging.write(&bytes)?,
+                        SnapshotPart::Data(bytes) => {
+                            crate::failpoint::hit("snap_recv_chunk");
+                            staging.write(&bytes)?
+                        }
                         SnapshotPart::FileEnd { crc } => staging.end_file(crc)?,
                         _ => {
                             return Err(std::io::Error::new(
@@ -550,7 +555,9 @@ impl Peer for PeerService {
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?
                 .map_err(|e| invalid(&e.to_string()))?;
-            crate::checkpoint::check_staged(&freshvec_core::storage::fs::RealFs, &files, &meta).map_err(|e| invalid(&e))?;
+            crate::failpoint::hit("snap_recv_before_verify");
+            crate::checkpoint::check_staged(&freshvec_core::storage::fs::RealFs, &files, &meta)
+                .map_err(|e| invalid(&e))?;
             Ok(files)
         }
         .await;

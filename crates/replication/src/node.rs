@@ -131,7 +131,9 @@ impl Node {
         // The log is purged only up to a durable checkpoint: a state behind the purged log
         // lost one, and starting would skip the entries in between.
         let purged = log.get_log_state().await?.last_purged_log_id;
-        if purged.map(|l| l.index) > state.current_snapshot().and_then(|m| m.last_log_id).map(|l| l.index) {
+        if purged.map(|l| l.index)
+            > state.current_snapshot().and_then(|m| m.last_log_id).map(|l| l.index)
+        {
             anyhow::bail!(
                 "{}: the state's checkpoint is older than the purged log ({purged:?}); the node \
                  needs a snapshot from its peers: start it with an empty data directory",

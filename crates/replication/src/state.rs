@@ -27,6 +27,7 @@ use crate::checkpoint::{
     NodeManifest, SnapshotFiles, Staging, CURRENT,
 };
 use crate::command::{Applied, CollectionSpec, Command, Outcome, MAX_COLLECTIONS, MAX_NODE_SHARDS};
+use crate::failpoint;
 use crate::{storage_err, LogId, NodeId, StorageError, TypeConfig};
 use freshvec_core::durable::{CheckpointCut, DurableCollection, DurableError, Op};
 use freshvec_core::storage::fs::{write_atomic, Fs, RealFs};
@@ -134,7 +135,6 @@ fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
 fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     storage_err(ErrorSubject::Snapshot(None), verb, e)
 }
-
 
 fn unique(seq: &AtomicU64) -> String {
     let nanos = std::time::SystemTime::now()
@@ -537,7 +537,9 @@ impl StateMachine {
         let manifest = NodeManifest { meta: cut.meta, collections };
         let name = manifest_name(&manifest.meta);
         let bytes = manifest.encode().map_err(|e| e.to_string())?;
+        failpoint::hit("ckpt_before_manifest");
         write_atomic(&*s.fs, &ckdir.join(&name), &bytes).map_err(|e| e.to_string())?;
+        failpoint::hit("ckpt_after_manifest");
         written += bytes.len() as u64;
         let files = files_of(&*s.fs, &root, &manifest, &open).map_err(|e| e.to_string())?;
         let current = Current { manifest, files };
@@ -643,7 +645,9 @@ impl StateMachine {
             let _ = s.fs.remove_dir_all(root);
             format!("received snapshot refused: {why}")
         };
+        failpoint::hit("snap_install_before_rename");
         s.fs.rename(&staged.base, &root).map_err(|e| refuse(&staged.base, e.to_string()))?;
+        failpoint::hit("snap_install_after_rename");
         let manifest_path = root.join("checkpoints").join(manifest_name(meta));
         let m = checkpoint::read_manifest(&*s.fs, &manifest_path).map_err(|e| refuse(&root, e))?;
         if m.meta != *meta {
@@ -653,6 +657,7 @@ impl StateMachine {
         s.fs.sync_dir(&s.dir).map_err(|e| refuse(&root, e.to_string()))?;
         write_atomic(&*s.fs, &s.dir.join(CURRENT), name.as_bytes())
             .map_err(|e| refuse(&root, e.to_string()))?;
+        failpoint::hit("snap_install_after_swap");
         let old = std::mem::replace(&mut *s.root.write(), root);
         self.swap_in(opened);
         // Readers holding the old collections keep their mappings; the files go now.

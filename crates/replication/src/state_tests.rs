@@ -1,6 +1,7 @@
 //! Crash-point enumeration of the state machine on the in-memory file system: applies,
-//! checkpoint cuts and writes (with retention and compaction), and a snapshot install, with a
-//! crash at every file operation; each reopened state must equal the model of the log prefix
+//! checkpoint cuts and writes (with retention), compactions and a snapshot install (staging,
+//! copy, rename, open, `CURRENT`), with a crash at every file operation (cleanly, with torn
+//! unsynced bytes, and with a torn dying write); each reopened state must equal the model of the log prefix
 //! up to the applied index it reports, and never fall behind a published checkpoint (which
 //! the log may already be purged up to).
 
@@ -21,6 +22,8 @@ enum Step {
     Checkpoint,
     /// Install the checkpoint of another node's state at (our applied index + 3).
     Install,
+    /// Compact every collection's vector files into a new generation.
+    Compact,
 }
 
 fn spec() -> CollectionSpec {
@@ -83,11 +86,17 @@ fn script(seed: u64) -> Vec<Step> {
     steps.extend(writes(&mut rng, "b", 5).into_iter().map(Step::Apply));
     steps.extend(writes(&mut rng, "a", 5).into_iter().map(Step::Apply));
     steps.push(Step::Checkpoint);
+    steps.push(Step::Compact);
+    steps.extend(writes(&mut rng, "a", 3).into_iter().map(Step::Apply));
+    steps.push(Step::Checkpoint);
     steps.push(Step::Apply(Command::DropCollection { name: "a".into() }));
     steps.extend(writes(&mut rng, "b", 4).into_iter().map(Step::Apply));
     steps.push(Step::Checkpoint);
     steps.push(Step::Install);
     steps.extend(writes(&mut rng, "z", 5).into_iter().map(Step::Apply));
+    steps.push(Step::Checkpoint);
+    steps.push(Step::Compact);
+    steps.extend(writes(&mut rng, "z", 3).into_iter().map(Step::Apply));
     steps.push(Step::Checkpoint);
     steps.extend(writes(&mut rng, "z", 3).into_iter().map(Step::Apply));
     steps
@@ -153,6 +162,7 @@ fn run(fs: &MemFs, steps: &[Step], seed: u64) -> Run {
                 Ok(None) => true,
                 Err(_) => false,
             },
+            Step::Compact => sm.collections().iter().all(|r| r.durable.compact(1.0, 0).is_ok()),
             Step::Install => {
                 let at = index + 3;
                 let Some((src, m)) = source(fs, at, seed) else { return out };
@@ -196,9 +206,10 @@ fn every_crash_point_reopens_at_a_prefix_of_the_log_never_behind_a_checkpoint() 
     drop(sm);
     let mut checked = 0u64;
     for k in 0..total {
-        for variant in 0..2u64 {
+        for variant in 0..3u64 {
             let fs = MemFs::new();
-            fs.crash_at(fs.ops() + k, None);
+            let tear = (variant == 2).then_some(5 + (k as usize * 7) % 40);
+            fs.crash_at(fs.ops() + k, tear);
             let reached = run(&fs, &steps, seed);
             assert!(fs.is_crashed(), "crash point {k} was never reached");
             let torn = (variant == 1).then_some(seed ^ k);
@@ -226,6 +237,6 @@ fn every_crash_point_reopens_at_a_prefix_of_the_log_never_behind_a_checkpoint() 
             checked += 1;
         }
     }
-    println!("{checked} crash points checked ({total} operation boundaries x 2)");
+    println!("{checked} crash points checked ({total} operation boundaries x 3)");
     assert!(checked >= 2000, "only {checked} crash points");
 }

@@ -54,6 +54,8 @@ pub struct NodeProc {
     pub child: Option<Child>,
     /// The network namespace the node runs in (none: the host's).
     pub netns: Option<String>,
+    /// Extra environment for the next start (a failpoint, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl NodeProc {
@@ -87,10 +89,29 @@ impl NodeProc {
             .arg(&self.dir)
             .args(extra)
             .env("FRESHVEC_LOG", "info,openraft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stderr(log)
             .spawn()
             .expect("starting a node");
         self.child = Some(child);
+    }
+
+    /// Waits until the process exits on its own (a failpoint aborted it), at most `secs`;
+    /// whether it did.
+    pub fn wait_exit(&mut self, secs: u64) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if c.try_wait().ok().flatten().is_some() {
+                    self.child = None;
+                    return true;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     pub fn kill(&mut self) {
@@ -131,6 +152,7 @@ impl Cluster {
                     dir: root.join(format!("node{id}")),
                     child: None,
                     netns: None,
+                    env: Vec::new(),
                 }
             })
             .collect();
@@ -150,6 +172,7 @@ impl Cluster {
                 dir: c.root.join(format!("node{id}")),
                 child: None,
                 netns: Some(netns[id as usize - 1].clone()),
+                env: Vec::new(),
             })
             .collect();
         c
