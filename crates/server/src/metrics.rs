@@ -96,6 +96,7 @@ impl Metrics {
             }
         }
         let st = crate::serve::status_of(node);
+        let cp = node.state.snapshot_stats();
         for (name, help, v) in [
             ("raft_term", "current Raft term", st.term),
             ("raft_is_leader", "1 on the leader", (st.node_id == st.leader_id) as u64),
@@ -104,6 +105,21 @@ impl Metrics {
             ("raft_snapshot_index", "log index the snapshot covers", st.snapshot_index),
             ("raft_purged_index", "last purged log index", st.purged_index),
             ("snapshots_installed", "snapshots received and installed", st.snapshots_installed),
+            (
+                "checkpoint_cut_microseconds",
+                "how long the last checkpoint held applies",
+                cp.last_cut_us,
+            ),
+            (
+                "checkpoint_build_milliseconds",
+                "how long the last checkpoint took to write",
+                cp.last_build_ms,
+            ),
+            (
+                "checkpoint_bytes",
+                "bytes the last checkpoint wrote (vector files are fsynced, not copied)",
+                cp.last_build_bytes,
+            ),
         ] {
             let _ = writeln!(out, "# HELP freshvec_{name} {help}\n# TYPE freshvec_{name} gauge");
             let _ = writeln!(out, "freshvec_{name} {v}");

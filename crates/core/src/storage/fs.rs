@@ -50,6 +50,11 @@ pub trait Fs: Send + Sync + Debug {
     fn lock(&self, _path: &Path) -> io::Result<FileLock> {
         Ok(FileLock(None))
     }
+    /// Whether files may be fsynced by a background thread ahead of a checkpoint (the real
+    /// file system); the in-memory one runs its operations in the order a test drives them.
+    fn syncs_in_background(&self) -> bool {
+        false
+    }
 }
 
 /// Holds a [`Fs::lock`] until dropped.
@@ -95,6 +100,10 @@ impl AppendFile for RealFile {
 }
 
 impl Fs for RealFs {
+    fn syncs_in_background(&self) -> bool {
+        true
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
     }

@@ -9,9 +9,12 @@
 //!   where `crc` is the vector record's own checksum.
 //!
 //! Appends go to both files and are not fsynced: the write-ahead log (the journal, or the Raft
-//! log) is what makes a write durable. [`VectorStore::sync`] fsyncs both and returns a
-//! [`Mark`] (generation and length), which a checkpoint records; opening at a mark truncates
-//! whatever followed it, since the log replays it.
+//! log) is what makes a write durable. A checkpoint takes a [`StoreCut`] (the current
+//! [`Mark`], generation and length, and handles to fsync up to it later without holding
+//! appends) and records the mark; opening at a mark truncates whatever followed it, since the
+//! log replays it. On a real file system, every 4 MiB appended are fsynced ahead on a
+//! background thread, so a checkpoint's own fsync has little left to write and takes little
+//! disk time from the log's fsyncs; a failed background fsync poisons the store.
 //!
 //! Opening replays the sidecar, checking each entry against the header of the record it names
 //! without reading the vector; the first entry that fails its checksum or names the wrong
@@ -43,6 +46,10 @@ const FIXED: usize = 20;
 const ENTRY: usize = 24;
 /// Copy buffers are written out past this size.
 const FLUSH: usize = 8 << 20;
+/// Past this many unsynced bytes, the files are fsynced on the background flusher, so the
+/// fsync a checkpoint waits for (and the disk time it takes from the log's fsyncs) stays
+/// small.
+const SYNC_AHEAD: u64 = 4 << 20;
 
 /// A position in a store that a checkpoint can name: everything before it is durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,6 +111,16 @@ struct State {
     /// Set by a failed append: the files no longer follow the log, so they refuse appends and
     /// checkpoints until reopened (which truncates to the last mark and replays).
     poisoned: Option<String>,
+    /// What the background flusher made durable of the current generation, and whether it is
+    /// at it now; a failed background fsync poisons the store like a failed append.
+    synced: Arc<Synced>,
+}
+
+#[derive(Debug, Default)]
+struct Synced {
+    len: std::sync::atomic::AtomicU64,
+    busy: std::sync::atomic::AtomicBool,
+    failed: Mutex<Option<String>>,
 }
 
 /// A point in a store's files, taken by [`VectorStore::cut`].
@@ -112,15 +129,51 @@ pub struct StoreCut {
     pub mark: Mark,
     vec: Box<dyn AppendFile>,
     idx: Box<dyn AppendFile>,
+    synced: Arc<Synced>,
 }
 
 impl StoreCut {
-    /// Fsyncs the files of the cut's generation, so everything before its mark is durable.
+    /// Fsyncs the files of the cut's generation, so everything before its mark is durable
+    /// (and fails if a background fsync of them failed: its error is reported once).
     pub fn sync(mut self) -> io::Result<Mark> {
+        self.synced.check()?;
         self.vec.sync()?;
         self.idx.sync()?;
+        self.synced.len.fetch_max(self.mark.len, std::sync::atomic::Ordering::Relaxed);
         Ok(self.mark)
     }
+}
+
+impl Synced {
+    fn check(&self) -> io::Result<()> {
+        match &*self.failed.lock() {
+            Some(why) => Err(io::Error::other(why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The process-wide thread that fsyncs vector files ahead of checkpoints.
+fn flusher() -> &'static std::sync::mpsc::Sender<StoreCut> {
+    static FLUSHER: std::sync::OnceLock<std::sync::mpsc::Sender<StoreCut>> =
+        std::sync::OnceLock::new();
+    FLUSHER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<StoreCut>();
+        std::thread::Builder::new()
+            .name("vector-flush".into())
+            .spawn(move || {
+                for cut in rx {
+                    let synced = cut.synced.clone();
+                    if let Err(e) = cut.sync() {
+                        *synced.failed.lock() =
+                            Some(format!("a background fsync of the vector files failed: {e}"));
+                    }
+                    synced.busy.store(false, std::sync::atomic::Ordering::Release);
+                }
+            })
+            .expect("spawning the vector file flusher");
+        tx
+    })
 }
 
 /// One shard's vector files (see the module docs).
@@ -284,6 +337,10 @@ impl VectorStore {
                 live,
                 map,
                 poisoned: None,
+                synced: Arc::new(Synced {
+                    len: std::sync::atomic::AtomicU64::new(len),
+                    ..Default::default()
+                }),
             }),
             compacting: Mutex::new(()),
         })
@@ -340,14 +397,35 @@ impl VectorStore {
             s.len = at;
             s.idx_len += ibuf.len() as u64;
         }
-        Ok(())
+        self.sync_ahead(s)
+    }
+
+    /// Hands the files to the background flusher once enough is unsynced (one fsync in
+    /// flight per store).
+    fn sync_ahead(&self, s: &mut State) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        let synced = &s.synced;
+        if !self.fs.syncs_in_background()
+            || s.len.saturating_sub(synced.len.load(Ordering::Relaxed)) < SYNC_AHEAD
+            || synced.busy.swap(true, Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        let cut = StoreCut {
+            mark: Mark { generation: s.generation, len: s.len },
+            vec: s.vec.syncer()?,
+            idx: s.idx.syncer()?,
+            synced: s.synced.clone(),
+        };
+        flusher().send(cut).map_err(|_| io::Error::other("the vector file flusher stopped"))
     }
 
     /// Fails when an append failed since the store was opened (it no longer follows the log).
     pub fn check(&self) -> io::Result<()> {
-        match &self.state.lock().poisoned {
+        let s = self.state.lock();
+        match &s.poisoned {
             Some(why) => Err(io::Error::other(why.clone())),
-            None => Ok(()),
+            None => s.synced.check(),
         }
     }
 
@@ -371,10 +449,12 @@ impl VectorStore {
         if let Some(why) = &s.poisoned {
             return Err(io::Error::other(why.clone()));
         }
+        s.synced.check()?;
         Ok(StoreCut {
             mark: Mark { generation: s.generation, len: s.len },
             vec: s.vec.syncer()?,
             idx: s.idx.syncer()?,
+            synced: s.synced.clone(),
         })
     }
 
@@ -580,6 +660,10 @@ impl VectorStore {
         s.idx_len = copier.idx_at;
         s.live = live;
         s.map = new_map;
+        s.synced = Arc::new(Synced {
+            len: std::sync::atomic::AtomicU64::new(copier.at),
+            ..Default::default()
+        });
         Ok(Compaction { from, to, copied, caught_up })
     }
 
