@@ -1071,17 +1071,23 @@ impl Digest {
     }
 }
 
-/// The hash of one record: (id, write index, stored vector).
+/// The hash of one record: (id, write index, stored vector), as two CRCs of its
+/// little-endian bytes.
 fn record_hash(id: u64, index: u64, v: &[f32]) -> u64 {
+    thread_local! {
+        static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let mut a = crc32fast::Hasher::new_with_initial(0x9e37_79b9);
     let mut b = crc32fast::Hasher::new_with_initial(0x85eb_ca6b);
-    for h in [&mut a, &mut b] {
-        h.update(&id.to_le_bytes());
-        h.update(&index.to_le_bytes());
-        for x in v {
-            h.update(&x.to_le_bytes());
-        }
-    }
+    BYTES.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        buf.extend_from_slice(&id.to_le_bytes());
+        buf.extend_from_slice(&index.to_le_bytes());
+        buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        a.update(&buf);
+        b.update(&buf);
+    });
     let x = ((a.finalize() as u64) << 32) | b.finalize() as u64;
     x.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id.rotate_left(29)
 }

@@ -135,6 +135,8 @@ impl Peers {
             .connect_timeout(Duration::from_secs(2))
             .local_address(self.local)
             .tcp_nodelay(true)
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
@@ -351,13 +353,14 @@ impl RaftNetwork<TypeConfig> for Network {
         .map_err(|e| failed(e.to_string()))?
         .map_err(failed)?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Payload>(4);
-        let header = SnapshotPart::Header { vote, meta: snapshot.meta, files: names };
-        let header = encode(&header).map_err(|s| failed(s.to_string()))?;
+        let header = Payload {
+            data: SnapshotPart::Header { vote, meta: snapshot.meta, files: names }.encode(),
+        };
         let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let send = |part: &SnapshotPart| {
-                let p = encode(part).map_err(|s| s.to_string())?;
+            let send = |part: SnapshotPart| {
                 // The receiver went away: the call below reports why.
-                tx.blocking_send(p).map_err(|_| "stream closed".to_string())
+                tx.blocking_send(Payload { data: part.encode() })
+                    .map_err(|_| "stream closed".to_string())
             };
             tx.blocking_send(header).map_err(|_| "stream closed".to_string())?;
             let mut buf = vec![0u8; CHUNK];
@@ -373,14 +376,15 @@ impl RaftNetwork<TypeConfig> for Network {
                     crc.update(&buf[..n]);
                     sent += n as u64;
                     crate::failpoint::hit("snap_send_chunk");
-                    send(&SnapshotPart::Data(buf[..n].to_vec()))?;
+                    tx.blocking_send(Payload { data: SnapshotPart::encode_data(&buf[..n]) })
+                        .map_err(|_| "stream closed".to_string())?;
                 }
                 if sent != len {
                     return Err(format!("a snapshot file ended at {sent} of its {len} bytes"));
                 }
-                send(&SnapshotPart::FileEnd { crc: crc.finalize() })?;
+                send(SnapshotPart::FileEnd { crc: crc.finalize() })?;
             }
-            send(&SnapshotPart::End)
+            send(SnapshotPart::End)
         });
         let mut link = self
             .peers
@@ -424,8 +428,10 @@ impl RaftNetwork<TypeConfig> for Network {
     }
 }
 
-/// One message of a snapshot stream.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// One message of a snapshot stream. On the wire (a payload's bytes): `1` and the raw bytes
+/// of a `Data` part, or `0` and the postcard encoding of any other part (so file bytes are
+/// neither encoded nor decoded one by one).
+#[derive(Debug)]
 pub enum SnapshotPart {
     /// First: the leader's vote, the snapshot's meta and its files (path, length) in the
     /// order they follow.
@@ -436,6 +442,57 @@ pub enum SnapshotPart {
     FileEnd { crc: u32 },
     /// Every file was sent.
     End,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Control {
+    Header { vote: Vote<NodeId>, meta: SnapshotMeta<NodeId, BasicNode>, files: Vec<(String, u64)> },
+    FileEnd { crc: u32 },
+    End,
+}
+
+const CONTROL: u8 = 0;
+const DATA: u8 = 1;
+
+impl SnapshotPart {
+    pub fn encode(self) -> Vec<u8> {
+        let control = match self {
+            SnapshotPart::Data(bytes) => return SnapshotPart::encode_data(&bytes),
+            SnapshotPart::Header { vote, meta, files } => Control::Header { vote, meta, files },
+            SnapshotPart::FileEnd { crc } => Control::FileEnd { crc },
+            SnapshotPart::End => Control::End,
+        };
+        let mut out = vec![CONTROL];
+        out.extend(postcard::to_stdvec(&control).expect("a control part encodes"));
+        out
+    }
+
+    /// The wire form of `Data(bytes)`, without building the part first.
+    pub fn encode_data(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len() + 1);
+        out.push(DATA);
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    pub fn decode(mut bytes: Vec<u8>) -> Result<SnapshotPart, String> {
+        match bytes.first() {
+            Some(&DATA) => {
+                bytes.remove(0);
+                Ok(SnapshotPart::Data(bytes))
+            }
+            Some(&CONTROL) => {
+                Ok(match postcard::from_bytes(&bytes[1..]).map_err(|e| e.to_string())? {
+                    Control::Header { vote, meta, files } => {
+                        SnapshotPart::Header { vote, meta, files }
+                    }
+                    Control::FileEnd { crc } => SnapshotPart::FileEnd { crc },
+                    Control::End => SnapshotPart::End,
+                })
+            }
+            _ => Err("an empty part, or one of no known kind".into()),
+        }
+    }
 }
 
 /// The peer service of one node.
@@ -507,9 +564,14 @@ impl Peer for PeerService {
         req: Request<tonic::Streaming<Payload>>,
     ) -> Result<Response<Payload>, Status> {
         let invalid = |what: &str| Status::invalid_argument(format!("snapshot stream: {what}"));
+        let started = std::time::Instant::now();
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| invalid("empty"))?;
-        let SnapshotPart::Header { vote, meta, files } = decode(&first)? else {
+        let part = |p: Payload| {
+            SnapshotPart::decode(p.data)
+                .map_err(|e| Status::invalid_argument(format!("payload does not decode: {e}")))
+        };
+        let SnapshotPart::Header { vote, meta, files } = part(first)? else {
             return Err(invalid("does not start with its header"));
         };
         let sm = self.state.clone();
@@ -527,7 +589,7 @@ impl Peer for PeerService {
                 if p.data.len() > MAX_SNAPSHOT_PART {
                     return Err(invalid(&format!("a part of {} bytes", p.data.len())));
                 }
-                let part: SnapshotPart = decode(&p)?;
+                let part = part(p)?;
                 if matches!(part, SnapshotPart::End) {
                     break;
                 }
@@ -562,7 +624,15 @@ impl Peer for PeerService {
         }
         .await;
         let files = match received {
-            Ok(f) => f,
+            Ok(f) => {
+                tracing::info!(
+                    "snapshot received: {} files, {} bytes in {} ms",
+                    f.files.len(),
+                    f.bytes(),
+                    started.elapsed().as_millis()
+                );
+                f
+            }
             Err(s) => {
                 self.state.abandon_reception(&dir);
                 return Err(s);

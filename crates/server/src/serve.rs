@@ -887,7 +887,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let peer_service = node.peer_service().into_server(secret);
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(peer_listener);
             tokio::spawn(async move {
+                // Windows of a few MiB, so a snapshot stream is not paced by window updates.
                 let served = tonic::transport::Server::builder()
+                    .initial_stream_window_size(Some(8 << 20))
+                    .initial_connection_window_size(Some(16 << 20))
                     .add_service(peer_service)
                     .serve_with_incoming(incoming)
                     .await;

@@ -453,9 +453,9 @@ async fn peer_service_refuses_bad_input_and_unauthenticated_calls() {
             snapshot_id: "no-such-snapshot".into(),
         };
         let files = files.into_iter().map(|(f, n)| (f.to_string(), n)).collect();
-        postcard::to_stdvec(&SnapshotPart::Header { vote, meta, files }).unwrap()
+        SnapshotPart::Header { vote, meta, files }.encode()
     };
-    let part = |p: SnapshotPart| postcard::to_stdvec(&p).unwrap();
+    let part = |p: SnapshotPart| p.encode();
     let crc = |d: &[u8]| crc32fast::hash(d);
     let name = format!("checkpoints/ckpt-{:020}", before.applied_index + 1001);
     let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
