@@ -17,7 +17,6 @@ fuzz_target!(|data: &[u8]| {
     // Records for a shard restore: split the input at zero bytes.
     let records: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
     let params = IndexParams::new(3, Metric::L2);
-    let _ = Index::restore(params.clone(), records.iter().copied(), None);
     let of = |id: u64| (id % 2 == 0).then_some(&[1.0f32, 2.0, 3.0][..]);
-    let _ = Index::restore(params, records.iter().copied(), Some(&of));
+    let _ = Index::restore(params, records.iter().copied(), &of);
 });
