@@ -515,18 +515,10 @@ impl StateMachine {
         }
         let root = s.root.read().clone();
         let ckdir = root.join("checkpoints");
-        let mut written = 0u64;
         let mut collections = Vec::new();
         let mut open = BTreeMap::new();
-        let at = collection_index(&cut.meta);
         for (r, c) in cut.collections {
             r.durable.write_checkpoint(c).map_err(|e| format!("collection {}: {e}", r.name))?;
-            let files = r.durable.checkpoint_files(at).map_err(|e| e.to_string())?;
-            written += files
-                .iter()
-                .filter(|(p, _)| p.starts_with("checkpoints"))
-                .map(|f| f.1)
-                .sum::<u64>();
             collections.push(ManifestCollection {
                 name: r.name.clone(),
                 spec: r.spec.clone(),
@@ -540,8 +532,15 @@ impl StateMachine {
         failpoint::hit("ckpt_before_manifest");
         write_atomic(&*s.fs, &ckdir.join(&name), &bytes).map_err(|e| e.to_string())?;
         failpoint::hit("ckpt_after_manifest");
-        written += bytes.len() as u64;
         let files = files_of(&*s.fs, &root, &manifest, &open).map_err(|e| e.to_string())?;
+        // What this checkpoint wrote: the manifests and posting images (vector files are
+        // named up to their marks, not written).
+        let written: u64 = files
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with("checkpoints/") || p.contains("/checkpoints/"))
+            .map(|f| f.1)
+            .sum();
         let current = Current { manifest, files };
         *s.current.lock() = Some(current.clone());
         self.retain(&root).map_err(|e| format!("retention: {e}"))?;
