@@ -34,7 +34,9 @@
 //! `DIR/vectors/shard-NNN/gen-GGGGGG.{vec,idx}` and
 //! `DIR/checkpoints/ckpt-{index:020}/{manifest,shard-NNN}` (see `docs/file-formats.md`).
 
-use crate::collection::Collection;
+use crate::collection::{validate_key_path, Collection};
+use crate::payload::{self, FieldKind, Filter, Payload};
+use serde::{Deserialize, Serialize};
 use crate::distance::Metric;
 use crate::index::{Encoding, Index, IndexParams, ShardCut};
 use crate::storage::frame::{self, Reader};
@@ -51,18 +53,75 @@ use std::sync::Arc;
 /// One logged write.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    Upsert { ids: Vec<u64>, vectors: Vec<f32> },
+    /// Points replace the ids' points: rows of `vectors`, and a payload per row (`payloads`
+    /// empty: every payload is empty).
+    Upsert { ids: Vec<u64>, vectors: Vec<f32>, payloads: Vec<Payload> },
     Delete { ids: Vec<u64> },
+    /// Deletes the points matching the filter when the write applies.
+    DeleteMatching { filter: Filter },
+    /// Merges `payload` into each target point's payload (its keys replace theirs), or
+    /// replaces the payload whole when `overwrite`.
+    SetPayload { target: Target, payload: Payload, overwrite: bool },
+    /// Removes keys (top-level or dotted paths) from each target point's payload.
+    DeletePayloadKeys { target: Target, keys: Vec<String> },
+    CreateFieldIndex { key: String, kind: FieldKind },
+    DropFieldIndex { key: String },
+}
+
+/// The points a payload write changes: ids (each must be live when it applies), or the
+/// points matching a filter when it applies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Target {
+    Ids(Vec<u64>),
+    Filter(Filter),
 }
 
 const UPSERT: u8 = 1;
 const DELETE: u8 = 2;
+/// Writes past the first two: the tag, then the op in postcard.
+const PAYLOAD_OP: u8 = 3;
+
+/// The ops past plain upserts and deletes, as the journal stores them.
+#[derive(Serialize, Deserialize)]
+enum Logged {
+    Upsert { ids: Vec<u64>, vectors: Vec<f32>, payloads: Vec<Payload> },
+    DeleteMatching { filter: Filter },
+    SetPayload { target: Target, payload: Payload, overwrite: bool },
+    DeletePayloadKeys { target: Target, keys: Vec<String> },
+    CreateFieldIndex { key: String, kind: FieldKind },
+    DropFieldIndex { key: String },
+}
 
 impl Op {
+    /// An upsert without payloads.
+    pub fn upsert(ids: Vec<u64>, vectors: Vec<f32>) -> Op {
+        Op::Upsert { ids, vectors, payloads: Vec::new() }
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let logged = match self.clone() {
+            Op::Upsert { ids, vectors, payloads } if !payloads.is_empty() => {
+                Logged::Upsert { ids, vectors, payloads }
+            }
+            Op::Upsert { .. } | Op::Delete { .. } => return self.encode_plain(out),
+            Op::DeleteMatching { filter } => Logged::DeleteMatching { filter },
+            Op::SetPayload { target, payload, overwrite } => {
+                Logged::SetPayload { target, payload, overwrite }
+            }
+            Op::DeletePayloadKeys { target, keys } => Logged::DeletePayloadKeys { target, keys },
+            Op::CreateFieldIndex { key, kind } => Logged::CreateFieldIndex { key, kind },
+            Op::DropFieldIndex { key } => Logged::DropFieldIndex { key },
+        };
+        out.push(PAYLOAD_OP);
+        out.extend_from_slice(&postcard::to_stdvec(&logged).expect("ops serialize"));
+    }
+
+    /// Upserts without payloads and deletes, in their original form.
+    fn encode_plain(&self, out: &mut Vec<u8>) {
         let (tag, ids) = match self {
             Op::Upsert { ids, .. } => (UPSERT, ids),
             Op::Delete { ids } => (DELETE, ids),
+            _ => unreachable!("only plain ops"),
         };
         out.push(tag);
         out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
@@ -80,15 +139,94 @@ impl Op {
     pub fn decode(bytes: &[u8], dim: usize) -> Option<Op> {
         let mut r = Reader::new(bytes);
         let tag = r.u8()?;
+        if tag == PAYLOAD_OP {
+            let logged: Logged = postcard::from_bytes(&bytes[1..]).ok()?;
+            return Some(match logged {
+                Logged::Upsert { ids, vectors, payloads } => {
+                    Op::Upsert { ids, vectors, payloads }
+                }
+                Logged::DeleteMatching { filter } => Op::DeleteMatching { filter },
+                Logged::SetPayload { target, payload, overwrite } => {
+                    Op::SetPayload { target, payload, overwrite }
+                }
+                Logged::DeletePayloadKeys { target, keys } => Op::DeletePayloadKeys { target, keys },
+                Logged::CreateFieldIndex { key, kind } => Op::CreateFieldIndex { key, kind },
+                Logged::DropFieldIndex { key } => Op::DropFieldIndex { key },
+            });
+        }
         let n = r.u32()? as usize;
         let ids = r.u64s(n)?;
         let op = match tag {
-            UPSERT => Op::Upsert { ids, vectors: r.f32s(n.checked_mul(dim)?)? },
+            UPSERT => Op::Upsert { ids, vectors: r.f32s(n.checked_mul(dim)?)?, payloads: vec![] },
             DELETE => Op::Delete { ids },
             _ => return None,
         };
         r.is_empty().then_some(op)
     }
+
+    /// Checks what can be checked without the collection's state: payloads, filters, keys.
+    pub fn check(&self) -> crate::Result<()> {
+        let check_target = |t: &Target| match t {
+            Target::Ids(ids) => check_ids(ids),
+            Target::Filter(f) => f.validate(),
+        };
+        match self {
+            Op::Upsert { ids, payloads, .. } => {
+                if !payloads.is_empty() && payloads.len() != ids.len() {
+                    return Err(crate::Error::LengthMismatch {
+                        what: "payloads",
+                        want: ids.len(),
+                        got: payloads.len(),
+                    });
+                }
+                payloads.iter().try_for_each(payload::value::validate)
+            }
+            Op::Delete { .. } => Ok(()),
+            Op::DeleteMatching { filter } => filter.validate(),
+            Op::SetPayload { target, payload, .. } => {
+                check_target(target)?;
+                payload::value::validate(payload)
+            }
+            Op::DeletePayloadKeys { target, keys } => {
+                check_target(target)?;
+                if keys.is_empty() {
+                    return Err(crate::Error::InvalidParameter {
+                        name: "keys",
+                        reason: "name at least one key".into(),
+                    });
+                }
+                keys.iter().try_for_each(|k| validate_key_path(k))
+            }
+            Op::CreateFieldIndex { key, .. } | Op::DropFieldIndex { key } => validate_key_path(key),
+        }
+    }
+}
+
+/// The most ids one payload write names.
+pub const MAX_TARGET_IDS: usize = 100_000;
+
+fn check_ids(ids: &[u64]) -> crate::Result<()> {
+    if ids.is_empty() || ids.len() > MAX_TARGET_IDS {
+        return Err(crate::Error::InvalidParameter {
+            name: "ids",
+            reason: format!("name 1..={MAX_TARGET_IDS} ids, got {}", ids.len()),
+        });
+    }
+    Ok(())
+}
+
+/// A write prepared against the collection's state (under the apply lock): what it does to
+/// which points, everything validated, so applying it cannot fail.
+#[derive(Debug)]
+enum Prepared {
+    /// Rows as the metric prepared them, and the payload of each row.
+    Upsert { ids: Vec<u64>, rows: Vec<f32>, payloads: Vec<Payload> },
+    Delete { ids: Vec<u64> },
+    /// Payload-only changes: each point's new payload and its current vector (the record the
+    /// vector files get).
+    Payloads { ids: Vec<u64>, rows: Vec<f32>, payloads: Vec<Payload> },
+    CreateFieldIndex { key: String, kind: FieldKind },
+    DropFieldIndex { key: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +321,8 @@ pub struct CheckpointCut {
     index: u64,
     stores: Vec<StoreCut>,
     shards: Vec<ShardCut>,
+    /// The field indexes at the cut (rebuilt from the payloads on restore).
+    fields: Vec<(String, FieldKind)>,
 }
 
 impl CheckpointCut {
@@ -428,14 +568,18 @@ impl DurableCollection {
                 dir.display(),
             )));
         }
-        let (coll, vectors) = match restored {
+        let (coll, vectors, fields) = match restored {
             Some((_, r)) => r,
             None => (
                 Collection::new(params.clone(), meta.shards)?,
                 open_vectors(&fs, dir, meta.dim, meta.shards, |_| OpenAt::Fresh)?,
+                Vec::new(),
             ),
         };
-        let digest = Digest::of(&vectors).map_err(io_err(&dir.join("vectors")))?;
+        for (key, kind) in &fields {
+            coll.create_field_index(key, *kind)?;
+        }
+        let digest = Digest::restore(&coll, &vectors)?;
         let dc = DurableCollection {
             fs,
             dir: dir.to_path_buf(),
@@ -505,28 +649,20 @@ impl DurableCollection {
         op.encode(&mut bytes);
         let serial = self.apply.lock();
         self.vectors.iter().try_for_each(VectorStore::check).map_err(self.vectors_err())?;
-        let prepared = match op {
-            Op::Upsert { ids, vectors } => {
-                let rows = self.coll.validate_upsert(ids, vectors)?;
-                self.coll.admit()?;
-                Some(rows)
-            }
-            Op::Delete { .. } => None,
-        };
+        let prepared = self.prepare(op)?;
+        if matches!(prepared, Prepared::Upsert { .. }) {
+            self.coll.admit()?;
+        }
         let index = journal.write(&[&bytes])?;
         let apply = || {
             // Validated and admitted above, so it applies; the log and the collection agree.
-            apply_prepared(&self.coll, op, prepared.as_deref())
-                .expect("a validated, admitted batch applies");
-            self.digest.lock().apply(index, op, prepared.as_deref(), self.params.dim);
+            self.apply_state(index, &prepared).expect("a validated, admitted batch applies");
             self.applied.store(index, Ordering::Release);
             // A failure here poisons the vector files: the write is in the journal, and a
             // reopen replays it into them.
-            self.append_vectors(index, op, prepared.as_deref())
+            self.append_vectors(index, &prepared)
         };
-        let rows = match op {
-            Op::Upsert { ids, .. } | Op::Delete { ids } => ids.len(),
-        };
+        let rows = prepared.rows();
         if rows < OVERLAP_ROWS {
             let appended = apply();
             drop(serial);
@@ -569,42 +705,177 @@ impl DurableCollection {
 
     /// Applies a logged write (validating it again) and appends it to the vector files.
     fn apply_logged(&self, index: u64, op: &Op) -> Result<()> {
-        let prepared = match op {
-            Op::Upsert { ids, vectors } => Some(self.coll.validate_upsert(ids, vectors)?),
-            Op::Delete { .. } => None,
-        };
-        apply_prepared(&self.coll, op, prepared.as_deref())?;
-        self.digest.lock().apply(index, op, prepared.as_deref(), self.params.dim);
-        self.append_vectors(index, op, prepared.as_deref())
+        let prepared = self.prepare(op)?;
+        self.apply_state(index, &prepared)?;
+        self.append_vectors(index, &prepared)
     }
 
-    /// The content digest: (wrapping sum over live records of a hash of id, write index and
-    /// stored vector; live records). Equal on every replica at the same applied index.
+    /// Validates a write and works out what it does against the current state (the apply
+    /// lock held): a refusal changes nothing.
+    fn prepare(&self, op: &Op) -> Result<Prepared> {
+        op.check()?;
+        let coll = &self.coll;
+        Ok(match op {
+            Op::Upsert { ids, vectors, payloads } => Prepared::Upsert {
+                ids: ids.clone(),
+                rows: coll.validate_upsert(ids, vectors)?,
+                payloads: payloads.clone(),
+            },
+            Op::Delete { ids } => Prepared::Delete { ids: ids.clone() },
+            Op::DeleteMatching { filter } => Prepared::Delete { ids: coll.matching_ids(filter) },
+            Op::SetPayload { target, payload, overwrite } => {
+                let ids = self.resolve(target)?;
+                let payloads = ids
+                    .iter()
+                    .map(|&id| match overwrite {
+                        true => payload.clone(),
+                        false => {
+                            let mut p = coll.payload(id).unwrap_or_default();
+                            payload::value::merge(&mut p, payload);
+                            p
+                        }
+                    })
+                    .collect();
+                self.rewrite(ids, payloads)?
+            }
+            Op::DeletePayloadKeys { target, keys } => {
+                let ids = self.resolve(target)?;
+                let payloads = ids
+                    .iter()
+                    .map(|&id| {
+                        let mut p = coll.payload(id).unwrap_or_default();
+                        payload::value::delete_keys(&mut p, keys);
+                        p
+                    })
+                    .collect();
+                self.rewrite(ids, payloads)?
+            }
+            Op::CreateFieldIndex { key, kind } => {
+                if let Some(have) = coll.field_indexes().into_iter().find(|f| &f.key == key) {
+                    if have.kind != *kind {
+                        return Err(DurableError::Invalid(crate::Error::InvalidParameter {
+                            name: "key",
+                            reason: format!("{key:?} is indexed as {:?}; drop it first", have.kind),
+                        }));
+                    }
+                }
+                Prepared::CreateFieldIndex { key: key.clone(), kind: *kind }
+            }
+            Op::DropFieldIndex { key } => Prepared::DropFieldIndex { key: key.clone() },
+        })
+    }
+
+    /// The points a payload write changes, in id order: named ids must all be live.
+    fn resolve(&self, target: &Target) -> Result<Vec<u64>> {
+        match target {
+            Target::Ids(ids) => {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                if let Some(&id) = ids.iter().find(|&&id| self.coll.payload(id).is_none()) {
+                    return Err(DurableError::Invalid(crate::Error::PointNotFound { id }));
+                }
+                Ok(ids)
+            }
+            Target::Filter(f) => Ok(self.coll.matching_ids(f)),
+        }
+    }
+
+    /// A payload-only change: each point's new payload (checked again, since a merge can
+    /// grow it past the limit) beside its current vector.
+    fn rewrite(&self, ids: Vec<u64>, payloads: Vec<Payload>) -> Result<Prepared> {
+        let dim = self.params.dim;
+        let mut rows = Vec::with_capacity(ids.len() * dim);
+        for (&id, p) in ids.iter().zip(&payloads) {
+            payload::value::validate(p)?;
+            let v = self.coll.get(id).ok_or(crate::Error::PointNotFound { id })?;
+            rows.extend_from_slice(&v);
+        }
+        Ok(Prepared::Payloads { ids, rows, payloads })
+    }
+
+    /// Applies a prepared write to the collection and the digest (not the vector files).
+    fn apply_state(&self, index: u64, p: &Prepared) -> Result<()> {
+        let dim = self.params.dim;
+        match p {
+            Prepared::Upsert { ids, rows, payloads } | Prepared::Payloads { ids, rows, payloads } => {
+                match p {
+                    Prepared::Upsert { .. } => self.coll.upsert_valid(ids, rows, payloads)?,
+                    _ => self.coll.set_payloads(ids, payloads),
+                }
+                let mut digest = self.digest.lock();
+                let mut bytes = Vec::new();
+                for (i, (id, row)) in ids.iter().zip(rows.chunks_exact(dim)).enumerate() {
+                    bytes.clear();
+                    if let Some(p) = payloads.get(i) {
+                        encode_payload(p, &mut bytes);
+                    }
+                    digest.set(*id, record_hash(*id, index, row, &bytes));
+                }
+            }
+            Prepared::Delete { ids } => {
+                self.coll.delete(ids);
+                let mut digest = self.digest.lock();
+                ids.iter().for_each(|id| digest.remove(*id));
+            }
+            Prepared::CreateFieldIndex { key, kind } => {
+                self.coll.create_field_index(key, *kind)?;
+            }
+            Prepared::DropFieldIndex { key } => {
+                self.coll.drop_field_index(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The content digest: (wrapping sum over live records of a hash of id, write index,
+    /// stored vector and payload; live records). Equal on every replica at the same applied
+    /// index.
     pub fn digest(&self) -> (u64, u64) {
         self.digest.lock().summary()
     }
 
-    /// Appends an applied write to its shards' vector files: prepared rows, or tombstones.
-    fn append_vectors(&self, index: u64, op: &Op, rows: Option<&[f32]>) -> Result<()> {
-        let ids = match op {
-            Op::Upsert { ids, .. } | Op::Delete { ids } => ids,
+    /// Appends an applied write to its shards' vector files: prepared rows with their
+    /// payloads, or tombstones.
+    fn append_vectors(&self, index: u64, p: &Prepared) -> Result<()> {
+        let (ids, rows, payloads) = match p {
+            Prepared::Upsert { ids, rows, payloads } | Prepared::Payloads { ids, rows, payloads } => {
+                (ids, Some(&rows[..]), &payloads[..])
+            }
+            Prepared::Delete { ids } => (ids, None, &[][..]),
+            Prepared::CreateFieldIndex { .. } | Prepared::DropFieldIndex { .. } => return Ok(()),
         };
         let dim = self.params.dim;
+        let encoded: Vec<Vec<u8>> = payloads
+            .iter()
+            .map(|p| {
+                let mut b = Vec::new();
+                encode_payload(p, &mut b);
+                b
+            })
+            .collect();
         let err = self.vectors_err();
         if self.vectors.len() == 1 {
-            return self.vectors[0].append(index, ids, rows).map_err(err);
+            let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            return self.vectors[0].append_with(index, ids, rows, &slices).map_err(err);
         }
-        let mut parts: Vec<(Vec<u64>, Vec<f32>)> = vec![Default::default(); self.vectors.len()];
+        let mut parts: Vec<(Vec<u64>, Vec<f32>, Vec<&[u8]>)> =
+            (0..self.vectors.len()).map(|_| Default::default()).collect();
         for (i, &id) in ids.iter().enumerate() {
             let part = &mut parts[self.coll.shard_of(id)];
             part.0.push(id);
             if let Some(rows) = rows {
                 part.1.extend_from_slice(&rows[i * dim..(i + 1) * dim]);
             }
+            if let Some(b) = encoded.get(i) {
+                part.2.push(b);
+            }
         }
-        for (store, (ids, part)) in self.vectors.iter().zip(&parts) {
+        for (store, (ids, part, payloads)) in self.vectors.iter().zip(&parts) {
             if !ids.is_empty() {
-                store.append(index, ids, rows.map(|_| &part[..])).map_err(self.vectors_err())?;
+                store
+                    .append_with(index, ids, rows.map(|_| &part[..]), payloads)
+                    .map_err(self.vectors_err())?;
             }
         }
         Ok(())
@@ -654,7 +925,13 @@ impl DurableCollection {
                 }
             })?;
             appended.map_err(self.vectors_err())?;
-            *self.digest.lock() = Digest::of(&self.vectors).map_err(self.vectors_err())?;
+            let mut digest = Digest::default();
+            for store in &self.vectors {
+                store
+                    .for_each_live(|id, index, v, p| digest.set(id, record_hash(id, index, v, p)))
+                    .map_err(self.vectors_err())?;
+            }
+            *self.digest.lock() = digest;
         }
         self.checkpoint()
     }
@@ -692,7 +969,8 @@ impl DurableCollection {
             .collect::<io::Result<_>>()
             .map_err(self.vectors_err())?;
         let shards = self.coll.shards().iter().map(Index::cut).collect();
-        Ok(CheckpointCut { index, stores, shards })
+        let fields = self.coll.field_indexes().into_iter().map(|f| (f.key, f.kind)).collect();
+        Ok(CheckpointCut { index, stores, shards, fields })
     }
 
     /// Writes a cut as the checkpoint `ckpt-{index}` beside writes: fsyncs the vector files
@@ -700,7 +978,7 @@ impl DurableCollection {
     /// temporary directory, fsyncs it and renames it into place. Returns the index; a
     /// checkpoint already at that index is left as it is.
     pub fn write_checkpoint(&self, cut: CheckpointCut) -> Result<u64> {
-        let CheckpointCut { index, stores, shards } = cut;
+        let CheckpointCut { index, stores, shards, fields } = cut;
         let ckdir = self.dir.join("checkpoints");
         let done = ckdir.join(ckpt_name(index));
         if self.fs.exists(&done) {
@@ -733,6 +1011,13 @@ impl DurableCollection {
             p.extend_from_slice(&crc.to_le_bytes());
             p.extend_from_slice(&mark.generation.to_le_bytes());
             p.extend_from_slice(&mark.len.to_le_bytes());
+        }
+        // Field indexes (absent from checkpoints written before payloads existed).
+        p.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+        for (key, kind) in &fields {
+            p.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            p.extend_from_slice(key.as_bytes());
+            p.push(kind_code(*kind));
         }
         let mut manifest = frame::header(frame::CHECKPOINT_MANIFEST).to_vec();
         frame::record(&p, &mut manifest);
@@ -827,6 +1112,16 @@ impl DurableCollection {
         out
     }
 
+    /// Every live point by id with its payload (with writes and maintenance held).
+    pub fn points(&self) -> BTreeMap<u64, (Vec<f32>, Payload)> {
+        let mut out = BTreeMap::new();
+        for (id, v) in self.contents() {
+            let p = self.coll.payload(id).unwrap_or_default();
+            out.insert(id, (v, p));
+        }
+        out
+    }
+
     /// Checkpoints and closes.
     pub fn close(self) -> Result<()> {
         self.checkpoint()?;
@@ -845,18 +1140,22 @@ fn replicated_only(called: &str, instead: &str) -> DurableError {
     })
 }
 
-/// Applies an op to the collection with an upsert's rows as validation prepared them (no
-/// admission: the caller admitted it).
-fn apply_prepared(coll: &Collection, op: &Op, rows: Option<&[f32]>) -> crate::Result<()> {
-    match (op, rows) {
-        (Op::Upsert { ids, .. }, Some(rows)) => coll.upsert_valid(ids, rows),
-        (Op::Upsert { ids, vectors }, None) => {
-            coll.upsert_valid(ids, &coll.validate_upsert(ids, vectors)?)
+impl Prepared {
+    /// Rows the write touches (for choosing whether its fsync overlaps its apply).
+    fn rows(&self) -> usize {
+        match self {
+            Prepared::Upsert { ids, .. }
+            | Prepared::Payloads { ids, .. }
+            | Prepared::Delete { ids } => ids.len(),
+            Prepared::CreateFieldIndex { .. } | Prepared::DropFieldIndex { .. } => 0,
         }
-        (Op::Delete { ids }, _) => {
-            coll.delete(ids);
-            Ok(())
-        }
+    }
+}
+
+/// The bytes a payload is stored as: nothing for an empty one, its encoding otherwise.
+fn encode_payload(p: &Payload, out: &mut Vec<u8>) {
+    if !p.is_empty() {
+        payload::value::encode(p, out);
     }
 }
 
@@ -898,6 +1197,14 @@ struct ShardEntry {
 struct Manifest {
     index: u64,
     shards: Vec<ShardEntry>,
+    fields: Vec<(String, FieldKind)>,
+}
+
+const FIELD_KINDS: [FieldKind; 5] =
+    [FieldKind::Keyword, FieldKind::Integer, FieldKind::Float, FieldKind::Bool, FieldKind::Datetime];
+
+fn kind_code(kind: FieldKind) -> u8 {
+    FIELD_KINDS.iter().position(|k| *k == kind).expect("every kind has a code") as u8
 }
 
 /// Why a checkpoint was not loaded.
@@ -966,10 +1273,20 @@ fn read_manifest(
         let mark = Mark { generation: r.u64().ok_or_else(bad)?, len: r.u64().ok_or_else(bad)? };
         entries.push(ShardEntry { name, len, crc, mark });
     }
+    let mut fields = Vec::new();
+    if !r.is_empty() {
+        let n = r.u32().ok_or_else(bad)? as usize;
+        for _ in 0..n {
+            let len = r.u32().ok_or_else(bad)? as usize;
+            let key = std::str::from_utf8(r.take(len).ok_or_else(bad)?).map_err(|_| bad())?;
+            let kind = *FIELD_KINDS.get(r.u8().ok_or_else(bad)? as usize).ok_or_else(bad)?;
+            fields.push((key.to_string(), kind));
+        }
+    }
     if !r.is_empty() {
         return Err(bad());
     }
-    Ok(Manifest { index, shards: entries })
+    Ok(Manifest { index, shards: entries, fields })
 }
 
 /// Verifies a checkpoint's manifest, shard files and vector files up to its marks, then opens
@@ -982,7 +1299,7 @@ fn load_checkpoint(
     params: &IndexParams,
     meta: &Meta,
     index: u64,
-) -> std::result::Result<(Collection, Vec<VectorStore>), LoadError> {
+) -> std::result::Result<Restored, LoadError> {
     let invalid = LoadError::Invalid;
     let manifest = read_manifest(&**fs, dir, meta.shards)?;
     if manifest.index != index {
@@ -1023,8 +1340,12 @@ fn load_checkpoint(
         store.release_memory();
         shards.push(shard);
     }
-    Ok((Collection::from_shards(meta.metric, meta.dim, shards), stores))
+    let coll = Collection::from_shards(meta.metric, meta.dim, shards);
+    Ok((coll, stores, manifest.fields))
 }
+
+/// A loaded checkpoint: the collection, its vector files and its field indexes.
+type Restored = (Collection, Vec<VectorStore>, Vec<(String, FieldKind)>);
 
 /// A collection's content digest: each live id's record hash and their wrapping sum.
 #[derive(Debug, Default)]
@@ -1034,13 +1355,25 @@ struct Digest {
 }
 
 impl Digest {
-    /// The digest of every live record in `stores`.
-    fn of(stores: &[VectorStore]) -> io::Result<Digest> {
+    /// The digest of every live record in `stores`, restoring each record's payload into
+    /// `coll` on the way (a collection just restored from a checkpoint, or empty).
+    fn restore(coll: &Collection, stores: &[VectorStore]) -> Result<Digest> {
         let mut d = Digest::default();
-        for store in stores {
-            store.for_each_live(|id, index, v| d.set(id, record_hash(id, index, v)))?;
+        let mut bad = None;
+        for (i, store) in stores.iter().enumerate() {
+            store
+                .for_each_live(|id, index, v, payload| {
+                    d.set(id, record_hash(id, index, v, payload));
+                    if let Err(e) = coll.restore_payload(id, payload) {
+                        bad.get_or_insert(format!("shard {i}: {e}"));
+                    }
+                })
+                .map_err(|source| DurableError::Io { path: format!("vectors of shard {i}"), source })?;
         }
-        Ok(d)
+        match bad {
+            Some(e) => Err(DurableError::Corrupt(e)),
+            None => Ok(d),
+        }
     }
 
     fn set(&mut self, id: u64, h: u64) {
@@ -1048,21 +1381,9 @@ impl Digest {
         self.sum = self.sum.wrapping_sub(old).wrapping_add(h);
     }
 
-    fn apply(&mut self, index: u64, op: &Op, rows: Option<&[f32]>, dim: usize) {
-        match (op, rows) {
-            (Op::Upsert { ids, .. }, Some(rows)) => {
-                for (id, row) in ids.iter().zip(rows.chunks_exact(dim)) {
-                    self.set(*id, record_hash(*id, index, row));
-                }
-            }
-            (Op::Upsert { .. }, None) => {}
-            (Op::Delete { ids }, _) => {
-                for id in ids {
-                    if let Some(old) = self.records.remove(id) {
-                        self.sum = self.sum.wrapping_sub(old);
-                    }
-                }
-            }
+    fn remove(&mut self, id: u64) {
+        if let Some(old) = self.records.remove(&id) {
+            self.sum = self.sum.wrapping_sub(old);
         }
     }
 
@@ -1071,9 +1392,9 @@ impl Digest {
     }
 }
 
-/// The hash of one record: (id, write index, stored vector), as two CRCs of its
-/// little-endian bytes.
-fn record_hash(id: u64, index: u64, v: &[f32]) -> u64 {
+/// The hash of one record: (id, write index, stored vector, stored payload bytes), as two
+/// CRCs of its little-endian bytes.
+fn record_hash(id: u64, index: u64, v: &[f32], payload: &[u8]) -> u64 {
     thread_local! {
         static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -1085,6 +1406,7 @@ fn record_hash(id: u64, index: u64, v: &[f32]) -> u64 {
         buf.extend_from_slice(&id.to_le_bytes());
         buf.extend_from_slice(&index.to_le_bytes());
         buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        buf.extend_from_slice(payload);
         a.update(&buf);
         b.update(&buf);
     });

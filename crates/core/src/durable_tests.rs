@@ -1,5 +1,6 @@
 use super::*;
 use crate::index::SearchParams;
+use crate::payload::{Condition, MatchValue, Range, Value};
 use crate::rng::Rng;
 use crate::storage::fs::MemFs;
 
@@ -35,23 +36,65 @@ fn workload(seed: u64, n: usize, id_space: u64) -> Vec<Step> {
                 return Step::Compact;
             }
             // Now and then a batch large enough to apply while its fsync runs.
+            if i == 3 {
+                return Step::Write(Op::CreateFieldIndex { key: "tag".into(), kind: FieldKind::Keyword });
+            }
             let k = if i % 37 == 36 { 70 } else { 1 + rng.below(4) };
             let ids: Vec<u64> = (0..k).map(|_| rng.below(id_space as usize) as u64).collect();
-            if rng.below(5) == 0 {
-                Step::Write(Op::Delete { ids })
-            } else {
-                let vectors = (0..k * DIM).map(|_| rng.normal()).collect();
-                Step::Write(Op::Upsert { ids, vectors })
+            let filter = |rng: &mut Rng| {
+                let tag = MatchValue::Keyword(format!("t{}", rng.below(4)));
+                let range = Range { lt: Some(rng.below(10) as f64), ..Range::default() };
+                let c = match rng.below(2) {
+                    0 => Condition::Match { key: "tag".into(), value: tag },
+                    _ => Condition::Range { key: "n".into(), range },
+                };
+                Filter { must: vec![c], ..Filter::default() }
+            };
+            match rng.below(12) {
+                0 | 1 => Step::Write(Op::Delete { ids }),
+                2 => Step::Write(Op::DeleteMatching { filter: filter(&mut rng) }),
+                3 => Step::Write(Op::SetPayload {
+                    target: Target::Filter(filter(&mut rng)),
+                    payload: test_payload(&mut rng),
+                    overwrite: rng.below(2) == 0,
+                }),
+                4 => Step::Write(Op::DeletePayloadKeys {
+                    target: Target::Filter(filter(&mut rng)),
+                    keys: vec!["n".into()],
+                }),
+                r => {
+                    let vectors = (0..k * DIM).map(|_| rng.normal()).collect();
+                    let payloads = match r % 2 {
+                        0 => (0..k).map(|_| test_payload(&mut rng)).collect(),
+                        _ => Vec::new(),
+                    };
+                    Step::Write(Op::Upsert { ids, vectors, payloads })
+                }
             }
         })
         .collect()
 }
 
-fn apply_model(model: &mut BTreeMap<u64, Vec<f32>>, op: &Op) {
+fn test_payload(rng: &mut Rng) -> Payload {
+    let mut p = Payload::new();
+    p.insert("tag".into(), Value::String(format!("t{}", rng.below(4))));
+    p.insert("n".into(), Value::Int(rng.below(10) as i64));
+    if rng.below(3) == 0 {
+        p.insert("text".into(), Value::String("x".repeat(rng.below(40))));
+    }
+    p
+}
+
+type Model = BTreeMap<u64, (Vec<f32>, Payload)>;
+
+fn apply_model(model: &mut Model, op: &Op) {
+    let matching = |model: &Model, f: &Filter| -> Vec<u64> {
+        model.iter().filter(|(id, (_, p))| f.matches(**id, p)).map(|(id, _)| *id).collect()
+    };
     match op {
-        Op::Upsert { ids, vectors } => {
-            for (id, v) in ids.iter().zip(vectors.chunks_exact(DIM)) {
-                model.insert(*id, v.to_vec());
+        Op::Upsert { ids, vectors, payloads } => {
+            for (i, (id, v)) in ids.iter().zip(vectors.chunks_exact(DIM)).enumerate() {
+                model.insert(*id, (v.to_vec(), payloads.get(i).cloned().unwrap_or_default()));
             }
         }
         Op::Delete { ids } => {
@@ -59,6 +102,27 @@ fn apply_model(model: &mut BTreeMap<u64, Vec<f32>>, op: &Op) {
                 model.remove(id);
             }
         }
+        Op::DeleteMatching { filter } => {
+            for id in matching(model, filter) {
+                model.remove(&id);
+            }
+        }
+        Op::SetPayload { target: Target::Filter(f), payload, overwrite } => {
+            for id in matching(model, f) {
+                let p = &mut model.get_mut(&id).unwrap().1;
+                match overwrite {
+                    true => *p = payload.clone(),
+                    false => payload::value::merge(p, payload),
+                }
+            }
+        }
+        Op::DeletePayloadKeys { target: Target::Filter(f), keys } => {
+            for id in matching(model, f) {
+                payload::value::delete_keys(&mut model.get_mut(&id).unwrap().1, keys);
+            }
+        }
+        Op::CreateFieldIndex { .. } | Op::DropFieldIndex { .. } => {}
+        _ => unreachable!("the workload names no ids in payload writes"),
     }
 }
 
@@ -85,11 +149,11 @@ fn reopening_restores_the_checkpoint_and_replays_the_journal() {
                 Step::Compact => assert!(!dc.compact(1.0, 0).unwrap().is_empty()),
             }
         }
-        assert_eq!(dc.contents(), model);
+        assert_eq!(dc.points(), model);
         // A refused batch changes nothing and is not logged.
-        let bad = Op::Upsert { ids: vec![1], vectors: vec![f32::NAN; DIM] };
+        let bad = Op::upsert(vec![1], vec![f32::NAN; DIM]);
         assert!(matches!(dc.apply(&bad), Err(DurableError::Invalid(_))));
-        let huge = Op::Upsert { ids: vec![1], vectors: vec![3e38; DIM] };
+        let huge = Op::upsert(vec![1], vec![3e38; DIM]);
         let refused = dc.apply(&huge);
         assert!(matches!(refused, Err(DurableError::Invalid(crate::Error::TooLarge { .. }))));
         let applied = dc.applied_index();
@@ -98,8 +162,8 @@ fn reopening_restores_the_checkpoint_and_replays_the_journal() {
         let dc = DurableCollection::open(Arc::new(fs.clone()), dir(), params(encoding)).unwrap();
         assert_eq!(dc.restored_from(), at_checkpoint);
         assert_eq!(dc.applied_index(), applied);
-        assert_eq!(dc.contents(), model);
-        for (id, v) in model.iter().take(20) {
+        assert_eq!(dc.points(), model);
+        for (id, (v, _)) in model.iter().take(20) {
             let hits = dc.collection().search(v, &SearchParams::exact(1)).unwrap();
             assert_eq!((hits[0].key, hits[0].dist), (*id, 0.0));
         }
@@ -115,7 +179,7 @@ fn reopening_restores_the_checkpoint_and_replays_the_journal() {
         write_atomic(&fs, &manifest, &bytes).unwrap();
         let dc = DurableCollection::open(Arc::new(fs), dir(), params(encoding)).unwrap();
         assert!(dc.restored_from() < applied);
-        assert_eq!(dc.contents(), model);
+        assert_eq!(dc.points(), model);
     }
 }
 
@@ -175,7 +239,7 @@ fn every_crash_point_recovers_every_acknowledged_write() {
             let after = fs.reboot(torn);
             let dc = DurableCollection::open(Arc::new(after), dir(), params(Encoding::Int8))
                 .unwrap_or_else(|e| panic!("crash point {k} variant {variant}: {e}"));
-            let got = dc.contents();
+            let got = dc.points();
             let mut with = model.clone();
             if let Some(op) = &in_flight {
                 apply_model(&mut with, op);
@@ -239,7 +303,7 @@ fn replicated_mode_applies_at_given_indexes_and_restores_its_checkpoint() {
     let fs = fs.reboot(None);
     let dc = DurableCollection::open_replicated(Arc::new(fs), dir(), p, index).unwrap();
     assert_eq!((dc.applied_index(), dc.restored_from()), (index, index));
-    assert_eq!(dc.contents(), model);
+    assert_eq!(dc.points(), model);
 }
 
 /// Damage that every checkpoint shares (here: imported vectors, which only checkpoints hold)
@@ -253,7 +317,7 @@ fn damage_no_checkpoint_survives_refuses_the_open() {
     let vectors: Vec<f32> = (0..200 * DIM).map(|i| (i % 17) as f32).collect();
     dc.import(ids, vectors).unwrap();
     for i in 0..5u64 {
-        dc.apply(&Op::Upsert { ids: vec![1000 + i], vectors: vec![1.0; DIM] }).unwrap();
+        dc.apply(&Op::upsert(vec![1000 + i], vec![1.0; DIM])).unwrap();
     }
     dc.checkpoint().unwrap();
     drop(dc);
@@ -280,13 +344,13 @@ fn a_refused_checkpoint_is_removed_and_its_generation_never_confused() {
     let dc = DurableCollection::create(Arc::new(fs.clone()), dir(), p(), 1).unwrap();
     let mut model = BTreeMap::new();
     let mut rng = Rng::new(seed);
-    let mut writes = |dc: &DurableCollection, model: &mut BTreeMap<u64, Vec<f32>>| {
+    let mut writes = |dc: &DurableCollection, model: &mut Model| {
         for _ in 0..40 {
             let id = rng.below(50) as u64;
             let op = match rng.below(6) {
                 0 => Op::Delete { ids: vec![id] },
                 _ => {
-                    Op::Upsert { ids: vec![id], vectors: (0..DIM).map(|_| rng.normal()).collect() }
+                    Op::upsert(vec![id], (0..DIM).map(|_| rng.normal()).collect())
                 }
             };
             dc.apply(&op).unwrap();
@@ -308,7 +372,7 @@ fn a_refused_checkpoint_is_removed_and_its_generation_never_confused() {
     b[16 + 8 + 20 + 4] ^= 1;
     write_atomic(&fs, &g1, &b).unwrap();
     let dc = DurableCollection::open(Arc::new(fs.clone()), dir(), p()).unwrap();
-    assert_eq!((dc.restored_from(), dc.contents()), (c1, model.clone()));
+    assert_eq!((dc.restored_from(), dc.points()), (c1, model.clone()));
     assert!(!fs.exists(&ckdir.join(ckpt_name(c2))), "the refused checkpoint is still there");
     // Generation 1 is written afresh by the next compaction and named by C3.
     writes(&dc, &mut model);
@@ -324,7 +388,7 @@ fn a_refused_checkpoint_is_removed_and_its_generation_never_confused() {
     b[n - 3] ^= 0x40;
     write_atomic(&fs, &m, &b).unwrap();
     let dc = DurableCollection::open(Arc::new(fs), dir(), p()).unwrap();
-    assert_eq!((dc.restored_from(), dc.contents()), (c1, model));
+    assert_eq!((dc.restored_from(), dc.points()), (c1, model));
 }
 
 /// One instance at a time: a second open of a directory in use is refused, and succeeds once
@@ -336,12 +400,12 @@ fn a_second_open_of_a_directory_in_use_is_refused() {
     let _ = std::fs::remove_dir_all(&root);
     let d = root.join("coll");
     let first = DurableCollection::create(Arc::new(RealFs), &d, params(Encoding::Int8), 1).unwrap();
-    first.apply(&Op::Upsert { ids: vec![1], vectors: vec![0.5; DIM] }).unwrap();
+    first.apply(&Op::upsert(vec![1], vec![0.5; DIM])).unwrap();
     let err = DurableCollection::open(Arc::new(RealFs), &d, params(Encoding::Int8)).unwrap_err();
     assert!(matches!(err, DurableError::Locked(_)), "{err}");
     first.close().unwrap();
     let again = DurableCollection::open(Arc::new(RealFs), &d, params(Encoding::Int8)).unwrap();
-    assert_eq!(again.contents().len(), 1);
+    assert_eq!(again.points().len(), 1);
     drop(again);
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -21,6 +21,8 @@ pub enum Error {
         "background rebalancing is behind ({pending} jobs pending, limit {limit}); retry later"
     )]
     Overloaded { pending: usize, limit: usize },
+    #[error("point {id} does not exist")]
+    PointNotFound { id: u64 },
     #[error("the system refused a resource: {0}")]
     Resource(String),
 }

@@ -9,6 +9,7 @@ pub mod durable;
 pub mod error;
 pub mod index;
 pub mod kmeans;
+pub mod payload;
 pub mod rng;
 pub mod storage;
 #[cfg(test)]

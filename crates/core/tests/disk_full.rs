@@ -72,7 +72,7 @@ fn a_full_disk_refuses_writes_and_loses_nothing_acknowledged() {
     while refused.len() < 3 {
         assert!(first < 1_000_000, "the disk never filled");
         let (ids, vectors) = batch(first);
-        match coll.apply(&Op::Upsert { ids, vectors }) {
+        match coll.apply(&Op::upsert(ids, vectors)) {
             Ok(_) => acked.push(first),
             Err(e) => {
                 if refused.is_empty() {
@@ -104,5 +104,5 @@ fn a_full_disk_refuses_writes_and_loses_nothing_acknowledged() {
     // Room again: writes go on.
     std::fs::remove_file(&filler).unwrap();
     let (ids, vectors) = batch(first);
-    coll.apply(&Op::Upsert { ids, vectors }).expect("a write once space is back");
+    coll.apply(&Op::upsert(ids, vectors)).expect("a write once space is back");
 }

@@ -1,5 +1,7 @@
 //! What the Raft log carries: commands, and what applying one produced.
 
+use freshvec_core::durable::{Op, Target};
+use freshvec_core::payload::{FieldKind, Filter, Payload};
 use freshvec_core::{Encoding, IndexParams, Metric};
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +101,69 @@ pub enum Command {
         collection: String,
         ids: Vec<u64>,
     },
+    // Variants from here on came with payloads; the ones above keep their encoding, so a
+    // log written before them still decodes.
+    /// An upsert with a payload per row.
+    UpsertPayloads {
+        collection: String,
+        ids: Vec<u64>,
+        vectors: Vec<f32>,
+        payloads: Vec<Payload>,
+    },
+    /// Deletes the points matching the filter when the entry applies.
+    DeleteMatching {
+        collection: String,
+        filter: Filter,
+    },
+    /// Merges `payload` into the target points' payloads, or replaces them when `overwrite`.
+    SetPayload {
+        collection: String,
+        target: Target,
+        payload: Payload,
+        overwrite: bool,
+    },
+    DeletePayloadKeys {
+        collection: String,
+        target: Target,
+        keys: Vec<String>,
+    },
+    CreateFieldIndex {
+        collection: String,
+        key: String,
+        kind: FieldKind,
+    },
+    DropFieldIndex {
+        collection: String,
+        key: String,
+    },
+}
+
+impl Command {
+    /// The collection a write to points names, and the engine op it applies as; `None` for
+    /// collection commands.
+    pub fn op(self) -> Option<(String, Op)> {
+        Some(match self {
+            Command::CreateCollection { .. } | Command::DropCollection { .. } => return None,
+            Command::Upsert { collection, ids, vectors } => (collection, Op::upsert(ids, vectors)),
+            Command::Delete { collection, ids } => (collection, Op::Delete { ids }),
+            Command::UpsertPayloads { collection, ids, vectors, payloads } => {
+                (collection, Op::Upsert { ids, vectors, payloads })
+            }
+            Command::DeleteMatching { collection, filter } => {
+                (collection, Op::DeleteMatching { filter })
+            }
+            Command::SetPayload { collection, target, payload, overwrite } => {
+                (collection, Op::SetPayload { target, payload, overwrite })
+            }
+            Command::DeletePayloadKeys { collection, target, keys } => {
+                (collection, Op::DeletePayloadKeys { target, keys })
+            }
+            Command::CreateFieldIndex { collection, key, kind } => {
+                (collection, Op::CreateFieldIndex { key, kind })
+            }
+            Command::DropFieldIndex { collection, key } => (collection, Op::DropFieldIndex { key }),
+        })
+    }
 }
 
 /// What applying a command did. A refusal is deterministic (every replica refuses the same

@@ -29,7 +29,7 @@ use crate::checkpoint::{
 use crate::command::{Applied, CollectionSpec, Command, Outcome, MAX_COLLECTIONS, MAX_NODE_SHARDS};
 use crate::failpoint;
 use crate::{storage_err, LogId, NodeId, StorageError, TypeConfig};
-use freshvec_core::durable::{CheckpointCut, DurableCollection, DurableError, Op};
+use freshvec_core::durable::{CheckpointCut, DurableCollection, DurableError};
 use freshvec_core::storage::fs::{write_atomic, Fs, RealFs};
 use freshvec_core::Collection;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
@@ -417,6 +417,9 @@ impl StateMachine {
         let missing = |name: &str| Outcome::NotFound(format!("collection {name:?} does not exist"));
         let applied = |r: Result<(), DurableError>| match r {
             Ok(()) => Ok(Outcome::Done),
+            Err(DurableError::Invalid(e @ freshvec_core::Error::PointNotFound { .. })) => {
+                Ok(Outcome::NotFound(e.to_string()))
+            }
             Err(DurableError::Invalid(e)) => Ok(Outcome::Invalid(e.to_string())),
             Err(e) => Err(sm_err(ErrorVerb::Write, e)),
         };
@@ -460,17 +463,12 @@ impl StateMachine {
                 Some(_) => Outcome::Done,
                 None => missing(&name),
             },
-            Command::Upsert { collection, ids, vectors } => {
+            cmd => {
+                let (collection, op) = cmd.op().expect("collection commands are matched above");
                 let Some(r) = self.collection(&collection) else {
                     return Ok(missing(&collection));
                 };
-                applied(r.durable.apply_at(index, &Op::Upsert { ids, vectors }))?
-            }
-            Command::Delete { collection, ids } => {
-                let Some(r) = self.collection(&collection) else {
-                    return Ok(missing(&collection));
-                };
-                applied(r.durable.apply_at(index, &Op::Delete { ids }))?
+                applied(r.durable.apply_at(index, &op))?
             }
         })
     }

@@ -9,10 +9,12 @@ use super::*;
 use crate::command::CollectionSpec;
 use freshvec_core::rng::Rng;
 use freshvec_core::storage::fs::MemFs;
+use freshvec_core::durable::Target;
+use freshvec_core::payload::{self, Condition, FieldKind, Filter, MatchValue, Payload, Value};
 use freshvec_core::{IndexParams, Metric};
 use openraft::{CommittedLeaderId, LogId as RaftLogId};
 
-type Model = BTreeMap<String, BTreeMap<u64, Vec<f32>>>;
+type Model = BTreeMap<String, BTreeMap<u64, (Vec<f32>, Payload)>>;
 
 const DIM: usize = 4;
 
@@ -48,7 +50,14 @@ fn apply_model(model: &mut Model, cmd: &Command) {
         Command::Upsert { collection, ids, vectors } => {
             if let Some(c) = model.get_mut(collection) {
                 for (id, v) in ids.iter().zip(vectors.chunks_exact(DIM)) {
-                    c.insert(*id, v.to_vec());
+                    c.insert(*id, (v.to_vec(), Payload::new()));
+                }
+            }
+        }
+        Command::UpsertPayloads { collection, ids, vectors, payloads } => {
+            if let Some(c) = model.get_mut(collection) {
+                for ((id, v), p) in ids.iter().zip(vectors.chunks_exact(DIM)).zip(payloads) {
+                    c.insert(*id, (v.to_vec(), p.clone()));
                 }
             }
         }
@@ -59,6 +68,25 @@ fn apply_model(model: &mut Model, cmd: &Command) {
                 }
             }
         }
+        Command::DeleteMatching { collection, filter } => {
+            if let Some(c) = model.get_mut(collection) {
+                c.retain(|id, (_, p)| !filter.matches(*id, p));
+            }
+        }
+        Command::SetPayload { collection, target: Target::Filter(f), payload, overwrite } => {
+            if let Some(c) = model.get_mut(collection) {
+                for (id, (_, p)) in c.iter_mut() {
+                    if f.matches(*id, p) {
+                        match overwrite {
+                            true => *p = payload.clone(),
+                            false => payload::value::merge(p, payload),
+                        }
+                    }
+                }
+            }
+        }
+        Command::CreateFieldIndex { .. } | Command::DropFieldIndex { .. } => {}
+        other => unreachable!("the script does not write {other:?}"),
     }
 }
 
@@ -66,11 +94,39 @@ fn writes(rng: &mut Rng, collection: &str, n: usize) -> Vec<Command> {
     (0..n)
         .map(|_| {
             let ids: Vec<u64> = (0..1 + rng.below(6)).map(|_| rng.below(40) as u64).collect();
-            match rng.below(4) {
-                0 => Command::Delete { collection: collection.into(), ids },
+            let collection = collection.to_string();
+            let tag = |rng: &mut Rng| format!("t{}", rng.below(3));
+            match rng.below(8) {
+                0 | 1 => Command::Delete { collection, ids },
+                2 => {
+                    let value = MatchValue::Keyword(tag(rng));
+                    let c = Condition::Match { key: "tag".into(), value };
+                    Command::DeleteMatching { collection, filter: Filter { must: vec![c], ..Filter::default() } }
+                }
+                3 => {
+                    let value = MatchValue::Keyword(tag(rng));
+                    let c = Condition::Match { key: "tag".into(), value };
+                    let mut payload = Payload::new();
+                    payload.insert("seen".into(), Value::Int(rng.below(100) as i64));
+                    Command::SetPayload {
+                        collection,
+                        target: Target::Filter(Filter { must: vec![c], ..Filter::default() }),
+                        payload,
+                        overwrite: false,
+                    }
+                }
+                4 => Command::CreateFieldIndex { collection, key: "tag".into(), kind: FieldKind::Keyword },
+                5 => {
+                    let vectors = (0..ids.len() * DIM).map(|_| rng.normal()).collect();
+                    let payloads = ids
+                        .iter()
+                        .map(|_| Payload::from([("tag".to_string(), Value::String(tag(rng)))]))
+                        .collect();
+                    Command::UpsertPayloads { collection, ids, vectors, payloads }
+                }
                 _ => {
                     let vectors = (0..ids.len() * DIM).map(|_| rng.normal()).collect();
-                    Command::Upsert { collection: collection.into(), ids, vectors }
+                    Command::Upsert { collection, ids, vectors }
                 }
             }
         })
@@ -187,7 +243,7 @@ fn run(fs: &MemFs, steps: &[Step], seed: u64) -> Run {
 }
 
 fn contents(sm: &StateMachine) -> Model {
-    sm.collections().iter().map(|r| (r.name.clone(), r.durable.contents())).collect()
+    sm.collections().iter().map(|r| (r.name.clone(), r.durable.points())).collect()
 }
 
 #[test]

@@ -53,7 +53,7 @@ pub fn batch(b: u64) -> Op {
     let n = if b.is_multiple_of(5) { 80 } else { 1 + rng.below(16) };
     let ids: Vec<u64> = (0..n).map(|_| rng.below(IDS as usize) as u64).collect();
     let vectors = (0..n * DIM).map(|_| rng.normal()).collect();
-    Op::Upsert { ids, vectors }
+    Op::upsert(ids, vectors)
 }
 
 pub fn open(dir: &Path) -> anyhow::Result<DurableCollection> {
@@ -112,7 +112,7 @@ fn verify(dir: &Path, acked: u64) -> anyhow::Result<()> {
     );
     let mut model = BTreeMap::new();
     for b in 1..=applied {
-        if let Op::Upsert { ids, vectors } = batch(b) {
+        if let Op::Upsert { ids, vectors, .. } = batch(b) {
             for (id, v) in ids.iter().zip(vectors.chunks_exact(DIM)) {
                 model.insert(*id, v.to_vec());
             }

@@ -188,7 +188,7 @@ fn a_collection_with_hostile_rows_searches_and_drops() {
         for round in 0..6u64 {
             let ids: Vec<u64> = (0..60).map(|i| 300 + round * 60 + i).collect();
             let rows = mixed_rows(&mut rng, ids.len(), dim, 0.5);
-            c.upsert_valid(&ids, &rows).unwrap();
+            c.upsert_valid(&ids, &rows, &[]).unwrap();
             let q = mixed_rows(&mut rng, 1, dim, 0.0);
             let sp = SearchParams::new(10).with_nprobe(8);
             check_hits(&c.search(&q, &sp).unwrap(), 10);

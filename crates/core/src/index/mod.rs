@@ -5,6 +5,7 @@
 //! Structure (centroids, placement, splits) always uses squared L2; member scans use the metric.
 
 mod calibrate;
+mod filtered;
 mod head;
 mod lire;
 mod persist;
@@ -19,6 +20,8 @@ use crate::kmeans;
 use crate::rng::Rng;
 use crate::topk::{Scored, TopK};
 pub use calibrate::{Calibration, CALIBRATION_K, DEFAULT_TARGET_RECALL};
+pub use filtered::{FilteredCost, FilteredStrategy};
+use roaring::RoaringBitmap;
 use head::HeadIndex;
 use lire::Jobs;
 pub use persist::{MaintenanceHold, ShardCut};
@@ -542,6 +545,11 @@ impl Index {
             .filter(|_| word & (versions::TOMBSTONE | versions::WRITING) == 0)
     }
 
+    /// The slot of `id`, if it ever had one (slots are never reused by another id).
+    pub fn slot_of(&self, id: u64) -> Option<u32> {
+        self.shared.versions.lookup(id).map(|s| s.0)
+    }
+
     /// Deletes ids; unknown ids are ignored. Returns how many were live.
     pub fn delete(&self, ids: &[u64]) -> usize {
         let s = &self.shared;
@@ -802,11 +810,27 @@ impl Shared {
         params: &SearchParams,
         count: bool,
     ) -> Vec<Scored<u64>> {
+        self.execute_allowed(plan, q, params, None, count).0
+    }
+
+    /// Executes a plan over the slots `allow` holds (every slot when `None`); returns the hits
+    /// and what the scan read.
+    fn execute_allowed(
+        &self,
+        plan: &Plan,
+        q: &[f32],
+        params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+        count: bool,
+    ) -> (Vec<Scored<u64>>, ScanCost) {
         let k = params.k;
         let (top, cost) = match &self.store {
-            None => self.scan_f32(plan, q, k),
-            Some(store) if plan.exact => self.scan_store(store, q, k),
-            Some(store) => self.scan_codes(store, plan, q, k, params.rerank),
+            None => self.scan_f32(plan, q, k, allow),
+            Some(store) if plan.exact => match allow {
+                None => self.scan_store(store, q, k, 0..self.versions.slots() as u32),
+                Some(allow) => self.scan_store(store, q, k, allow.iter()),
+            },
+            Some(store) => self.scan_codes(store, plan, q, k, params.rerank, allow),
         };
         if count {
             let c = &self.counters;
@@ -822,7 +846,7 @@ impl Shared {
             .map(|s| Scored { dist: s.dist, key: view.external(s.key) })
             .collect();
         out.sort_by(|a, b| a.cmp_total(b));
-        out
+        (out, cost)
     }
 
     /// Bytes a search reads per posting member besides its vector or codes: the norm, and
@@ -835,7 +859,14 @@ impl Shared {
     }
 
     /// The exact scan of `f32` postings: every scanned distance is exact up to rounding.
-    fn scan_f32(&self, plan: &Plan, q: &[f32], k: usize) -> (TopK<Slot>, ScanCost) {
+    fn scan_f32(
+        &self,
+        plan: &Plan,
+        q: &[f32],
+        k: usize,
+        allow: Option<&RoaringBitmap>,
+    ) -> (TopK<Slot>, ScanCost) {
+        let allowed = |slot: Slot| allow.is_none_or(|a| a.contains(slot.0));
         let dim = self.params.dim;
         let metric = self.params.metric.scan_metric();
         let pair = kernels().pair(metric);
@@ -877,10 +908,10 @@ impl Shared {
                         }
                         let i = b * 16 + j;
                         found += 1;
-                        if view.is_live(m.slots[i], m.words[i]) {
-                            top.push(pair(q, m.vector(i, dim)), m.slots[i]);
-                        } else {
+                        if !view.is_live(m.slots[i], m.words[i]) {
                             stale += 1;
+                        } else if allowed(m.slots[i]) {
+                            top.push(pair(q, m.vector(i, dim)), m.slots[i]);
                         }
                     }
                 }
@@ -910,7 +941,9 @@ impl Shared {
         q: &[f32],
         k: usize,
         rerank: usize,
+        allow: Option<&RoaringBitmap>,
     ) -> (TopK<Slot>, ScanCost) {
+        let allowed = |slot: Slot| allow.is_none_or(|a| a.contains(slot.0));
         let dim = self.params.dim;
         let metric = self.params.metric.scan_metric();
         let l2 = metric == Metric::L2;
@@ -955,8 +988,9 @@ impl Shared {
                     // A slot twice in the short list (replicas) is rare and costs one more
                     // re-rank; checking for it on every push would cost more.
                     for (j, &e) in block.iter().enumerate() {
-                        if e <= short.threshold() {
-                            short.push_distinct(e, m.slots[b * 16 + j]);
+                        let slot = m.slots[b * 16 + j];
+                        if e <= short.threshold() && allowed(slot) {
+                            short.push_distinct(e, slot);
                         }
                     }
                 }
@@ -987,22 +1021,30 @@ impl Shared {
         (top, ScanCost { scanned: scanned as u64, bytes, reranked: reranked as u64 })
     }
 
-    /// Exact search with codes: every current vector in the store, in slot order.
-    fn scan_store(&self, store: &VectorStore, q: &[f32], k: usize) -> (TopK<Slot>, ScanCost) {
+    /// Exact search with codes: the current vector in the store of every slot of `slots`.
+    fn scan_store(
+        &self,
+        store: &VectorStore,
+        q: &[f32],
+        k: usize,
+        slots: impl Iterator<Item = u32>,
+    ) -> (TopK<Slot>, ScanCost) {
         let dim = self.params.dim;
         let pair = kernels().pair(self.params.metric.scan_metric());
         let mut top = TopK::new(k);
         let mut row = vec![0f32; dim];
         let view = self.versions.view();
         let rows = store.view();
-        let slots = self.versions.slots();
-        for slot in (0..slots as u32).map(Slot) {
+        let end = self.versions.slots() as u32;
+        let mut scanned = 0u64;
+        for slot in slots.take_while(|&s| s < end).map(Slot) {
+            scanned += 1;
             if rows.read(&view, slot, &mut row).is_some() {
                 top.push(pair(q, &row), slot);
             }
         }
-        let bytes = (slots * dim * 4) as u64;
-        (top, ScanCost { scanned: slots as u64, bytes, reranked: 0 })
+        let bytes = scanned * (dim * 4) as u64;
+        (top, ScanCost { scanned, bytes, reranked: 0 })
     }
 
     /// Calls `f(slot, word, vector)` for the members in `range` that are live: under

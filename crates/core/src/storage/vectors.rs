@@ -2,9 +2,12 @@
 //! mapping, with a sidecar offset index so that opening it does not read every vector.
 //!
 //! A store is a directory of *generations*. Generation `g` is two files:
-//! - `gen-{g:06}.vec`: framed records `id: u64 | index: u64 | flags: u32 | dim x f32` (the
-//!   vector is absent from a tombstone). Records are multiples of 4 bytes after a 16-byte
-//!   header, so every vector starts 4-byte aligned and is read in place from the mapping.
+//! - `gen-{g:06}.vec`: framed records `id: u64 | index: u64 | flags: u32 | dim x f32 |
+//!   payload` (vector and payload absent from a tombstone). The low byte of `flags` is the
+//!   kind (live, tombstone), the bits above it the payload's length in bytes (at most
+//!   [`MAX_RECORD_PAYLOAD`]); the payload is zero-padded to a multiple of 4. Records are
+//!   multiples of 4 bytes after a 16-byte header, so every vector starts 4-byte aligned and is
+//!   read in place from the mapping.
 //! - `gen-{g:06}.idx`: one framed record per vector record, `id | flags | offset | crc`,
 //!   where `crc` is the vector record's own checksum.
 //!
@@ -40,6 +43,11 @@ use std::sync::Arc;
 
 const LIVE: u32 = 0;
 const TOMBSTONE: u32 = 1;
+/// The most payload bytes one record carries.
+pub const MAX_RECORD_PAYLOAD: usize = 64 << 10;
+/// A live map value: the record's offset in the low 48 bits, its padded payload length in
+/// 4-byte words above.
+const OFFSET_BITS: u32 = 48;
 /// id, index, flags.
 const FIXED: usize = 20;
 /// Bytes of one sidecar entry's payload: id, flags, offset, crc.
@@ -104,8 +112,10 @@ struct State {
     len: u64,
     /// The sidecar's length.
     idx_len: u64,
-    /// Live ids and the offset of their newest record.
+    /// Live ids and the location of their newest record (see [`loc`]).
     live: FxHashMap<u64, u64>,
+    /// Padded payload bytes of the live records.
+    live_payload: u64,
     /// A view of the current vector file; mapped again when a read reaches past it.
     map: Arc<Mapped>,
     /// Set by a failed append: the files no longer follow the log, so they refuse appends and
@@ -208,8 +218,44 @@ fn generations(fs: &dyn Fs, dir: &Path) -> Result<Vec<u64>> {
     Ok(gens)
 }
 
+fn kind(flags: u32) -> u32 {
+    flags & 0xff
+}
+
+fn payload_len(flags: u32) -> usize {
+    (flags >> 8) as usize
+}
+
+/// A record's payload length, padded to a multiple of 4.
+fn padded(len: usize) -> usize {
+    len.next_multiple_of(4)
+}
+
 fn record_len(dim: usize, flags: u32) -> usize {
-    RECORD_HEADER_LEN + FIXED + if flags == LIVE { 4 * dim } else { 0 }
+    let body = if kind(flags) == LIVE { 4 * dim + padded(payload_len(flags)) } else { 0 };
+    RECORD_HEADER_LEN + FIXED + body
+}
+
+/// Whether `flags` are a known kind with a payload only where one may be.
+fn valid_flags(flags: u32) -> bool {
+    match kind(flags) {
+        LIVE => payload_len(flags) <= MAX_RECORD_PAYLOAD,
+        TOMBSTONE => payload_len(flags) == 0,
+        _ => false,
+    }
+}
+
+/// The live map value of a record at `offset` with `flags`.
+fn loc(offset: u64, flags: u32) -> u64 {
+    offset | ((padded(payload_len(flags)) as u64 / 4) << OFFSET_BITS)
+}
+
+fn loc_offset(loc: u64) -> u64 {
+    loc & ((1 << OFFSET_BITS) - 1)
+}
+
+fn loc_payload_bytes(loc: u64) -> u64 {
+    (loc >> OFFSET_BITS) * 4
 }
 
 /// The CRC in the header of the record at `at`, which [`frame::record_at`] has verified.
@@ -227,11 +273,10 @@ struct Record {
 fn decode_record(payload: &[u8], dim: usize) -> Option<Record> {
     let mut r = Reader::new(payload);
     let (id, _index, flags) = (r.u64()?, r.u64()?, r.u32()?);
-    let want = match flags {
-        LIVE => 4 * dim,
-        TOMBSTONE => 0,
-        _ => return None,
-    };
+    if !valid_flags(flags) {
+        return None;
+    }
+    let want = record_len(dim, flags) - RECORD_HEADER_LEN - FIXED;
     (r.remaining() == want).then_some(Record { id, flags })
 }
 
@@ -244,11 +289,22 @@ fn entry(id: u64, flags: u32, offset: u64, crc: u32, out: &mut Vec<u8>) {
     frame::record(&p, out);
 }
 
-fn apply(live: &mut FxHashMap<u64, u64>, id: u64, flags: u32, offset: u64) {
-    match flags {
-        LIVE => live.insert(id, offset),
+/// Applies a record to a live map; returns the change in live payload bytes.
+fn apply(live: &mut FxHashMap<u64, u64>, id: u64, flags: u32, offset: u64) -> i64 {
+    let old = match kind(flags) {
+        LIVE => {
+            let new = loc(offset, flags);
+            let old = live.insert(id, new);
+            return loc_payload_bytes(new) as i64 - old.map_or(0, |o| loc_payload_bytes(o) as i64);
+        }
         _ => live.remove(&id),
     };
+    -old.map_or(0, |o| loc_payload_bytes(o) as i64)
+}
+
+/// The padded payload bytes of a live map.
+fn payload_bytes(live: &FxHashMap<u64, u64>) -> u64 {
+    live.values().map(|&l| loc_payload_bytes(l)).sum()
 }
 
 /// Creates empty files for `generation` (headers only), fsynced.
@@ -320,6 +376,7 @@ impl VectorStore {
             }
         }
         let (live, len, idx_len) = recover(&*fs, dir, generation, dim, at)?;
+        let live_payload = payload_bytes(&live);
         let map = Arc::new(fs.map(&vpath).map_err(io_err(&vpath))?);
         let vec = fs.open_append(&vpath).map_err(io_err(&vpath))?;
         let ipath = idx_path(dir, generation);
@@ -335,6 +392,7 @@ impl VectorStore {
                 len,
                 idx_len,
                 live,
+                live_payload,
                 map,
                 poisoned: None,
                 synced: Arc::new(Synced {
@@ -349,45 +407,70 @@ impl VectorStore {
     /// Appends one record per id at log index `index`: the rows of `vectors` (row-major,
     /// `dim` wide; a repeated id's last row wins), or tombstones when `vectors` is `None`.
     pub fn append(&self, index: u64, ids: &[u64], vectors: Option<&[f32]>) -> io::Result<()> {
+        self.append_with(index, ids, vectors, &[])
+    }
+
+    /// [`VectorStore::append`] with a payload per row (`payloads` empty, or one per id, each
+    /// at most [`MAX_RECORD_PAYLOAD`] bytes; only with `vectors`).
+    pub fn append_with(
+        &self,
+        index: u64,
+        ids: &[u64],
+        vectors: Option<&[f32]>,
+        payloads: &[&[u8]],
+    ) -> io::Result<()> {
         let dim = self.dim;
         if let Some(v) = vectors {
             assert_eq!(v.len(), ids.len() * dim, "one row per id");
+        }
+        assert!(payloads.is_empty() || (payloads.len() == ids.len() && vectors.is_some()));
+        if let Some(p) = payloads.iter().find(|p| p.len() > MAX_RECORD_PAYLOAD) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a payload of {} bytes exceeds {MAX_RECORD_PAYLOAD}", p.len()),
+            ));
         }
         let mut s = self.state.lock();
         let s = &mut *s;
         if let Some(why) = &s.poisoned {
             return Err(io::Error::other(why.clone()));
         }
-        let flags = if vectors.is_some() { LIVE } else { TOMBSTONE };
-        let rec = record_len(dim, flags);
+        let kind = if vectors.is_some() { LIVE } else { TOMBSTONE };
+        let flags_of = |row: usize| kind | payloads.get(row).map_or(0, |p| (p.len() as u32) << 8);
         // Written a few MiB at a time, so a bulk import does not buffer a second copy.
-        let rows = (FLUSH / rec).max(1);
-        let mut vbuf = Vec::with_capacity(rows.min(ids.len()) * rec);
+        let rows = (FLUSH / record_len(dim, kind)).max(1);
+        let mut vbuf = Vec::with_capacity(rows.min(ids.len()) * record_len(dim, kind));
         let mut ibuf = Vec::with_capacity(rows.min(ids.len()) * (RECORD_HEADER_LEN + ENTRY));
-        let payload_len = (rec - RECORD_HEADER_LEN) as u32;
         for (c, chunk) in ids.chunks(rows).enumerate() {
             vbuf.clear();
             ibuf.clear();
             let mut at = s.len;
             for (i, &id) in chunk.iter().enumerate() {
+                let row = c * rows + i;
+                let flags = flags_of(row);
+                let rec = record_len(dim, flags);
                 // The frame is written in place: header, payload, then the payload's CRC
                 // into the header (computed once, for the record and its sidecar entry).
                 let start = vbuf.len();
-                vbuf.extend_from_slice(&payload_len.to_le_bytes());
+                vbuf.extend_from_slice(&((rec - RECORD_HEADER_LEN) as u32).to_le_bytes());
                 vbuf.extend_from_slice(&[0; 4]);
                 vbuf.extend_from_slice(&id.to_le_bytes());
                 vbuf.extend_from_slice(&index.to_le_bytes());
                 vbuf.extend_from_slice(&flags.to_le_bytes());
                 if let Some(v) = vectors {
-                    let row = c * rows + i;
                     for x in &v[row * dim..(row + 1) * dim] {
                         vbuf.extend_from_slice(&x.to_le_bytes());
                     }
                 }
+                if let Some(p) = payloads.get(row) {
+                    vbuf.extend_from_slice(p);
+                    vbuf.resize(start + rec, 0);
+                }
                 let crc = crc32fast::hash(&vbuf[start + RECORD_HEADER_LEN..]);
                 vbuf[start + 4..start + RECORD_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
                 entry(id, flags, at, crc, &mut ibuf);
-                apply(&mut s.live, id, flags, at);
+                let delta = apply(&mut s.live, id, flags, at);
+                s.live_payload = s.live_payload.wrapping_add_signed(delta);
                 at += rec as u64;
             }
             if let Err(e) = s.vec.append(&vbuf).and_then(|_| s.idx.append(&ibuf)) {
@@ -475,12 +558,13 @@ impl VectorStore {
 
     /// Bytes the live records take (what a compaction would leave, headers included).
     pub fn live_bytes(&self) -> u64 {
-        self.live_bytes_of(self.state.lock().live.len())
+        let s = self.state.lock();
+        self.live_bytes_of(s.live.len(), s.live_payload)
     }
 
-    fn live_bytes_of(&self, n: usize) -> u64 {
+    fn live_bytes_of(&self, n: usize, payload: u64) -> u64 {
         let per = record_len(self.dim, LIVE) + RECORD_HEADER_LEN + ENTRY;
-        2 * HEADER_LEN as u64 + n as u64 * per as u64
+        2 * HEADER_LEN as u64 + n as u64 * per as u64 + payload
     }
 
     /// The mapping, mapped again if it does not reach `len`.
@@ -501,22 +585,28 @@ impl VectorStore {
         let map = self.mapping(&mut s)?;
         let dim = self.dim;
         let at = RECORD_HEADER_LEN + FIXED;
-        let lookup = |id: u64| map.f32s(*s.live.get(&id)? as usize + at, dim);
+        let lookup = |id: u64| map.f32s(loc_offset(*s.live.get(&id)?) as usize + at, dim);
         Ok(f(&lookup))
     }
 
-    /// Calls `f(id, write index, vector)` for every live id, read in place from the mapping
-    /// (in no particular order). Appends wait until it returns.
-    pub fn for_each_live(&self, mut f: impl FnMut(u64, u64, &[f32])) -> io::Result<()> {
+    /// Calls `f(id, write index, vector, payload)` for every live id, read in place from the
+    /// mapping (in no particular order). Appends wait until it returns.
+    pub fn for_each_live(&self, mut f: impl FnMut(u64, u64, &[f32], &[u8])) -> io::Result<()> {
         let mut s = self.state.lock();
         let map = self.mapping(&mut s)?;
         let at = RECORD_HEADER_LEN + FIXED;
-        for (&id, &offset) in &s.live {
-            let o = offset as usize;
-            let index = map.bytes().get(o + RECORD_HEADER_LEN + 8..o + RECORD_HEADER_LEN + 16);
-            let index = index.map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-            if let Some(v) = map.f32s(o + at, self.dim) {
-                f(id, index, v);
+        let bytes = map.bytes();
+        let u64_at = |o: usize| bytes.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8")));
+        let u32_at = |o: usize| bytes.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4")));
+        for (&id, &l) in &s.live {
+            let o = loc_offset(l) as usize;
+            let index = u64_at(o + RECORD_HEADER_LEN + 8).unwrap_or(0);
+            let flags = u32_at(o + RECORD_HEADER_LEN + 16).unwrap_or(0);
+            let p = o + at + 4 * self.dim;
+            if let (Some(v), Some(payload)) =
+                (map.f32s(o + at, self.dim), bytes.get(p..p + payload_len(flags)))
+            {
+                f(id, index, v, payload);
             }
         }
         Ok(())
@@ -572,7 +662,8 @@ impl VectorStore {
     pub fn needs_compaction(&self, factor: f64, min_bytes: u64) -> bool {
         let s = self.state.lock();
         let files = s.len + s.idx_len;
-        files >= min_bytes && files as f64 > factor * self.live_bytes_of(s.live.len()) as f64
+        files >= min_bytes
+            && files as f64 > factor * self.live_bytes_of(s.live.len(), s.live_payload) as f64
     }
 
     /// Rewrites the live records into the next generation and switches to it (see the module
@@ -586,7 +677,7 @@ impl VectorStore {
                 return Err(io::Error::other(why.clone()));
             }
             let map = self.mapping(&mut s)?;
-            let offsets: Vec<u64> = s.live.values().copied().collect();
+            let offsets: Vec<u64> = s.live.values().map(|&l| loc_offset(l)).collect();
             (Mark { generation: s.generation, len: s.len }, map, offsets)
         };
         offsets.sort_unstable();
@@ -658,6 +749,7 @@ impl VectorStore {
         s.idx = idx;
         s.len = copier.at;
         s.idx_len = copier.idx_at;
+        s.live_payload = payload_bytes(&live);
         s.live = live;
         s.map = new_map;
         s.synced = Arc::new(Synced {
@@ -782,10 +874,10 @@ fn recover(
         else {
             break;
         };
-        let len = match flags {
-            LIVE | TOMBSTONE => record_len(dim, flags),
-            _ => break,
-        };
+        if !valid_flags(flags) {
+            break;
+        }
+        let len = record_len(dim, flags);
         // The entry must name the next record, whose header must agree with it.
         let head = bytes.get(at..at + RECORD_HEADER_LEN);
         let fits = at + len <= bytes.len();

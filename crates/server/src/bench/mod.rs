@@ -466,7 +466,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 (&ds.update_ids[at..at + m], &ds.updates[at * dim..(at + m) * dim]);
             match &durable {
                 Some(d) => {
-                    d.apply(&Op::Upsert { ids: ids.to_vec(), vectors: vectors.to_vec() })?;
+                    d.apply(&Op::upsert(ids.to_vec(), vectors.to_vec()))?;
                     if args.checkpoint_every > 0 && (b + 1) % args.checkpoint_every == 0 {
                         d.checkpoint()?;
                     }

@@ -1,19 +1,27 @@
 //! A sharded collection: S independent SPFresh shards, ids routed by mask (S a power of two)
-//! or modulo, searches fanned out in parallel and merged exactly.
+//! or modulo, searches fanned out in parallel and merged exactly. Each shard's payloads and
+//! field indexes live beside its index (`payloads.rs`), keyed by the index's slots.
 
 use crate::distance::{check_components, Metric, VectorFault, MAX_SQUARED_NORM};
 use crate::error::{Error, Result};
 use crate::index::{
     Calibration, Index, IndexParams, IndexStats, SearchParams, DEFAULT_TARGET_RECALL,
 };
+use crate::payload::{Payload, ShardPayloads};
 use crate::topk::{merge_sorted, Scored};
+use parking_lot::RwLock;
 use rayon::prelude::*;
+
+mod payloads;
+pub use payloads::{validate_key_path, FieldIndexInfo, SearchReport, Strategy};
 
 #[derive(Debug)]
 pub struct Collection {
     metric: Metric,
     dim: usize,
     shards: Vec<Index>,
+    /// Each shard's payloads, by the shard's slots.
+    payloads: Vec<RwLock<ShardPayloads>>,
 }
 
 /// A collection's recall calibration (see [`Collection::calibration`]).
@@ -62,7 +70,7 @@ impl Collection {
                 Index::new(p)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Collection { metric: params.metric, dim: params.dim, shards })
+        Ok(Collection::from_shards(params.metric, params.dim, shards))
     }
 
     pub fn dim(&self) -> usize {
@@ -163,6 +171,12 @@ impl Collection {
         for (i, (shard, (ids, vectors))) in self.shards.iter().zip(parts).enumerate() {
             observe(i, &ids, &vectors);
             shard.bulk_load(&ids, vectors)?;
+            let mut payloads = self.payloads[i].write();
+            for &id in &ids {
+                if let Some(slot) = shard.slot_of(id) {
+                    payloads.set(slot, id, &Payload::new());
+                }
+            }
         }
         Ok(())
     }
@@ -171,7 +185,7 @@ impl Collection {
     pub fn upsert(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
         let prepared = self.validate_upsert(ids, vectors)?;
         self.admit()?;
-        self.upsert_valid(ids, &prepared)
+        self.upsert_valid(ids, &prepared, &[])
     }
 
     /// Checks a batch without changing anything; returns the rows prepared for the metric.
@@ -186,23 +200,42 @@ impl Collection {
         self.shards.iter().try_for_each(Index::admit)
     }
 
-    /// Applies a batch [`Collection::validate_upsert`] prepared, after [`Collection::admit`].
-    pub fn upsert_valid(&self, ids: &[u64], owned: &[f32]) -> Result<()> {
+    /// Applies a batch [`Collection::validate_upsert`] prepared, after [`Collection::admit`],
+    /// with a payload per row (`payloads` empty: every point's payload becomes empty).
+    pub fn upsert_valid(&self, ids: &[u64], owned: &[f32], payloads: &[Payload]) -> Result<()> {
         let mut seen = rustc_hash::FxHashSet::default();
         let keep: Vec<usize> = (0..ids.len()).rev().filter(|&i| seen.insert(ids[i])).collect();
         let dim = self.dim;
+        let empty = Payload::new();
         if self.shards.len() == 1 && keep.len() == ids.len() {
-            return self.shards[0].upsert_admitted(ids, owned);
+            let shard = &self.shards[0];
+            shard.upsert_admitted(ids, owned)?;
+            let mut store = self.payloads[0].write();
+            for (row, &id) in ids.iter().enumerate() {
+                if let Some(slot) = shard.slot_of(id) {
+                    store.set(slot, id, payloads.get(row).unwrap_or(&empty));
+                }
+            }
+            return Ok(());
         }
-        let mut parts: Vec<(Vec<u64>, Vec<f32>)> = vec![Default::default(); self.shards.len()];
+        let mut parts: Vec<(Vec<u64>, Vec<f32>, Vec<usize>)> =
+            vec![Default::default(); self.shards.len()];
         for &i in keep.iter().rev() {
             let part = &mut parts[self.shard_of(ids[i])];
             part.0.push(ids[i]);
             part.1.extend_from_slice(&owned[i * dim..(i + 1) * dim]);
+            part.2.push(i);
         }
-        for (shard, (ids, vectors)) in self.shards.iter().zip(&parts) {
-            if !ids.is_empty() {
-                shard.upsert_admitted(ids, vectors)?;
+        for (s, (shard, (ids, vectors, rows))) in self.shards.iter().zip(&parts).enumerate() {
+            if ids.is_empty() {
+                continue;
+            }
+            shard.upsert_admitted(ids, vectors)?;
+            let mut store = self.payloads[s].write();
+            for (&id, &row) in ids.iter().zip(rows) {
+                if let Some(slot) = shard.slot_of(id) {
+                    store.set(slot, id, payloads.get(row).unwrap_or(&empty));
+                }
             }
         }
         Ok(())
@@ -215,7 +248,8 @@ impl Collection {
 
     /// A collection over restored shards.
     pub fn from_shards(metric: Metric, dim: usize, shards: Vec<Index>) -> Collection {
-        Collection { metric, dim, shards }
+        let payloads = shards.iter().map(|_| RwLock::new(ShardPayloads::new())).collect();
+        Collection { metric, dim, shards, payloads }
     }
 
     /// The current vector of `id` (unit length under cosine), if it is live.
@@ -223,9 +257,18 @@ impl Collection {
         self.shards[self.shard_of(id)].get(id)
     }
 
-    /// Deletes ids; returns how many were live.
+    /// Deletes ids (and their payloads); returns how many were live.
     pub fn delete(&self, ids: &[u64]) -> usize {
-        ids.iter().map(|id| self.shards[self.shard_of(*id)].delete(&[*id])).sum()
+        ids.iter()
+            .map(|&id| {
+                let s = self.shard_of(id);
+                let live = self.shards[s].delete(&[id]);
+                if let Some(slot) = self.shards[s].slot_of(id) {
+                    self.payloads[s].write().remove(slot);
+                }
+                live
+            })
+            .sum()
     }
 
     fn prepare_query(&self, q: &[f32], params: &SearchParams) -> Result<Vec<f32>> {
