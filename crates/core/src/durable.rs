@@ -35,15 +35,15 @@
 //! `DIR/checkpoints/ckpt-{index:020}/{manifest,shard-NNN}` (see `docs/file-formats.md`).
 
 use crate::collection::{validate_key_path, Collection};
-use crate::payload::{self, FieldKind, Filter, Payload};
-use serde::{Deserialize, Serialize};
 use crate::distance::Metric;
 use crate::index::{Encoding, Index, IndexParams, ShardCut};
+use crate::payload::{self, FieldKind, Filter, Payload};
 use crate::storage::frame::{self, Reader};
 use crate::storage::fs::{write_atomic, FileLock, Fs};
 use crate::storage::journal::{Journal, JournalError, JournalOptions};
 use crate::storage::vectors::{Compaction, Mark, OpenAt, StoreCut, VectorStore, VectorStoreError};
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -55,17 +55,37 @@ use std::sync::Arc;
 pub enum Op {
     /// Points replace the ids' points: rows of `vectors`, and a payload per row (`payloads`
     /// empty: every payload is empty).
-    Upsert { ids: Vec<u64>, vectors: Vec<f32>, payloads: Vec<Payload> },
-    Delete { ids: Vec<u64> },
+    Upsert {
+        ids: Vec<u64>,
+        vectors: Vec<f32>,
+        payloads: Vec<Payload>,
+    },
+    Delete {
+        ids: Vec<u64>,
+    },
     /// Deletes the points matching the filter when the write applies.
-    DeleteMatching { filter: Filter },
+    DeleteMatching {
+        filter: Filter,
+    },
     /// Merges `payload` into each target point's payload (its keys replace theirs), or
     /// replaces the payload whole when `overwrite`.
-    SetPayload { target: Target, payload: Payload, overwrite: bool },
+    SetPayload {
+        target: Target,
+        payload: Payload,
+        overwrite: bool,
+    },
     /// Removes keys (top-level or dotted paths) from each target point's payload.
-    DeletePayloadKeys { target: Target, keys: Vec<String> },
-    CreateFieldIndex { key: String, kind: FieldKind },
-    DropFieldIndex { key: String },
+    DeletePayloadKeys {
+        target: Target,
+        keys: Vec<String>,
+    },
+    CreateFieldIndex {
+        key: String,
+        kind: FieldKind,
+    },
+    DropFieldIndex {
+        key: String,
+    },
 }
 
 /// The points a payload write changes: ids (each must be live when it applies), or the
@@ -142,14 +162,14 @@ impl Op {
         if tag == PAYLOAD_OP {
             let logged: Logged = postcard::from_bytes(&bytes[1..]).ok()?;
             return Some(match logged {
-                Logged::Upsert { ids, vectors, payloads } => {
-                    Op::Upsert { ids, vectors, payloads }
-                }
+                Logged::Upsert { ids, vectors, payloads } => Op::Upsert { ids, vectors, payloads },
                 Logged::DeleteMatching { filter } => Op::DeleteMatching { filter },
                 Logged::SetPayload { target, payload, overwrite } => {
                     Op::SetPayload { target, payload, overwrite }
                 }
-                Logged::DeletePayloadKeys { target, keys } => Op::DeletePayloadKeys { target, keys },
+                Logged::DeletePayloadKeys { target, keys } => {
+                    Op::DeletePayloadKeys { target, keys }
+                }
                 Logged::CreateFieldIndex { key, kind } => Op::CreateFieldIndex { key, kind },
                 Logged::DropFieldIndex { key } => Op::DropFieldIndex { key },
             });
@@ -220,13 +240,28 @@ fn check_ids(ids: &[u64]) -> crate::Result<()> {
 #[derive(Debug)]
 enum Prepared {
     /// Rows as the metric prepared them, and the payload of each row.
-    Upsert { ids: Vec<u64>, rows: Vec<f32>, payloads: Vec<Payload> },
-    Delete { ids: Vec<u64> },
+    Upsert {
+        ids: Vec<u64>,
+        rows: Vec<f32>,
+        payloads: Vec<Payload>,
+    },
+    Delete {
+        ids: Vec<u64>,
+    },
     /// Payload-only changes: each point's new payload and its current vector (the record the
     /// vector files get).
-    Payloads { ids: Vec<u64>, rows: Vec<f32>, payloads: Vec<Payload> },
-    CreateFieldIndex { key: String, kind: FieldKind },
-    DropFieldIndex { key: String },
+    Payloads {
+        ids: Vec<u64>,
+        rows: Vec<f32>,
+        payloads: Vec<Payload>,
+    },
+    CreateFieldIndex {
+        key: String,
+        kind: FieldKind,
+    },
+    DropFieldIndex {
+        key: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -798,7 +833,8 @@ impl DurableCollection {
     fn apply_state(&self, index: u64, p: &Prepared) -> Result<()> {
         let dim = self.params.dim;
         match p {
-            Prepared::Upsert { ids, rows, payloads } | Prepared::Payloads { ids, rows, payloads } => {
+            Prepared::Upsert { ids, rows, payloads }
+            | Prepared::Payloads { ids, rows, payloads } => {
                 match p {
                     Prepared::Upsert { .. } => self.coll.upsert_valid(ids, rows, payloads)?,
                     _ => self.coll.set_payloads(ids, payloads),
@@ -839,9 +875,8 @@ impl DurableCollection {
     /// payloads, or tombstones.
     fn append_vectors(&self, index: u64, p: &Prepared) -> Result<()> {
         let (ids, rows, payloads) = match p {
-            Prepared::Upsert { ids, rows, payloads } | Prepared::Payloads { ids, rows, payloads } => {
-                (ids, Some(&rows[..]), &payloads[..])
-            }
+            Prepared::Upsert { ids, rows, payloads }
+            | Prepared::Payloads { ids, rows, payloads } => (ids, Some(&rows[..]), &payloads[..]),
             Prepared::Delete { ids } => (ids, None, &[][..]),
             Prepared::CreateFieldIndex { .. } | Prepared::DropFieldIndex { .. } => return Ok(()),
         };
@@ -1200,8 +1235,13 @@ struct Manifest {
     fields: Vec<(String, FieldKind)>,
 }
 
-const FIELD_KINDS: [FieldKind; 5] =
-    [FieldKind::Keyword, FieldKind::Integer, FieldKind::Float, FieldKind::Bool, FieldKind::Datetime];
+const FIELD_KINDS: [FieldKind; 5] = [
+    FieldKind::Keyword,
+    FieldKind::Integer,
+    FieldKind::Float,
+    FieldKind::Bool,
+    FieldKind::Datetime,
+];
 
 fn kind_code(kind: FieldKind) -> u8 {
     FIELD_KINDS.iter().position(|k| *k == kind).expect("every kind has a code") as u8
@@ -1368,7 +1408,10 @@ impl Digest {
                         bad.get_or_insert(format!("shard {i}: {e}"));
                     }
                 })
-                .map_err(|source| DurableError::Io { path: format!("vectors of shard {i}"), source })?;
+                .map_err(|source| DurableError::Io {
+                    path: format!("vectors of shard {i}"),
+                    source,
+                })?;
         }
         match bad {
             Some(e) => Err(DurableError::Corrupt(e)),

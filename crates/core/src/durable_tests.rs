@@ -37,7 +37,10 @@ fn workload(seed: u64, n: usize, id_space: u64) -> Vec<Step> {
             }
             // Now and then a batch large enough to apply while its fsync runs.
             if i == 3 {
-                return Step::Write(Op::CreateFieldIndex { key: "tag".into(), kind: FieldKind::Keyword });
+                return Step::Write(Op::CreateFieldIndex {
+                    key: "tag".into(),
+                    kind: FieldKind::Keyword,
+                });
             }
             let k = if i % 37 == 36 { 70 } else { 1 + rng.below(4) };
             let ids: Vec<u64> = (0..k).map(|_| rng.below(id_space as usize) as u64).collect();
@@ -349,9 +352,7 @@ fn a_refused_checkpoint_is_removed_and_its_generation_never_confused() {
             let id = rng.below(50) as u64;
             let op = match rng.below(6) {
                 0 => Op::Delete { ids: vec![id] },
-                _ => {
-                    Op::upsert(vec![id], (0..DIM).map(|_| rng.normal()).collect())
-                }
+                _ => Op::upsert(vec![id], (0..DIM).map(|_| rng.normal()).collect()),
             };
             dc.apply(&op).unwrap();
             apply_model(model, &op);

@@ -7,10 +7,10 @@
 
 use super::*;
 use crate::command::CollectionSpec;
-use freshvec_core::rng::Rng;
-use freshvec_core::storage::fs::MemFs;
 use freshvec_core::durable::Target;
 use freshvec_core::payload::{self, Condition, FieldKind, Filter, MatchValue, Payload, Value};
+use freshvec_core::rng::Rng;
+use freshvec_core::storage::fs::MemFs;
 use freshvec_core::{IndexParams, Metric};
 use openraft::{CommittedLeaderId, LogId as RaftLogId};
 
@@ -101,7 +101,10 @@ fn writes(rng: &mut Rng, collection: &str, n: usize) -> Vec<Command> {
                 2 => {
                     let value = MatchValue::Keyword(tag(rng));
                     let c = Condition::Match { key: "tag".into(), value };
-                    Command::DeleteMatching { collection, filter: Filter { must: vec![c], ..Filter::default() } }
+                    Command::DeleteMatching {
+                        collection,
+                        filter: Filter { must: vec![c], ..Filter::default() },
+                    }
                 }
                 3 => {
                     let value = MatchValue::Keyword(tag(rng));
@@ -115,7 +118,11 @@ fn writes(rng: &mut Rng, collection: &str, n: usize) -> Vec<Command> {
                         overwrite: false,
                     }
                 }
-                4 => Command::CreateFieldIndex { collection, key: "tag".into(), kind: FieldKind::Keyword },
+                4 => Command::CreateFieldIndex {
+                    collection,
+                    key: "tag".into(),
+                    kind: FieldKind::Keyword,
+                },
                 5 => {
                     let vectors = (0..ids.len() * DIM).map(|_| rng.normal()).collect();
                     let payloads = ids

@@ -90,6 +90,9 @@ pub struct UpsertArgs {
     /// Upsert only the first this many rows of the file.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// A JSON-lines file of payloads, line i (a JSON object) for row i of the fvecs.
+    #[arg(long)]
+    pub payloads: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -109,6 +112,64 @@ pub struct SearchArgs {
     pub target_recall: f32,
     #[arg(long)]
     pub exact: bool,
+    /// Only points matching this filter (JSON in Qdrant's shape; see `freshvec_server::json`),
+    /// e.g. '{"must": [{"key": "tag", "match": {"value": "a"}}]}'.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Print each hit's payload.
+    #[arg(long)]
+    pub with_payload: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ScrollArgs {
+    #[arg(long)]
+    pub collection: String,
+    /// Only points matching this filter (as for search).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// The id to start at.
+    #[arg(long)]
+    pub offset: Option<u64>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Print each point's payload.
+    #[arg(long)]
+    pub with_payload: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CountArgs {
+    #[arg(long)]
+    pub collection: String,
+    /// Only points matching this filter (as for search).
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+/// The `--filter` of a command, parsed.
+fn parse_filter(f: &Option<String>) -> Result<Option<Filter>, Failure> {
+    let Some(text) = f else { return Ok(None) };
+    let bad = |e: String| Failure { code: 2, message: format!("--filter: {e}") };
+    let j: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    crate::json::filter(&j).map(Some).map_err(bad)
+}
+
+/// Reads a JSON-lines payload file: one object per line.
+fn read_payloads(path: &std::path::Path) -> Result<Vec<Struct>, Failure> {
+    let bad =
+        |e: String| Failure { code: 2, message: format!("--payloads {}: {e}", path.display()) };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let j: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+            let fields =
+                crate::json::payload(&j).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+            Ok(Struct { fields })
+        })
+        .collect()
 }
 
 /// A failure with the exit code it maps to.
@@ -252,6 +313,23 @@ pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
     if let Some(limit) = a.limit {
         data.truncate(limit * dim);
     }
+    let payloads = match &a.payloads {
+        Some(path) => {
+            let p = read_payloads(path)?;
+            if p.len() < data.len() / dim.max(1) {
+                return Err(Failure {
+                    code: 2,
+                    message: format!(
+                        "--payloads: {} lines for {} rows",
+                        p.len(),
+                        data.len() / dim.max(1)
+                    ),
+                });
+            }
+            Some(std::sync::Arc::new(p))
+        }
+        None => None,
+    };
     let client = PointsClient::new(channel(&conn).await?)
         .max_encoding_message_size(64 << 20)
         .max_decoding_message_size(64 << 20);
@@ -272,6 +350,7 @@ pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
     for _ in 0..a.concurrency.max(1) {
         let (mut p, data, next, bar, conn) =
             (client.clone(), data.clone(), next.clone(), bar.clone(), conn.clone());
+        let payloads = payloads.clone();
         let (collection, first_id) = (a.collection.clone(), a.first_id);
         workers.spawn(async move {
             let mut last = 0;
@@ -287,6 +366,10 @@ pub async fn upsert(conn: Conn, a: UpsertArgs) -> Result<(), Failure> {
                     .map(|(i, v)| Point {
                         id: first_id + (b * batch + i) as u64,
                         vector: v.to_vec(),
+                        payload: payloads
+                            .as_ref()
+                            .map(|p| p[b * batch + i].fields.clone())
+                            .unwrap_or_default(),
                         ..Default::default()
                     })
                     .collect::<Vec<_>>();
@@ -325,13 +408,64 @@ pub async fn search(conn: Conn, a: SearchArgs) -> Result<(), Failure> {
         collection: a.collection,
         vector: a.vector,
         params: Some(params),
+        filter: parse_filter(&a.filter)?,
+        with_payload: a.with_payload.then(|| WithPayload { enable: true, ..Default::default() }),
         ..Default::default()
     };
     let r = p.search(request(&conn, msg)?).await?.into_inner();
     out!("{:>6}  {:>20}  {:>14}", "rank", "id", "distance");
     for (i, h) in r.hits.iter().enumerate() {
-        out!("{:>6}  {:>20}  {:>14.6}", i + 1, h.id, h.distance);
+        let payload = match a.with_payload {
+            true => format!("  {}", crate::json::payload_json(&h.payload)),
+            false => String::new(),
+        };
+        out!("{:>6}  {:>20}  {:>14.6}{payload}", i + 1, h.id, h.distance);
     }
+    if let Some(plan) = r.plan {
+        let strategy = FilterStrategy::try_from(plan.strategy).map_or("?", |s| s.as_str_name());
+        out!(
+            "filter: {} matched, {strategy}, {} postings and {} members scanned",
+            plan.matched,
+            plan.postings,
+            plan.scanned
+        );
+    }
+    Ok(())
+}
+
+/// Prints one page of points in id order, and where the next starts.
+pub async fn scroll(conn: Conn, a: ScrollArgs) -> Result<(), Failure> {
+    let mut p = PointsClient::new(channel(&conn).await?);
+    let msg = ScrollRequest {
+        collection: a.collection,
+        filter: parse_filter(&a.filter)?,
+        offset: a.offset,
+        limit: a.limit,
+        with_payload: a.with_payload.then(|| WithPayload { enable: true, ..Default::default() }),
+        ..Default::default()
+    };
+    let r = p.scroll(request(&conn, msg)?).await?.into_inner();
+    for pt in &r.points {
+        match a.with_payload {
+            true => out!("{}  {}", pt.id, crate::json::payload_json(&pt.payload)),
+            false => out!("{}", pt.id),
+        }
+    }
+    if let Some(next) = r.next_page_offset {
+        out!("next page: --offset {next}");
+    }
+    Ok(())
+}
+
+/// Prints the exact number of points (matching the filter).
+pub async fn count(conn: Conn, a: CountArgs) -> Result<(), Failure> {
+    let mut p = PointsClient::new(channel(&conn).await?);
+    let msg = CountRequest {
+        collection: a.collection,
+        filter: parse_filter(&a.filter)?,
+        ..Default::default()
+    };
+    out!("{}", p.count(request(&conn, msg)?).await?.into_inner().count);
     Ok(())
 }
 

@@ -2,10 +2,12 @@
 //! the crash-test writer. `main.rs` is the command line over these.
 
 pub mod admission;
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod crash_writer;
+pub mod json;
 pub mod metrics;
 pub mod rest;
 pub mod serve;

@@ -35,6 +35,20 @@ enum Command {
         #[command(flatten)]
         conn: cli::Conn,
     },
+    /// Page through a collection's points in id order (optionally filtered).
+    Scroll {
+        #[command(flatten)]
+        args: cli::ScrollArgs,
+        #[command(flatten)]
+        conn: cli::Conn,
+    },
+    /// Count a collection's points (optionally filtered), exactly.
+    Count {
+        #[command(flatten)]
+        args: cli::CountArgs,
+        #[command(flatten)]
+        conn: cli::Conn,
+    },
     /// Search a collection.
     Search {
         #[command(flatten)]
@@ -117,6 +131,8 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Collections { cmd, conn }) => exit(cli::run(cli::collections(conn, cmd))),
         Some(Command::Upsert { args, conn }) => exit(cli::run(cli::upsert(conn, args))),
         Some(Command::Search { args, conn }) => exit(cli::run(cli::search(conn, args))),
+        Some(Command::Scroll { args, conn }) => exit(cli::run(cli::scroll(conn, args))),
+        Some(Command::Count { args, conn }) => exit(cli::run(cli::count(conn, args))),
         Some(Command::Status { watch, conn }) => exit(cli::run(cli::status(conn, watch))),
         Some(Command::Health { service, conn }) => exit(cli::run(cli::health(conn, service))),
         Some(Command::Cluster { cmd, conn }) => exit(cli::run(cli::cluster(conn, cmd))),

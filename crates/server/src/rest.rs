@@ -13,13 +13,13 @@
 //! in one place ([`http_status`]) with `{"code": "INVALID_ARGUMENT", "message": "..."}`.
 
 use crate::admission::{Limits, Ticket};
+use crate::api::{Api, MAX_MESSAGE_BYTES};
 use crate::metrics::Metrics;
 use crate::proto::cluster_server::Cluster;
 use crate::proto::collections_server::Collections;
 use crate::proto::points_server::Points;
 use crate::proto::*;
-use crate::serve::Api;
-use crate::serve::{ApiKey, MAX_MESSAGE_BYTES};
+use crate::serve::ApiKey;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -234,43 +234,77 @@ async fn drop_collection(State(g): G, Path(name): Path<String>, h: HeaderMap, b:
     .await
 }
 
-async fn upsert(State(g): G, Path(name): Path<String>, h: HeaderMap, b: Body) -> Response {
-    let fill = |r: &mut UpsertRequest| from_path(&mut r.collection, name);
-    g.call("freshvec.v1.Points/Upsert", h, b, fill, |api, r| async move {
-        Points::upsert(&api, r).await
-    })
-    .await
+/// A route whose path names the collection (`{name}`) of a request with that field.
+macro_rules! collection_route {
+    ($name:ident, $req:ty, $field:ident, $rpc:literal, $call:path) => {
+        async fn $name(State(g): G, Path(name): Path<String>, h: HeaderMap, b: Body) -> Response {
+            let fill = |r: &mut $req| from_path(&mut r.$field, name);
+            g.call($rpc, h, b, fill, |api, r| async move { $call(&api, r).await }).await
+        }
+    };
 }
 
-async fn delete_points(State(g): G, Path(name): Path<String>, h: HeaderMap, b: Body) -> Response {
-    let fill = |r: &mut DeleteRequest| from_path(&mut r.collection, name);
-    g.call("freshvec.v1.Points/Delete", h, b, fill, |api, r| async move {
-        Points::delete(&api, r).await
-    })
-    .await
-}
-
-async fn get_points(State(g): G, Path(name): Path<String>, h: HeaderMap, b: Body) -> Response {
-    let fill = |r: &mut GetRequest| from_path(&mut r.collection, name);
-    g.call("freshvec.v1.Points/Get", h, b, fill, |api, r| async move { Points::get(&api, r).await })
-        .await
-}
-
-async fn search(State(g): G, Path(name): Path<String>, h: HeaderMap, b: Body) -> Response {
-    let fill = |r: &mut SearchRequest| from_path(&mut r.collection, name);
-    g.call("freshvec.v1.Points/Search", h, b, fill, |api, r| async move {
-        Points::search(&api, r).await
-    })
-    .await
-}
-
-async fn search_batch(State(g): G, Path(name): Path<String>, h: HeaderMap, b: Body) -> Response {
-    let fill = |r: &mut SearchBatchRequest| from_path(&mut r.collection, name);
-    g.call("freshvec.v1.Points/SearchBatch", h, b, fill, |api, r| async move {
-        Points::search_batch(&api, r).await
-    })
-    .await
-}
+collection_route!(upsert, UpsertRequest, collection, "freshvec.v1.Points/Upsert", Points::upsert);
+collection_route!(
+    delete_points,
+    DeleteRequest,
+    collection,
+    "freshvec.v1.Points/Delete",
+    Points::delete
+);
+collection_route!(get_points, GetRequest, collection, "freshvec.v1.Points/Get", Points::get);
+collection_route!(search, SearchRequest, collection, "freshvec.v1.Points/Search", Points::search);
+collection_route!(
+    search_batch,
+    SearchBatchRequest,
+    collection,
+    "freshvec.v1.Points/SearchBatch",
+    Points::search_batch
+);
+collection_route!(
+    set_payload,
+    SetPayloadRequest,
+    collection,
+    "freshvec.v1.Points/SetPayload",
+    Points::set_payload
+);
+collection_route!(
+    overwrite_payload,
+    SetPayloadRequest,
+    collection,
+    "freshvec.v1.Points/OverwritePayload",
+    Points::overwrite_payload
+);
+collection_route!(
+    delete_payload_keys,
+    DeletePayloadKeysRequest,
+    collection,
+    "freshvec.v1.Points/DeletePayloadKeys",
+    Points::delete_payload_keys
+);
+collection_route!(
+    clear_payload,
+    ClearPayloadRequest,
+    collection,
+    "freshvec.v1.Points/ClearPayload",
+    Points::clear_payload
+);
+collection_route!(scroll, ScrollRequest, collection, "freshvec.v1.Points/Scroll", Points::scroll);
+collection_route!(count, CountRequest, collection, "freshvec.v1.Points/Count", Points::count);
+collection_route!(
+    create_field_index,
+    CreateFieldIndexRequest,
+    collection,
+    "freshvec.v1.Collections/CreateFieldIndex",
+    Collections::create_field_index
+);
+collection_route!(
+    drop_field_index,
+    DropFieldIndexRequest,
+    collection,
+    "freshvec.v1.Collections/DropFieldIndex",
+    Collections::drop_field_index
+);
 
 async fn status(State(g): G, h: HeaderMap, b: Body) -> Response {
     g.call("freshvec.v1.Cluster/Status", h, b, |_: &mut StatusRequest| Ok(()), {
@@ -357,6 +391,13 @@ pub fn router(g: Arc<Gateway>) -> Router {
         .route("/v1/collections/{name}/points/get", post(get_points))
         .route("/v1/collections/{name}/search", post(search))
         .route("/v1/collections/{name}/search/batch", post(search_batch))
+        .route("/v1/collections/{name}/points/payload", post(set_payload).put(overwrite_payload))
+        .route("/v1/collections/{name}/points/payload/delete", post(delete_payload_keys))
+        .route("/v1/collections/{name}/points/payload/clear", post(clear_payload))
+        .route("/v1/collections/{name}/points/scroll", post(scroll))
+        .route("/v1/collections/{name}/points/count", post(count))
+        .route("/v1/collections/{name}/index", post(create_field_index))
+        .route("/v1/collections/{name}/index/delete", post(drop_field_index))
         .route("/v1/cluster/status", get(status))
         .route("/v1/cluster/snapshot", post(snapshot))
         .route("/v1/cluster/purge", post(purge))

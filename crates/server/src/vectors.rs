@@ -151,9 +151,9 @@ pub fn point(id: u64, v: Vec<f32>, as_bytes: bool) -> Point {
         for x in &v {
             b.extend_from_slice(&x.to_le_bytes());
         }
-        Point { id, vector: Vec::new(), vector_f32: b }
+        Point { id, vector: Vec::new(), vector_f32: b, ..Default::default() }
     } else {
-        Point { id, vector: v, vector_f32: Vec::new() }
+        Point { id, vector: v, vector_f32: Vec::new(), ..Default::default() }
     }
 }
 
@@ -171,10 +171,14 @@ pub fn hits(h: Vec<freshvec_core::Hit>, applied: u64, packed: bool) -> SearchRes
             applied_index: applied,
             ids_u64: ids,
             distances_f32: distances,
+            plan: None,
         };
     }
     SearchResponse {
-        hits: h.into_iter().map(|h| Hit { id: h.key, distance: h.dist }).collect(),
+        hits: h
+            .into_iter()
+            .map(|h| Hit { id: h.key, distance: h.dist, ..Default::default() })
+            .collect(),
         applied_index: applied,
         ..Default::default()
     }

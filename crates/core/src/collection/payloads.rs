@@ -190,8 +190,7 @@ impl Collection {
         let keys = self.payloads[0].read().indexes();
         keys.into_iter()
             .map(|(key, kind)| {
-                let mut info =
-                    FieldIndexInfo { key, kind, points: 0, values: 0, memory_bytes: 0 };
+                let mut info = FieldIndexInfo { key, kind, points: 0, values: 0, memory_bytes: 0 };
                 for p in &self.payloads {
                     if let Some(st) = p.read().index_stats(&info.key) {
                         info.points += st.points;

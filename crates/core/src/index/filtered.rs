@@ -62,7 +62,10 @@ impl Index {
             let plan = s.exact_plan_for(allow);
             let (hits, cost) = s.execute_allowed(&plan, q, params, Some(allow), true);
             let postings = plan.postings.len() as u64;
-            (hits, FilteredCost { strategy: FilteredStrategy::Exact, postings, scanned: cost.scanned })
+            (
+                hits,
+                FilteredCost { strategy: FilteredStrategy::Exact, postings, scanned: cost.scanned },
+            )
         };
         let live = s.versions.live().max(1) as u64;
         let postings = s.heads.len().max(1);

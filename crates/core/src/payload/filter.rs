@@ -34,20 +34,39 @@ pub struct MinShould {
 pub enum Condition {
     /// A value at `key` equals `value` (a string, an integer or a bool; integers match
     /// `Int` values only).
-    Match { key: String, value: MatchValue },
+    Match {
+        key: String,
+        value: MatchValue,
+    },
     /// A value at `key` equals one of `values`.
-    MatchAny { key: String, values: MatchValues },
+    MatchAny {
+        key: String,
+        values: MatchValues,
+    },
     /// `key` has a value of the list's type and one that is in none of `values`.
-    MatchExcept { key: String, values: MatchValues },
+    MatchExcept {
+        key: String,
+        values: MatchValues,
+    },
     /// A number (`Int` or `Double`) at `key` lies in the range.
-    Range { key: String, range: Range },
+    Range {
+        key: String,
+        range: Range,
+    },
     /// A datetime at `key` (an RFC 3339 string) lies in the range, bounds in microseconds
     /// since the Unix epoch.
-    DatetimeRange { key: String, range: Range },
+    DatetimeRange {
+        key: String,
+        range: Range,
+    },
     /// `key` is absent, null, or an empty list.
-    IsEmpty { key: String },
+    IsEmpty {
+        key: String,
+    },
     /// `key` is present and null.
-    IsNull { key: String },
+    IsNull {
+        key: String,
+    },
     /// The point's id is one of these.
     HasId(Vec<u64>),
     Filter(Filter),

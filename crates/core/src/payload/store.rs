@@ -110,7 +110,12 @@ impl ShardPayloads {
 
     /// Live points in id order from `from` (inclusive) that `filter` matches: up to `limit`
     /// `(id, slot)` pairs.
-    pub fn scroll(&self, filter: Option<&RoaringBitmap>, from: u64, limit: usize) -> Vec<(u64, u32)> {
+    pub fn scroll(
+        &self,
+        filter: Option<&RoaringBitmap>,
+        from: u64,
+        limit: usize,
+    ) -> Vec<(u64, u32)> {
         let _ = (filter, from, limit);
         todo!()
     }

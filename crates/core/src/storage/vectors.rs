@@ -596,8 +596,10 @@ impl VectorStore {
         let map = self.mapping(&mut s)?;
         let at = RECORD_HEADER_LEN + FIXED;
         let bytes = map.bytes();
-        let u64_at = |o: usize| bytes.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8")));
-        let u32_at = |o: usize| bytes.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4")));
+        let u64_at =
+            |o: usize| bytes.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8")));
+        let u32_at =
+            |o: usize| bytes.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4")));
         for (&id, &l) in &s.live {
             let o = loc_offset(l) as usize;
             let index = u64_at(o + RECORD_HEADER_LEN + 8).unwrap_or(0);

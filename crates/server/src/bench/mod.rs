@@ -3,6 +3,7 @@
 //! uses the field names of the shared peers benchmark so both can be compared in one table.
 
 mod dataset;
+mod filtered;
 mod remote;
 
 use anyhow::Context;
@@ -121,6 +122,10 @@ pub struct BenchArgs {
     /// With --server: concurrent search clients, one request at a time each.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Filtered search instead (see `bench/filtered.rs`): --data must also hold the
+    /// `attrs.jsonl` and `filters.json` of the shared `filtered.py make`.
+    #[arg(long, requires = "data", conflicts_with_all = ["server", "durable"])]
+    filtered: bool,
 }
 
 struct SearchRun {
@@ -397,6 +402,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return remote::run(&args, &ds, server);
     }
     let params = params_from(&args, dim)?;
+    if let (true, Some(dir)) = (args.filtered, &args.data) {
+        let out = filtered::run(&args, &ds, dir, params)?;
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&out)?)?;
+        }
+        return Ok(());
+    }
     if args.reopen {
         ds.base = Vec::new();
         return reopen(&args, &ds, params);
