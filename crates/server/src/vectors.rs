@@ -246,6 +246,7 @@ mod tests {
             points,
             ids,
             vectors_f32: bytes,
+            ..Default::default()
         };
         let p = |id, v: &[f32], b: bool| point(id, v.to_vec(), b);
         let rows = (vec![1, 2], vec![1.0, 2.0, 3.0, 4.0]);

@@ -55,7 +55,13 @@ async fn follower_behind_a_purged_log_installs_a_snapshot_and_a_wiped_one_catche
     let again = batch(&mut rng, 50, 100);
     upsert(&c.url(l), "c", &again, 20).await.expect("write acknowledged");
     let mut pts = PointsClient::new(channel(&c.url(l)).await.unwrap());
-    pts.delete(DeleteRequest { collection: "c".into(), ids: (200..260).collect() }).await.unwrap();
+    pts.delete(DeleteRequest {
+        collection: "c".into(),
+        ids: (200..260).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let mut cl = ClusterClient::new(channel(&c.url(l)).await.unwrap());
     let snap = cl.trigger_snapshot(TriggerSnapshotRequest {}).await.unwrap().into_inner();
     let purged = cl.purge_log(PurgeLogRequest { upto: 0 }).await.unwrap().into_inner().purged_index;

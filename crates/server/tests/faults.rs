@@ -179,7 +179,11 @@ fn start_load(c: &Cluster, seed: u64, epoch: Instant, values: Arc<AtomicU32>) ->
                             };
                             (Kind::Write(Some(v)), p.upsert(timed(req)).await.map(|_| ()))
                         } else {
-                            let req = DeleteRequest { collection: "f".into(), ids: vec![key] };
+                            let req = DeleteRequest {
+                                collection: "f".into(),
+                                ids: vec![key],
+                                ..Default::default()
+                            };
                             (Kind::Write(None), p.delete(timed(req)).await.map(|_| ()))
                         };
                         if let Err(s) = &r {

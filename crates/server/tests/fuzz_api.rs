@@ -374,7 +374,7 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
             if chance(rng, 5) {
                 ids.push(u64::MAX);
             }
-            Req::Delete(DeleteRequest { collection, ids })
+            Req::Delete(DeleteRequest { collection, ids, ..Default::default() })
         }
         51..=58 => {
             let (collection, _) = target(rng);

@@ -181,7 +181,11 @@ async fn serves_validates_shuts_down_cleanly_and_restarts_with_its_data() {
         .into_inner();
     assert_eq!(hits.hits[0].id, 42);
     let w = points
-        .delete(DeleteRequest { collection: "docs".into(), ids: vec![42, 43] })
+        .delete(DeleteRequest {
+            collection: "docs".into(),
+            ids: vec![42, 43],
+            ..Default::default()
+        })
         .await
         .unwrap();
     let delete_index = w.into_inner().index;
@@ -398,21 +402,33 @@ async fn bad_inputs_get_exact_codes_and_change_nothing() {
     case!("upsert: zero vector under cosine", ia, p.upsert(up("unit", vec![pt(1, vec![0.0; 3])])));
     case!("upsert: unknown collection", Code::NotFound, p.upsert(up("nope", vec![point(1)])));
     case!("upsert: bad collection name", ia, p.upsert(up("no pe", vec![point(1)])));
-    case!("delete: empty", ia, p.delete(DeleteRequest { collection: "docs".into(), ids: vec![] }));
+    case!(
+        "delete: empty",
+        ia,
+        p.delete(DeleteRequest { collection: "docs".into(), ids: vec![], ..Default::default() })
+    );
     case!(
         "delete: duplicate ids",
         ia,
-        p.delete(DeleteRequest { collection: "docs".into(), ids: vec![1, 2, 1] })
+        p.delete(DeleteRequest {
+            collection: "docs".into(),
+            ids: vec![1, 2, 1],
+            ..Default::default()
+        })
     );
     case!(
         "delete: over the batch limit",
         ia,
-        p.delete(DeleteRequest { collection: "docs".into(), ids: (0..10_001).collect() })
+        p.delete(DeleteRequest {
+            collection: "docs".into(),
+            ids: (0..10_001).collect(),
+            ..Default::default()
+        })
     );
     case!(
         "delete: unknown collection",
         Code::NotFound,
-        p.delete(DeleteRequest { collection: "nope".into(), ids: vec![1] })
+        p.delete(DeleteRequest { collection: "nope".into(), ids: vec![1], ..Default::default() })
     );
     case!(
         "get: empty",

@@ -473,3 +473,7 @@ mod tests {
         assert_eq!(c.len(), 3);
     }
 }
+
+#[cfg(test)]
+#[path = "payload_tests.rs"]
+mod payload_tests;
