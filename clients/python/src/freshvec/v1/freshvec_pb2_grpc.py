@@ -57,6 +57,16 @@ class CollectionsStub(object):
                 request_serializer=freshvec_dot_v1_dot_freshvec__pb2.DescribeCollectionRequest.SerializeToString,
                 response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.DescribeCollectionResponse.FromString,
                 _registered_method=True)
+        self.CreateFieldIndex = channel.unary_unary(
+                '/freshvec.v1.Collections/CreateFieldIndex',
+                request_serializer=freshvec_dot_v1_dot_freshvec__pb2.CreateFieldIndexRequest.SerializeToString,
+                response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.DropFieldIndex = channel.unary_unary(
+                '/freshvec.v1.Collections/DropFieldIndex',
+                request_serializer=freshvec_dot_v1_dot_freshvec__pb2.DropFieldIndexRequest.SerializeToString,
+                response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer(object):
@@ -93,6 +103,24 @@ class CollectionsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateFieldIndex(self, request, context):
+        """Indexes a payload key for filters (exact match counts; equality as bitmaps, ranges as
+        sorted columns), built over the current points and kept up to date by every write. A
+        key already indexed with the same type is left as it is; with another type,
+        INVALID_ARGUMENT (drop it first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropFieldIndex(self, request, context):
+        """Drops a key's index (a key without one changes nothing); filters on it still work,
+        evaluated from the payloads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +143,16 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.Describe,
                     request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.DescribeCollectionRequest.FromString,
                     response_serializer=freshvec_dot_v1_dot_freshvec__pb2.DescribeCollectionResponse.SerializeToString,
+            ),
+            'CreateFieldIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFieldIndex,
+                    request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.CreateFieldIndexRequest.FromString,
+                    response_serializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.SerializeToString,
+            ),
+            'DropFieldIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropFieldIndex,
+                    request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.DropFieldIndexRequest.FromString,
+                    response_serializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -238,6 +276,60 @@ class Collections(object):
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def CreateFieldIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshvec.v1.Collections/CreateFieldIndex',
+            freshvec_dot_v1_dot_freshvec__pb2.CreateFieldIndexRequest.SerializeToString,
+            freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropFieldIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshvec.v1.Collections/DropFieldIndex',
+            freshvec_dot_v1_dot_freshvec__pb2.DropFieldIndexRequest.SerializeToString,
+            freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class PointsStub(object):
     """---------------------------------------------------------------------------------------------
@@ -276,6 +368,36 @@ class PointsStub(object):
                 request_serializer=freshvec_dot_v1_dot_freshvec__pb2.SearchBatchRequest.SerializeToString,
                 response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.SearchBatchResponse.FromString,
                 _registered_method=True)
+        self.SetPayload = channel.unary_unary(
+                '/freshvec.v1.Points/SetPayload',
+                request_serializer=freshvec_dot_v1_dot_freshvec__pb2.SetPayloadRequest.SerializeToString,
+                response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.OverwritePayload = channel.unary_unary(
+                '/freshvec.v1.Points/OverwritePayload',
+                request_serializer=freshvec_dot_v1_dot_freshvec__pb2.SetPayloadRequest.SerializeToString,
+                response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.DeletePayloadKeys = channel.unary_unary(
+                '/freshvec.v1.Points/DeletePayloadKeys',
+                request_serializer=freshvec_dot_v1_dot_freshvec__pb2.DeletePayloadKeysRequest.SerializeToString,
+                response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.ClearPayload = channel.unary_unary(
+                '/freshvec.v1.Points/ClearPayload',
+                request_serializer=freshvec_dot_v1_dot_freshvec__pb2.ClearPayloadRequest.SerializeToString,
+                response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.Scroll = channel.unary_unary(
+                '/freshvec.v1.Points/Scroll',
+                request_serializer=freshvec_dot_v1_dot_freshvec__pb2.ScrollRequest.SerializeToString,
+                response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.ScrollResponse.FromString,
+                _registered_method=True)
+        self.Count = channel.unary_unary(
+                '/freshvec.v1.Points/Count',
+                request_serializer=freshvec_dot_v1_dot_freshvec__pb2.CountRequest.SerializeToString,
+                response_deserializer=freshvec_dot_v1_dot_freshvec__pb2.CountResponse.FromString,
+                _registered_method=True)
 
 
 class PointsServicer(object):
@@ -293,7 +415,7 @@ class PointsServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def Delete(self, request, context):
-        """Deletes ids (unknown ids are ignored).
+        """Deletes ids (unknown ids are ignored), or the points matching a filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -315,6 +437,50 @@ class PointsServicer(object):
 
     def SearchBatch(self, request, context):
         """Several queries with the same parameters; results in query order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPayload(self, request, context):
+        """Merges keys into the payloads of points given by ids (each must exist: NOT_FOUND
+        otherwise, and nothing changes) or by a filter (the points matching it when the write
+        applies): each key given replaces that key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OverwritePayload(self, request, context):
+        """Replaces the payloads of the points given, whole.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePayloadKeys(self, request, context):
+        """Removes keys (top-level, or dotted paths into nested objects) from the points given.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearPayload(self, request, context):
+        """Empties the payloads of the points given.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Scroll(self, request, context):
+        """Pages through points in id order, optionally only those matching a filter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Count(self, request, context):
+        """The exact number of points, optionally only those matching a filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -347,6 +513,36 @@ def add_PointsServicer_to_server(servicer, server):
                     servicer.SearchBatch,
                     request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.SearchBatchRequest.FromString,
                     response_serializer=freshvec_dot_v1_dot_freshvec__pb2.SearchBatchResponse.SerializeToString,
+            ),
+            'SetPayload': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPayload,
+                    request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.SetPayloadRequest.FromString,
+                    response_serializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.SerializeToString,
+            ),
+            'OverwritePayload': grpc.unary_unary_rpc_method_handler(
+                    servicer.OverwritePayload,
+                    request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.SetPayloadRequest.FromString,
+                    response_serializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.SerializeToString,
+            ),
+            'DeletePayloadKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePayloadKeys,
+                    request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.DeletePayloadKeysRequest.FromString,
+                    response_serializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.SerializeToString,
+            ),
+            'ClearPayload': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearPayload,
+                    request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.ClearPayloadRequest.FromString,
+                    response_serializer=freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.SerializeToString,
+            ),
+            'Scroll': grpc.unary_unary_rpc_method_handler(
+                    servicer.Scroll,
+                    request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.ScrollRequest.FromString,
+                    response_serializer=freshvec_dot_v1_dot_freshvec__pb2.ScrollResponse.SerializeToString,
+            ),
+            'Count': grpc.unary_unary_rpc_method_handler(
+                    servicer.Count,
+                    request_deserializer=freshvec_dot_v1_dot_freshvec__pb2.CountRequest.FromString,
+                    response_serializer=freshvec_dot_v1_dot_freshvec__pb2.CountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -487,6 +683,168 @@ class Points(object):
             '/freshvec.v1.Points/SearchBatch',
             freshvec_dot_v1_dot_freshvec__pb2.SearchBatchRequest.SerializeToString,
             freshvec_dot_v1_dot_freshvec__pb2.SearchBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPayload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshvec.v1.Points/SetPayload',
+            freshvec_dot_v1_dot_freshvec__pb2.SetPayloadRequest.SerializeToString,
+            freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OverwritePayload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshvec.v1.Points/OverwritePayload',
+            freshvec_dot_v1_dot_freshvec__pb2.SetPayloadRequest.SerializeToString,
+            freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePayloadKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshvec.v1.Points/DeletePayloadKeys',
+            freshvec_dot_v1_dot_freshvec__pb2.DeletePayloadKeysRequest.SerializeToString,
+            freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearPayload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshvec.v1.Points/ClearPayload',
+            freshvec_dot_v1_dot_freshvec__pb2.ClearPayloadRequest.SerializeToString,
+            freshvec_dot_v1_dot_freshvec__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshvec.v1.Points/Scroll',
+            freshvec_dot_v1_dot_freshvec__pb2.ScrollRequest.SerializeToString,
+            freshvec_dot_v1_dot_freshvec__pb2.ScrollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Count(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshvec.v1.Points/Count',
+            freshvec_dot_v1_dot_freshvec__pb2.CountRequest.SerializeToString,
+            freshvec_dot_v1_dot_freshvec__pb2.CountResponse.FromString,
             options,
             channel_credentials,
             insecure,
