@@ -73,7 +73,7 @@ impl Index {
             return exact();
         }
         let selectivity = (matched as f64 / live as f64).min(1.0);
-        let base = s.depth(params);
+        let base = s.depth(params).min(postings);
         let depth = ((base as f64 / selectivity.sqrt()).ceil() as usize).clamp(base, postings);
         // Estimated bytes of each plan: the widened scan reads codes of about `depth` average
         // postings; the exact one reads a whole row per match.
