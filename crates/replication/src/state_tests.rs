@@ -143,7 +143,7 @@ fn writes(rng: &mut Rng, collection: &str, n: usize) -> Vec<Command> {
 fn script(seed: u64) -> Vec<Step> {
     let mut rng = Rng::new(seed);
     let mut steps = vec![Step::Apply(Command::CreateCollection { name: "a".into(), spec: spec() })];
-    steps.extend(writes(&mut rng, "a", 8).into_iter().map(Step::Apply));
+    steps.extend(writes(&mut rng, "a", 12).into_iter().map(Step::Apply));
     steps.push(Step::Checkpoint);
     steps.push(Step::Apply(Command::CreateCollection { name: "b".into(), spec: spec() }));
     steps.extend(writes(&mut rng, "b", 5).into_iter().map(Step::Apply));
@@ -161,7 +161,9 @@ fn script(seed: u64) -> Vec<Step> {
     steps.push(Step::Compact);
     steps.extend(writes(&mut rng, "z", 3).into_iter().map(Step::Apply));
     steps.push(Step::Checkpoint);
-    steps.extend(writes(&mut rng, "z", 3).into_iter().map(Step::Apply));
+    steps.extend(writes(&mut rng, "z", 8).into_iter().map(Step::Apply));
+    steps.push(Step::Checkpoint);
+    steps.extend(writes(&mut rng, "z", 4).into_iter().map(Step::Apply));
     steps
 }
 
