@@ -894,7 +894,7 @@ impl DurableCollection {
             let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
             return self.vectors[0].append_with(index, ids, rows, &slices).map_err(err);
         }
-        let mut parts: Vec<(Vec<u64>, Vec<f32>, Vec<&[u8]>)> =
+        let mut parts: Vec<ShardRows> =
             (0..self.vectors.len()).map(|_| Default::default()).collect();
         for (i, &id) in ids.iter().enumerate() {
             let part = &mut parts[self.coll.shard_of(id)];
@@ -1174,6 +1174,9 @@ fn replicated_only(called: &str, instead: &str) -> DurableError {
         reason: format!("{called} does not apply to this collection's mode; use {instead}"),
     })
 }
+
+/// One shard's part of a write: ids, rows, payload bytes.
+type ShardRows<'a> = (Vec<u64>, Vec<f32>, Vec<&'a [u8]>);
 
 impl Prepared {
     /// Rows the write touches (for choosing whether its fsync overlaps its apply).

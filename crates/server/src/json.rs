@@ -164,11 +164,14 @@ fn field(m: &Map<String, Json>, key: String) -> Result<proto::FieldCondition> {
     Ok(fc)
 }
 
+/// A JSON list read as all strings, or all integers (whichever it is).
+type Either = (Option<Vec<String>>, Option<Vec<i64>>);
+
 fn match_value(key: &str, mt: &Json) -> Result<MatchValue> {
     let strings =
         |a: &[Json]| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>();
     let ints = |a: &[Json]| a.iter().map(Json::as_i64).collect::<Option<Vec<_>>>();
-    let list = |name: &str| -> Result<Option<(Option<Vec<String>>, Option<Vec<i64>>)>> {
+    let list = |name: &str| -> Result<Option<Either>> {
         match mt.get(name) {
             None => Ok(None),
             Some(Json::Array(a)) => Ok(Some((strings(a), ints(a)))),

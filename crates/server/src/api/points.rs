@@ -99,17 +99,25 @@ fn plan_of(r: &SearchReport) -> SearchPlan {
     }
 }
 
+/// What a search request asks of its results besides the hits: a filter, payloads and
+/// vectors, or packed hits.
+#[derive(Clone, Debug)]
+struct Shape {
+    filter: Option<Filter>,
+    fill: Fill,
+    packed: bool,
+}
+
 /// One search (filtered or not), with what its hits are to carry.
 fn search_one(
     coll: &Collection,
     q: &[f32],
     sp: &SearchParams,
-    filter: Option<&Filter>,
-    fill: &Fill,
+    shape: &Shape,
     applied: u64,
-    packed: bool,
     budget: &mut Budget,
 ) -> Result<SearchResponse, freshvec_core::Error> {
+    let (filter, fill, packed) = (shape.filter.as_ref(), &shape.fill, shape.packed);
     let (hits, plan) = match filter {
         Some(f) => {
             let (h, report) = coll.search_filtered(q, sp, f)?;
@@ -141,7 +149,7 @@ fn search_options(
     with_payload: Option<WithPayload>,
     with_vectors: bool,
     packed: bool,
-) -> Result<(Option<Filter>, Fill), Status> {
+) -> Result<Shape, Status> {
     let fill = Fill { payload: selector_from(with_payload)?, vectors: with_vectors };
     if packed && fill.any() {
         return Err(Status::invalid_argument(
@@ -149,7 +157,7 @@ fn search_options(
         ));
     }
     let filter = filter.map(|f| filter_from("filter", f)).transpose()?;
-    Ok((filter, fill))
+    Ok(Shape { filter, fill, packed })
 }
 
 fn search_error(field: &str, e: freshvec_core::Error) -> Status {
@@ -285,8 +293,7 @@ impl Points for Api {
         let r = req.into_inner();
         let p = r.params.unwrap_or_default();
         let sp = search_params(&p)?;
-        let (filter, fill) =
-            search_options(r.filter, r.with_payload, r.with_vectors, r.packed_hits)?;
+        let shape = search_options(r.filter, r.with_payload, r.with_vectors, r.packed_hits)?;
         let (replica, applied) =
             self.read_replica(&r.collection, p.consistency, p.min_applied_index, deadline).await?;
         let vector =
@@ -297,17 +304,8 @@ impl Points for Api {
         blocking(deadline, move || {
             let mut budget = Budget::new();
             let coll = replica.coll();
-            let resp = search_one(
-                coll,
-                &vector,
-                &sp,
-                filter.as_ref(),
-                &fill,
-                applied,
-                r.packed_hits,
-                &mut budget,
-            )
-            .map_err(|e| search_error("vector", e))?;
+            let resp = search_one(coll, &vector, &sp, &shape, applied, &mut budget)
+                .map_err(|e| search_error("vector", e))?;
             Ok(Response::new(resp))
         })
         .await
@@ -335,12 +333,10 @@ impl Points for Api {
                 r.queries.len() * sp.k
             )));
         }
-        let (filter, fill) =
-            search_options(r.filter, r.with_payload, r.with_vectors, r.packed_hits)?;
+        let shape = search_options(r.filter, r.with_payload, r.with_vectors, r.packed_hits)?;
         let (replica, applied) =
             self.read_replica(&r.collection, p.consistency, p.min_applied_index, deadline).await?;
         let dim = replica.coll().dim();
-        let packed = r.packed_hits;
         let queries = r
             .queries
             .into_iter()
@@ -363,9 +359,8 @@ impl Points for Api {
                 if Instant::now() >= deadline {
                     return Err(Status::deadline_exceeded("the request's deadline passed"));
                 }
-                let resp =
-                    search_one(coll, q, &sp, filter.as_ref(), &fill, applied, packed, &mut budget)
-                        .map_err(|e| search_error(&format!("queries[{i}].vector"), e))?;
+                let resp = search_one(coll, q, &sp, &shape, applied, &mut budget)
+                    .map_err(|e| search_error(&format!("queries[{i}].vector"), e))?;
                 results.push(resp);
             }
             Ok(Response::new(SearchBatchResponse { results }))
