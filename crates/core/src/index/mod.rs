@@ -1037,11 +1037,25 @@ impl Shared {
         let rows = store.view();
         let end = self.versions.slots() as u32;
         let mut scanned = 0u64;
-        for slot in slots.take_while(|&s| s < end).map(Slot) {
-            scanned += 1;
-            if rows.read(&view, slot, &mut row).is_some() {
-                top.push(pair(q, &row), slot);
+        // In blocks: one load per cache line of every row first, so the misses of a block
+        // overlap instead of queueing behind one another in the copies (a set of matches is
+        // scattered over the store).
+        let mut block = [Slot(0); 32];
+        let mut slots = slots.take_while(|&s| s < end).map(Slot).peekable();
+        while slots.peek().is_some() {
+            let mut n = 0;
+            for s in slots.by_ref().take(block.len()) {
+                block[n] = s;
+                n += 1;
             }
+            let touched = block[..n].iter().fold(0, |a, &s| a ^ rows.touch(s));
+            std::hint::black_box(touched);
+            for &slot in &block[..n] {
+                if rows.read(&view, slot, &mut row).is_some() {
+                    top.push(pair(q, &row), slot);
+                }
+            }
+            scanned += n as u64;
         }
         let bytes = scanned * (dim * 4) as u64;
         (top, ScanCost { scanned, bytes, reranked: 0 })
