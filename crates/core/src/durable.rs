@@ -239,22 +239,14 @@ fn check_ids(ids: &[u64]) -> crate::Result<()> {
 /// which points, everything validated, so applying it cannot fail.
 #[derive(Debug)]
 enum Prepared {
-    /// Rows as the metric prepared them, and the payload of each row.
-    Upsert {
-        ids: Vec<u64>,
-        rows: Vec<f32>,
-        payloads: Vec<Payload>,
-    },
+    /// New points: rows as the metric prepared them, with their payloads.
+    Upsert(Rows),
     Delete {
         ids: Vec<u64>,
     },
-    /// Payload-only changes: each point's new payload and its current vector (the record the
-    /// vector files get).
-    Payloads {
-        ids: Vec<u64>,
-        rows: Vec<f32>,
-        payloads: Vec<Payload>,
-    },
+    /// Payload-only changes: each point's new payload beside its current vector (the record
+    /// the vector files get).
+    Payloads(Rows),
     CreateFieldIndex {
         key: String,
         kind: FieldKind,
@@ -262,6 +254,30 @@ enum Prepared {
     DropFieldIndex {
         key: String,
     },
+}
+
+/// The points a write stores: ids, rows, payloads (none, or one per row), and each payload's
+/// stored bytes, encoded once for the digest and the vector files.
+#[derive(Debug)]
+struct Rows {
+    ids: Vec<u64>,
+    rows: Vec<f32>,
+    payloads: Vec<Payload>,
+    encoded: Vec<Vec<u8>>,
+}
+
+impl Rows {
+    fn new(ids: Vec<u64>, rows: Vec<f32>, payloads: Vec<Payload>) -> Rows {
+        let encoded = payloads
+            .iter()
+            .map(|p| {
+                let mut b = Vec::new();
+                encode_payload(p, &mut b);
+                b
+            })
+            .collect();
+        Rows { ids, rows, payloads, encoded }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -685,7 +701,7 @@ impl DurableCollection {
         let serial = self.apply.lock();
         self.vectors.iter().try_for_each(VectorStore::check).map_err(self.vectors_err())?;
         let prepared = self.prepare(op)?;
-        if matches!(prepared, Prepared::Upsert { .. }) {
+        if matches!(prepared, Prepared::Upsert(_)) {
             self.coll.admit()?;
         }
         let index = journal.write(&[&bytes])?;
@@ -751,11 +767,11 @@ impl DurableCollection {
         op.check()?;
         let coll = &self.coll;
         Ok(match op {
-            Op::Upsert { ids, vectors, payloads } => Prepared::Upsert {
-                ids: ids.clone(),
-                rows: coll.validate_upsert(ids, vectors)?,
-                payloads: payloads.clone(),
-            },
+            Op::Upsert { ids, vectors, payloads } => Prepared::Upsert(Rows::new(
+                ids.clone(),
+                coll.validate_upsert(ids, vectors)?,
+                payloads.clone(),
+            )),
             Op::Delete { ids } => Prepared::Delete { ids: ids.clone() },
             Op::DeleteMatching { filter } => Prepared::Delete { ids: coll.matching_ids(filter) },
             Op::SetPayload { target, payload, overwrite } => {
@@ -786,14 +802,7 @@ impl DurableCollection {
                 self.rewrite(ids, payloads)?
             }
             Op::CreateFieldIndex { key, kind } => {
-                if let Some(have) = coll.field_indexes().into_iter().find(|f| &f.key == key) {
-                    if have.kind != *kind {
-                        return Err(DurableError::Invalid(crate::Error::InvalidParameter {
-                            name: "key",
-                            reason: format!("{key:?} is indexed as {:?}; drop it first", have.kind),
-                        }));
-                    }
-                }
+                coll.check_field_index(key, *kind)?;
                 Prepared::CreateFieldIndex { key: key.clone(), kind: *kind }
             }
             Op::DropFieldIndex { key } => Prepared::DropFieldIndex { key: key.clone() },
@@ -807,7 +816,7 @@ impl DurableCollection {
                 let mut ids = ids.clone();
                 ids.sort_unstable();
                 ids.dedup();
-                if let Some(&id) = ids.iter().find(|&&id| self.coll.payload(id).is_none()) {
+                if let Some(&id) = ids.iter().find(|&&id| !self.coll.contains(id)) {
                     return Err(DurableError::Invalid(crate::Error::PointNotFound { id }));
                 }
                 Ok(ids)
@@ -826,27 +835,22 @@ impl DurableCollection {
             let v = self.coll.get(id).ok_or(crate::Error::PointNotFound { id })?;
             rows.extend_from_slice(&v);
         }
-        Ok(Prepared::Payloads { ids, rows, payloads })
+        Ok(Prepared::Payloads(Rows::new(ids, rows, payloads)))
     }
 
     /// Applies a prepared write to the collection and the digest (not the vector files).
     fn apply_state(&self, index: u64, p: &Prepared) -> Result<()> {
         let dim = self.params.dim;
         match p {
-            Prepared::Upsert { ids, rows, payloads }
-            | Prepared::Payloads { ids, rows, payloads } => {
+            Prepared::Upsert(r) | Prepared::Payloads(r) => {
                 match p {
-                    Prepared::Upsert { .. } => self.coll.upsert_valid(ids, rows, payloads)?,
-                    _ => self.coll.set_payloads(ids, payloads),
+                    Prepared::Upsert(_) => self.coll.upsert_valid(&r.ids, &r.rows, &r.payloads)?,
+                    _ => self.coll.set_payloads(&r.ids, &r.payloads),
                 }
                 let mut digest = self.digest.lock();
-                let mut bytes = Vec::new();
-                for (i, (id, row)) in ids.iter().zip(rows.chunks_exact(dim)).enumerate() {
-                    bytes.clear();
-                    if let Some(p) = payloads.get(i) {
-                        encode_payload(p, &mut bytes);
-                    }
-                    digest.set(*id, record_hash(*id, index, row, &bytes));
+                for (i, (id, row)) in r.ids.iter().zip(r.rows.chunks_exact(dim)).enumerate() {
+                    let bytes = r.encoded.get(i).map_or(&[][..], Vec::as_slice);
+                    digest.set(*id, record_hash(*id, index, row, bytes));
                 }
             }
             Prepared::Delete { ids } => {
@@ -874,21 +878,14 @@ impl DurableCollection {
     /// Appends an applied write to its shards' vector files: prepared rows with their
     /// payloads, or tombstones.
     fn append_vectors(&self, index: u64, p: &Prepared) -> Result<()> {
-        let (ids, rows, payloads) = match p {
-            Prepared::Upsert { ids, rows, payloads }
-            | Prepared::Payloads { ids, rows, payloads } => (ids, Some(&rows[..]), &payloads[..]),
+        let (ids, rows, encoded) = match p {
+            Prepared::Upsert(r) | Prepared::Payloads(r) => {
+                (&r.ids, Some(&r.rows[..]), &r.encoded[..])
+            }
             Prepared::Delete { ids } => (ids, None, &[][..]),
             Prepared::CreateFieldIndex { .. } | Prepared::DropFieldIndex { .. } => return Ok(()),
         };
         let dim = self.params.dim;
-        let encoded: Vec<Vec<u8>> = payloads
-            .iter()
-            .map(|p| {
-                let mut b = Vec::new();
-                encode_payload(p, &mut b);
-                b
-            })
-            .collect();
         let err = self.vectors_err();
         if self.vectors.len() == 1 {
             let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
@@ -960,13 +957,8 @@ impl DurableCollection {
                 }
             })?;
             appended.map_err(self.vectors_err())?;
-            let mut digest = Digest::default();
-            for store in &self.vectors {
-                store
-                    .for_each_live(|id, index, v, p| digest.set(id, record_hash(id, index, v, p)))
-                    .map_err(self.vectors_err())?;
-            }
-            *self.digest.lock() = digest;
+            // The bulk load gave every point its (empty) payload already.
+            *self.digest.lock() = Digest::of(&self.vectors, |_, _| Ok(()))?;
         }
         self.checkpoint()
     }
@@ -1182,9 +1174,8 @@ impl Prepared {
     /// Rows the write touches (for choosing whether its fsync overlaps its apply).
     fn rows(&self) -> usize {
         match self {
-            Prepared::Upsert { ids, .. }
-            | Prepared::Payloads { ids, .. }
-            | Prepared::Delete { ids } => ids.len(),
+            Prepared::Upsert(r) | Prepared::Payloads(r) => r.ids.len(),
+            Prepared::Delete { ids } => ids.len(),
             Prepared::CreateFieldIndex { .. } | Prepared::DropFieldIndex { .. } => 0,
         }
     }
@@ -1401,13 +1392,22 @@ impl Digest {
     /// The digest of every live record in `stores`, restoring each record's payload into
     /// `coll` on the way (a collection just restored from a checkpoint, or empty).
     fn restore(coll: &Collection, stores: &[VectorStore]) -> Result<Digest> {
+        Digest::of(stores, |id, payload| coll.restore_payload(id, payload))
+    }
+
+    /// The digest of every live record in `stores`, showing each record's `(id, payload)` to
+    /// `each` (whose first error refuses the records as corrupt).
+    fn of(
+        stores: &[VectorStore],
+        mut each: impl FnMut(u64, &[u8]) -> std::result::Result<(), String>,
+    ) -> Result<Digest> {
         let mut d = Digest::default();
         let mut bad = None;
         for (i, store) in stores.iter().enumerate() {
             store
                 .for_each_live(|id, index, v, payload| {
                     d.set(id, record_hash(id, index, v, payload));
-                    if let Err(e) = coll.restore_payload(id, payload) {
+                    if let Err(e) = each(id, payload) {
                         bad.get_or_insert(format!("shard {i}: {e}"));
                     }
                 })

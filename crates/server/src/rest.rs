@@ -218,22 +218,6 @@ async fn list(State(g): G, h: HeaderMap, b: Body) -> Response {
     .await
 }
 
-async fn describe(State(g): G, Path(name): Path<String>, h: HeaderMap, b: Body) -> Response {
-    let fill = |r: &mut DescribeCollectionRequest| from_path(&mut r.name, name);
-    g.call("freshvec.v1.Collections/Describe", h, b, fill, |api, r| async move {
-        Collections::describe(&api, r).await
-    })
-    .await
-}
-
-async fn drop_collection(State(g): G, Path(name): Path<String>, h: HeaderMap, b: Body) -> Response {
-    let fill = |r: &mut DropCollectionRequest| from_path(&mut r.name, name);
-    g.call("freshvec.v1.Collections/Drop", h, b, fill, |api, r| async move {
-        Collections::drop(&api, r).await
-    })
-    .await
-}
-
 /// A route whose path names the collection (`{name}`) of a request with that field.
 macro_rules! collection_route {
     ($name:ident, $req:ty, $field:ident, $rpc:literal, $call:path) => {
@@ -244,6 +228,20 @@ macro_rules! collection_route {
     };
 }
 
+collection_route!(
+    describe,
+    DescribeCollectionRequest,
+    name,
+    "freshvec.v1.Collections/Describe",
+    Collections::describe
+);
+collection_route!(
+    drop_collection,
+    DropCollectionRequest,
+    name,
+    "freshvec.v1.Collections/Drop",
+    Collections::drop
+);
 collection_route!(upsert, UpsertRequest, collection, "freshvec.v1.Points/Upsert", Points::upsert);
 collection_route!(
     delete_points,

@@ -171,12 +171,7 @@ impl Collection {
         for (i, (shard, (ids, vectors))) in self.shards.iter().zip(parts).enumerate() {
             observe(i, &ids, &vectors);
             shard.bulk_load(&ids, vectors)?;
-            let mut payloads = self.payloads[i].write();
-            for &id in &ids {
-                if let Some(slot) = shard.slot_of(id) {
-                    payloads.set(slot, id, &Payload::new());
-                }
-            }
+            self.store_payloads(i, &ids, |_| None);
         }
         Ok(())
     }
@@ -206,16 +201,9 @@ impl Collection {
         let mut seen = rustc_hash::FxHashSet::default();
         let keep: Vec<usize> = (0..ids.len()).rev().filter(|&i| seen.insert(ids[i])).collect();
         let dim = self.dim;
-        let empty = Payload::new();
         if self.shards.len() == 1 && keep.len() == ids.len() {
-            let shard = &self.shards[0];
-            shard.upsert_admitted(ids, owned)?;
-            let mut store = self.payloads[0].write();
-            for (row, &id) in ids.iter().enumerate() {
-                if let Some(slot) = shard.slot_of(id) {
-                    store.set(slot, id, payloads.get(row).unwrap_or(&empty));
-                }
-            }
+            self.shards[0].upsert_admitted(ids, owned)?;
+            self.store_payloads(0, ids, |row| payloads.get(row));
             return Ok(());
         }
         let mut parts: Vec<(Vec<u64>, Vec<f32>, Vec<usize>)> =
@@ -231,14 +219,26 @@ impl Collection {
                 continue;
             }
             shard.upsert_admitted(ids, vectors)?;
-            let mut store = self.payloads[s].write();
-            for (&id, &row) in ids.iter().zip(rows) {
-                if let Some(slot) = shard.slot_of(id) {
-                    store.set(slot, id, payloads.get(row).unwrap_or(&empty));
-                }
-            }
+            self.store_payloads(s, ids, |i| payloads.get(rows[i]));
         }
         Ok(())
+    }
+
+    /// Gives points just written to shard `s` their payloads: `payload_of(i)` for `ids[i]`
+    /// (`None`: empty).
+    fn store_payloads<'p>(
+        &self,
+        s: usize,
+        ids: &[u64],
+        payload_of: impl Fn(usize) -> Option<&'p Payload>,
+    ) {
+        let empty = Payload::new();
+        let mut store = self.payloads[s].write();
+        for (i, &id) in ids.iter().enumerate() {
+            if let Some(slot) = self.shards[s].slot_of(id) {
+                store.set(slot, id, payload_of(i).unwrap_or(&empty));
+            }
+        }
     }
 
     /// The shards, for checkpoints.

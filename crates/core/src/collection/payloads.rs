@@ -159,20 +159,30 @@ impl Collection {
         (ids, next)
     }
 
+    /// Whether the live point `id` exists.
+    pub fn contains(&self, id: u64) -> bool {
+        self.payloads[self.shard_of(id)].read().slot_of(id).is_some()
+    }
+
+    /// Checks that an index of `key` for `kind` may be created: a valid key path, not indexed
+    /// as another kind. Returns whether the key is already indexed as `kind`.
+    pub fn check_field_index(&self, key: &str, kind: FieldKind) -> Result<bool> {
+        validate_key_path(key)?;
+        match self.payloads[0].read().indexes().into_iter().find(|(k, _)| k == key) {
+            None => Ok(false),
+            Some((_, have)) if have == kind => Ok(true),
+            Some((_, have)) => Err(Error::InvalidParameter {
+                name: "key",
+                reason: format!("{key:?} is indexed as {have:?}; drop that index first"),
+            }),
+        }
+    }
+
     /// Builds an index of `key` for values of `kind` on every shard; `false` when the key
     /// already had one of that kind. A key indexed as another kind is refused.
     pub fn create_field_index(&self, key: &str, kind: FieldKind) -> Result<bool> {
-        validate_key_path(key)?;
-        if let Some((_, have)) =
-            self.payloads[0].read().indexes().into_iter().find(|(k, _)| k == key)
-        {
-            if have == kind {
-                return Ok(false);
-            }
-            return Err(Error::InvalidParameter {
-                name: "key",
-                reason: format!("{key:?} is indexed as {have:?}; drop that index first"),
-            });
+        if self.check_field_index(key, kind)? {
+            return Ok(false);
         }
         self.payloads.par_iter().for_each(|p| {
             p.write().create_index(key, kind);

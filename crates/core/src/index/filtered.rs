@@ -12,7 +12,7 @@
 //! - **fallback**: a posting scan that comes up with fewer than `min(k, |F|)` matches (matches
 //!   far from the query, say) finishes with the exact scan of `F`.
 
-use super::{Index, Plan, SearchParams};
+use super::{Index, SearchParams};
 use crate::topk::Scored;
 use roaring::RoaringBitmap;
 
@@ -59,7 +59,7 @@ impl Index {
             return (Vec::new(), cost);
         }
         let exact = || {
-            let plan = s.exact_plan_for(allow);
+            let plan = s.exact_plan();
             let (hits, cost) = s.execute_allowed(&plan, q, params, Some(allow), true);
             let postings = plan.postings.len() as u64;
             (
@@ -98,20 +98,5 @@ impl Index {
         }
         let strategy = FilteredStrategy::Postings;
         (hits, FilteredCost { strategy, postings: probed, scanned: cost.scanned })
-    }
-}
-
-impl super::Shared {
-    /// The exact plan over a set of slots: with codes, the store's rows of the set alone (no
-    /// posting is scanned); with `f32` postings, every posting, with membership checked.
-    fn exact_plan_for(&self, _allow: &RoaringBitmap) -> Plan {
-        match self.store {
-            Some(_) => Plan { postings: Vec::new(), exact: true, head_bytes: 0 },
-            None => {
-                let postings =
-                    self.heads.all().into_iter().map(|p| (f32::NEG_INFINITY, p)).collect();
-                Plan { postings, exact: true, head_bytes: 0 }
-            }
-        }
     }
 }

@@ -751,13 +751,22 @@ impl Shared {
 
     fn plan(&self, q: &[f32], params: &SearchParams) -> Plan {
         if params.exact {
-            let postings = self.heads.all().into_iter().map(|p| (f32::NEG_INFINITY, p)).collect();
-            return Plan { postings, exact: true, head_bytes: 0 };
+            return self.exact_plan();
         }
         let nprobe = self.depth(params);
         let mut postings = Vec::with_capacity(nprobe);
         let head_bytes = self.heads.nearest(q, nprobe, &mut postings) as u64;
         Plan { postings, exact: false, head_bytes }
+    }
+
+    /// The exact plan: with codes, the store's rows (no posting is scanned); with `f32`
+    /// postings, every posting.
+    fn exact_plan(&self) -> Plan {
+        let postings = match self.store {
+            Some(_) => Vec::new(),
+            None => self.heads.all().into_iter().map(|p| (f32::NEG_INFINITY, p)).collect(),
+        };
+        Plan { postings, exact: true, head_bytes: 0 }
     }
 
     /// See [`Index::depth`].

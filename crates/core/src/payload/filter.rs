@@ -178,7 +178,7 @@ impl Filter {
     }
 
     /// Every condition of this level.
-    fn conditions(&self) -> impl Iterator<Item = &Condition> {
+    pub(crate) fn conditions(&self) -> impl Iterator<Item = &Condition> {
         let min = self.min_should.iter().flat_map(|m| &m.conditions);
         self.must.iter().chain(&self.should).chain(&self.must_not).chain(min)
     }

@@ -436,9 +436,7 @@ impl ShardPayloads {
 
     /// Whether evaluating `filter` reads payloads (a condition no index answers).
     pub fn uses_unindexed(&self, filter: &Filter) -> bool {
-        let min = filter.min_should.iter().flat_map(|m| &m.conditions);
-        let mut all = filter.must.iter().chain(&filter.should).chain(&filter.must_not).chain(min);
-        all.any(|c| self.unindexed(c))
+        filter.conditions().any(|c| self.unindexed(c))
     }
 
     /// Whether evaluating `c` reads payloads.

@@ -123,17 +123,11 @@ impl Collections for Api {
         let deadline = self.deadline(&req);
         let r = req.into_inner();
         let kind = field_kind_from(r.r#type)?;
-        freshvec_core::collection::validate_key_path(&r.key)
-            .map_err(|e| Status::invalid_argument(format!("key: {e}")))?;
         let replica = self.write_replica(&r.collection, deadline).await?;
-        if let Some(have) = replica.coll().field_indexes().iter().find(|f| f.key == r.key) {
-            if have.kind != kind {
-                return Err(Status::invalid_argument(format!(
-                    "key: {:?} is indexed as {:?}; drop that index first",
-                    r.key, have.kind
-                )));
-            }
-        }
+        replica
+            .coll()
+            .check_field_index(&r.key, kind)
+            .map_err(|e| Status::invalid_argument(format!("key: {e}")))?;
         let cmd = Command::CreateFieldIndex { collection: r.collection, key: r.key, kind };
         let index = self.write(cmd, deadline).await?;
         Ok(Response::new(WriteResponse { index }))

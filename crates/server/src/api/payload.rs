@@ -1,10 +1,11 @@
 //! Payloads, filters and payload selectors between the API's messages and the engine's
 //! types, checked in one place: a request that converts is within every documented limit.
+//! The limits themselves are the engine's (`Value` and `Filter` validation); the messages'
+//! nesting is already bounded by the protobuf decoder's recursion limit.
 
 use crate::proto;
 use freshvec_core::durable::{Target, MAX_TARGET_IDS};
-use freshvec_core::payload::filter::{parse_datetime, MAX_FILTER_DEPTH};
-use freshvec_core::payload::value::MAX_DEPTH;
+use freshvec_core::payload::filter::parse_datetime;
 use freshvec_core::payload::{
     Condition, FieldKind, Filter, MatchValue, MatchValues, MinShould, Payload, Range, Value,
 };
@@ -17,7 +18,7 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
 
 /// A payload from its message, validated (limits in the proto's payload section).
 pub fn payload_from(field: &str, map: HashMap<String, proto::Value>) -> Result<Payload, Status> {
-    let p = object_from(field, map, 1)?;
+    let p = object_from(field, map)?;
     freshvec_core::payload::value::validate(&p).map_err(|e| invalid(field, e))?;
     Ok(p)
 }
@@ -25,20 +26,16 @@ pub fn payload_from(field: &str, map: HashMap<String, proto::Value>) -> Result<P
 fn object_from(
     field: &str,
     map: HashMap<String, proto::Value>,
-    depth: usize,
 ) -> Result<BTreeMap<String, Value>, Status> {
-    if depth > MAX_DEPTH {
-        return Err(invalid(field, format!("nested deeper than {MAX_DEPTH} levels")));
-    }
     map.into_iter()
         .map(|(k, v)| {
-            let v = value_from(field, &k, v, depth)?;
+            let v = value_from(field, &k, v)?;
             Ok((k, v))
         })
         .collect()
 }
 
-fn value_from(field: &str, key: &str, v: proto::Value, depth: usize) -> Result<Value, Status> {
+fn value_from(field: &str, key: &str, v: proto::Value) -> Result<Value, Status> {
     use proto::value::Kind;
     Ok(match v.kind {
         None => return Err(invalid(field, format!("{key:?}: a value without a kind"))),
@@ -48,13 +45,10 @@ fn value_from(field: &str, key: &str, v: proto::Value, depth: usize) -> Result<V
         Some(Kind::DoubleValue(d)) => Value::Double(d),
         Some(Kind::StringValue(s)) => Value::String(s),
         Some(Kind::ListValue(l)) => {
-            if depth + 1 > MAX_DEPTH {
-                return Err(invalid(field, format!("nested deeper than {MAX_DEPTH} levels")));
-            }
-            let items = l.values.into_iter().map(|v| value_from(field, key, v, depth + 1));
+            let items = l.values.into_iter().map(|v| value_from(field, key, v));
             Value::List(items.collect::<Result<_, _>>()?)
         }
-        Some(Kind::StructValue(s)) => Value::Object(object_from(field, s.fields, depth + 1)?),
+        Some(Kind::StructValue(s)) => Value::Object(object_from(field, s.fields)?),
     })
 }
 
@@ -81,23 +75,14 @@ fn value_to(v: &Value) -> proto::Value {
 
 /// A filter from its message, validated (limits in the proto's `Filter`).
 pub fn filter_from(field: &str, f: proto::Filter) -> Result<Filter, Status> {
-    let mut conditions = 0usize;
-    let f = filter_at(field, f, 1, &mut conditions)?;
+    let f = filter_at(field, f)?;
     f.validate().map_err(|e| invalid(field, e))?;
     Ok(f)
 }
 
-fn filter_at(
-    field: &str,
-    f: proto::Filter,
-    depth: usize,
-    count: &mut usize,
-) -> Result<Filter, Status> {
-    if depth > MAX_FILTER_DEPTH {
-        return Err(invalid(field, format!("filters nest deeper than {MAX_FILTER_DEPTH} levels")));
-    }
-    let mut list = |cs: Vec<proto::Condition>| -> Result<Vec<Condition>, Status> {
-        cs.into_iter().map(|c| condition_from(field, c, depth, count)).collect()
+fn filter_at(field: &str, f: proto::Filter) -> Result<Filter, Status> {
+    let list = |cs: Vec<proto::Condition>| -> Result<Vec<Condition>, Status> {
+        cs.into_iter().map(|c| condition_from(field, c)).collect()
     };
     let must = list(f.must)?;
     let should = list(f.should)?;
@@ -111,24 +96,14 @@ fn filter_at(
     Ok(Filter { must, should, must_not, min_should })
 }
 
-fn condition_from(
-    field: &str,
-    c: proto::Condition,
-    depth: usize,
-    count: &mut usize,
-) -> Result<Condition, Status> {
+fn condition_from(field: &str, c: proto::Condition) -> Result<Condition, Status> {
     use proto::condition::Condition as C;
-    *count += 1;
-    let max = freshvec_core::payload::filter::MAX_CONDITIONS;
-    if *count > max {
-        return Err(invalid(field, format!("more than {max} conditions")));
-    }
     Ok(match c.condition {
         None => return Err(invalid(field, "a condition without a kind")),
         Some(C::IsEmpty(c)) => Condition::IsEmpty { key: c.key },
         Some(C::IsNull(c)) => Condition::IsNull { key: c.key },
         Some(C::HasId(c)) => Condition::HasId(c.ids),
-        Some(C::Filter(f)) => Condition::Filter(filter_at(field, f, depth + 1, count)?),
+        Some(C::Filter(f)) => Condition::Filter(filter_at(field, f)?),
         Some(C::Field(fc)) => field_condition(field, fc)?,
     })
 }

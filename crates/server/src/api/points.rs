@@ -60,9 +60,9 @@ fn fill_of(
     let payload = match &fill.payload {
         Some(sel) => match coll.payload(id) {
             Some(p) => {
-                let p = sel.select(p);
-                budget.take(prost::Message::encoded_len(&Struct { fields: p.clone() }))?;
-                p
+                let s = Struct { fields: sel.select(p) };
+                budget.take(prost::Message::encoded_len(&s))?;
+                s.fields
             }
             None => return Ok(None),
         },
