@@ -996,7 +996,7 @@ impl DurableCollection {
             .collect::<io::Result<_>>()
             .map_err(self.vectors_err())?;
         let shards = self.coll.shards().iter().map(Index::cut).collect();
-        let fields = self.coll.field_indexes().into_iter().map(|f| (f.key, f.kind)).collect();
+        let fields = self.coll.field_index_kinds();
         Ok(CheckpointCut { index, stores, shards, fields })
     }
 

@@ -195,9 +195,15 @@ impl Collection {
         self.payloads.iter().fold(false, |any, p| p.write().drop_index(key) | any)
     }
 
-    /// The field indexes, in key order.
+    /// The indexed keys and their kinds, in key order (what a checkpoint records; no
+    /// statistics are computed).
+    pub fn field_index_kinds(&self) -> Vec<(String, FieldKind)> {
+        self.payloads[0].read().indexes()
+    }
+
+    /// The field indexes, in key order, with their statistics.
     pub fn field_indexes(&self) -> Vec<FieldIndexInfo> {
-        let keys = self.payloads[0].read().indexes();
+        let keys = self.field_index_kinds();
         keys.into_iter()
             .map(|(key, kind)| {
                 let mut info = FieldIndexInfo { key, kind, points: 0, values: 0, memory_bytes: 0 };
