@@ -76,6 +76,11 @@ def test_points_numpy_in_and_out():
     want = np.sort(((vecs - vecs[7]) ** 2).sum(axis=1))[:3]
     got_d = c.search("py_points", vecs[7], k=3, exact=True).distances
     assert np.allclose(got_d, want, rtol=1e-4, atol=1e-4), (got_d, want)
+    # Ids past 2^63 in a plain list stay exact.
+    big = [2**64 - 1, 2**63 + 1, 5_000]
+    c.upsert("py_points", big, vecs[:3])
+    assert c.get("py_points", big).ids.tolist() == big
+    c.delete("py_points", big[:2])
     d = c.delete("py_points", [42, 1000])
     assert d.index > w.index
     assert c.get("py_points", [42, 1000]).ids.tolist() == []
@@ -83,7 +88,7 @@ def test_points_numpy_in_and_out():
     # Reads at a given index: the node has applied the delete.
     assert c.search("py_points", vecs[1], k=1, consistency=AtLeast(d.index)).applied_index >= d.index
     assert c.search("py_points", vecs[1], k=1, consistency="linearizable").ids[0] == 1
-    assert c.describe_collection("py_points").vectors == 499
+    assert c.describe_collection("py_points").vectors == 500
 
 
 def test_errors_carry_code_and_message():
@@ -105,11 +110,135 @@ def test_errors_carry_code_and_message():
             raise AssertionError(f"accepted: expected {kind.__name__}")
         except kind as e:
             assert isinstance(e, freshvec.FreshvecError) and text in e.message, (e, text)
-    try:
-        c.scroll("py_errs")
-        raise AssertionError("scroll did not refuse")
-    except NotImplementedError as e:
-        assert "payload" in str(e)
+    # Payload and filter errors: the server's (nothing is written), or the client's own
+    # before anything is sent (a value that is no payload value, an ill-formed filter).
+    c.upsert("py_errs", [1], [[1, 0, 0, 0]], payloads=[{"a": 1}])
+    server_side = [
+        (lambda: c.upsert("py_errs", [2], [[1, 0, 0, 0]], payloads=[{"a.b": 1}]), "a.b"),
+        (lambda: c.upsert("py_errs", [2], [[1, 0, 0, 0]], payloads=[{"x": float("nan")}]), "finite"),
+        (lambda: c.upsert("py_errs", [2], [[1, 0, 0, 0]], payloads=[{"s": "x" * 70_000}]), "65536"),
+        (lambda: c.set_payload("py_errs", {"b": 2}, ids=[1, 77]), "77"),
+        (lambda: c.search("py_errs", [1, 0, 0, 0], filter={"must": [{"key": "a", "range": {}}]}), "range"),
+        (lambda: c.create_field_index("py_errs", "", "keyword"), "key"),
+    ]
+    for call, text in server_side:
+        try:
+            call()
+            raise AssertionError(f"accepted: expected InvalidArgument or NotFound ({text})")
+        except (freshvec.InvalidArgument, freshvec.NotFound) as e:
+            assert text in e.message, (e, text)
+    assert c.count("py_errs") == 1 and c.get("py_errs", [1], with_payload=True).payloads == [{"a": 1}]
+    client_side = [
+        (lambda: c.upsert("py_errs", [2], [[1, 0, 0, 0]], payloads=[{"x": object()}]), TypeError),
+        (lambda: c.upsert("py_errs", [2], [[1, 0, 0, 0]], payloads=[{}, {}]), ValueError),
+        (lambda: c.search("py_errs", [1, 0, 0, 0], filter={"mustt": []}), ValueError),
+        (lambda: c.search("py_errs", [1, 0, 0, 0], filter={"must": [{"key": "a", "match": 1.5}]}), TypeError),
+        (lambda: c.delete("py_errs"), ValueError),
+        (lambda: c.delete("py_errs", [1], filter={}), ValueError),
+        (lambda: c.create_field_index("py_errs", "a", "text"), ValueError),
+    ]
+    for call, kind in client_side:
+        try:
+            call()
+            raise AssertionError(f"accepted: expected {kind.__name__}")
+        except kind:
+            pass
+    assert c.count("py_errs") == 1
+
+
+def test_payloads_filters_scroll_and_count():
+    rng = np.random.default_rng(SEED + 3)
+    c = client()
+    c.create_collection("py_pay", dimension=16, metric="l2", shards=2)
+    n = 3_000
+    vecs = rng.standard_normal((n, 16)).astype(np.float32)
+    tags = rng.integers(0, 10, n)
+    years = rng.integers(2000, 2025, n)
+    payloads = [{"tag": f"t{tags[i]}", "year": int(years[i]), "score": float(i) / 7,
+                 "meta": {"lang": ["en", "de"][i % 2], "flags": [i % 3 == 0, None]}}
+                for i in range(n)]
+    payloads[5] = None  # an empty payload
+    w = c.upload("py_pay", vecs, payloads=payloads, batch_size=700)
+    assert w.count == n
+    c.create_field_index("py_pay", "tag", "keyword")
+    c.create_field_index("py_pay", "year", "integer")
+    info = c.describe_collection("py_pay")
+    assert [(f.key, f.type) for f in info.field_indexes] == [("tag", "keyword"), ("year", "integer")]
+    assert info.field_indexes[0].points == n - 1 and info.payload_memory_bytes > 0, info
+
+    # Payloads come back as written, ints as int and floats as float.
+    got = c.get("py_pay", [3, 5, 10], with_payload=True, with_vectors=True)
+    assert got.payloads == [payloads[3], {}, payloads[10]], got.payloads
+    assert isinstance(got.payloads[0]["year"], int) and isinstance(got.payloads[0]["score"], float)
+    assert np.array_equal(got.vectors[2], vecs[10])
+    assert c.get("py_pay", [3], with_payload=["tag"]).payloads == [{"tag": payloads[3]["tag"]}]
+    assert c.get("py_pay", [3], with_payload={"exclude": ["meta", "score"]}).payloads == \
+        [{"tag": payloads[3]["tag"], "year": payloads[3]["year"]}]
+    assert c.get("py_pay", [3]).payloads is None
+
+    def matches(i, f):
+        return payloads[i] is not None and f(payloads[i])
+
+    cases = [
+        ({"must": [{"key": "tag", "match": {"value": "t3"}}]}, lambda p: p["tag"] == "t3"),
+        ({"must": [{"key": "tag", "match": "t3"}, {"key": "year", "range": {"gte": 2010, "lt": 2012}}]},
+         lambda p: p["tag"] == "t3" and 2010 <= p["year"] < 2012),
+        ({"must": [{"key": "meta.lang", "match": {"any": ["de"]}}],
+          "must_not": [{"key": "year", "match": {"any": [2001, 2002, 2003]}}]},
+         lambda p: p["meta"]["lang"] == "de" and p["year"] not in (2001, 2002, 2003)),
+        ({"should": [{"key": "score", "range": {"lt": 10}}, {"has_id": [2_999]}]},
+         lambda p: p["score"] < 10 or p is payloads[2_999]),
+        ({"must": [{"key": "meta.flags", "match": True}]}, lambda p: p["meta"]["flags"][0]),
+        ({"must": [{"is_empty": {"key": "tag"}}]}, lambda p: False),
+    ]
+    for f, pred in cases:
+        want = {i for i in range(n) if matches(i, pred)}
+        if f == cases[5][0]:
+            want = {5}
+        assert c.count("py_pay", filter=f) == len(want), f
+        q = vecs[int(rng.integers(n))]
+        r = c.search("py_pay", q, k=10, filter=f, with_payload=True)
+        assert len(r) == min(10, len(want)), (f, len(r), len(want))
+        assert set(r.ids.tolist()) <= want, f
+        assert r.plan is not None and r.plan.matched == len(want), (f, r.plan)
+        assert all(r.payloads[j] == (payloads[i] or {}) for j, i in enumerate(r.ids.tolist()))
+        exact = c.search("py_pay", q, k=10, filter=f, exact=True)
+        brute = sorted(want, key=lambda i: float(((vecs[i] - q) ** 2).sum()))[:10]
+        assert exact.ids.tolist() == brute, (f, exact.ids, brute)
+        # Scroll pages through exactly the matches, in id order.
+        seen, offset = [], None
+        while True:
+            page = c.scroll("py_pay", filter=f, offset=offset, limit=97, with_payload=False)
+            seen += page.points.ids.tolist()
+            if page.next_page_offset is None:
+                break
+            offset = page.next_page_offset
+        assert seen == sorted(want), f
+    batch = c.search_batch("py_pay", vecs[:4], k=3, filter=cases[0][0], with_vectors=True)
+    assert all(len(b) == 3 and b.vectors.shape == (3, 16) for b in batch)
+
+    # Payload writes, by ids and by filter.
+    c.set_payload("py_pay", {"tag": "new", "extra": [1, 2.5, "x"]}, ids=[0, 1])
+    assert c.get("py_pay", [0], with_payload=True).payloads[0]["extra"] == [1, 2.5, "x"]
+    assert c.count("py_pay", filter={"must": [{"key": "tag", "match": "new"}]}) == 2
+    c.overwrite_payload("py_pay", {"only": True}, ids=[1])
+    assert c.get("py_pay", [1], with_payload=True).payloads == [{"only": True}]
+    c.delete_payload_keys("py_pay", ["meta.lang", "score"], filter={"must": [{"key": "tag", "match": "t4"}]})
+    t4 = c.scroll("py_pay", filter={"must": [{"key": "tag", "match": "t4"}]}, limit=10_000).points
+    assert len(t4) and all("score" not in p and "lang" not in p["meta"] for p in t4.payloads)
+    c.clear_payload("py_pay", ids=[2])
+    assert c.get("py_pay", [2], with_payload=True).payloads == [{}]
+    before = c.count("py_pay")
+    in_2020 = c.count("py_pay", filter={"must": [{"key": "year", "match": 2020}]})
+    d = c.delete("py_pay", filter={"must": [{"key": "year", "match": 2020}]})
+    assert d.index > 0 and c.count("py_pay") == before - in_2020 and in_2020 > 0
+    c.drop_field_index("py_pay", "year")
+    assert [f.key for f in c.describe_collection("py_pay").field_indexes] == ["tag"]
+    # Filters work without an index too (evaluated from the payloads; ids 1 and 2 lost theirs).
+    assert c.count("py_pay", filter={"must": [{"key": "year", "match": 2021}]}) == \
+        sum(1 for i in range(n) if i not in (1, 2) and payloads[i] and payloads[i]["year"] == 2021)
+    c.delete("py_pay", filter={})
+    assert c.count("py_pay") == 0
 
 
 def test_upload_batches_in_parallel_with_progress():
@@ -167,6 +296,22 @@ def test_async_client_matches_and_works():
             got = await c.get("py_async", [7], with_vectors=True)
             assert np.array_equal(got.vectors[0], vecs[7])
             assert (await c.describe_collection("py_async")).vectors == 3_000
+            await c.set_payload("py_async", {"k": "v"}, ids=[1, 2])
+            await c.create_field_index("py_async", "k", "keyword")
+            f = {"must": [{"key": "k", "match": "v"}]}
+            assert await c.count("py_async", filter=f) == 2
+            r = await c.search("py_async", vecs[0], k=5, filter=f, with_payload=True)
+            assert sorted(r.ids.tolist()) == [1, 2] and r.payloads == [{"k": "v"}] * 2
+            page = await c.scroll("py_async", filter=f)
+            assert page.points.ids.tolist() == [1, 2] and page.next_page_offset is None
+            await c.delete_payload_keys("py_async", "k", ids=[1])
+            await c.overwrite_payload("py_async", {"k": "v", "z": 1}, ids=[3])
+            await c.clear_payload("py_async", ids=[2])
+            assert (await c.get("py_async", [1, 2, 3], with_payload=True)).payloads == \
+                [{}, {}, {"k": "v", "z": 1}]
+            await c.delete("py_async", filter=f)
+            assert await c.count("py_async") == 2_999
+            await c.drop_field_index("py_async", "k")
             try:
                 await c.search("py_async", [1.0], k=1)
                 raise AssertionError("a short query was accepted")

@@ -1,7 +1,8 @@
 //! Clients that are not Rust, against real servers: `tests/python/client_check.py` (raw
 //! stubs generated at test time), the `freshvec` package (`clients/python/tests`: one node,
-//! and read-your-writes on the followers of a three-node cluster), and the check that the
-//! package's committed stubs match `proto/`. The Python environment is a virtualenv under the
+//! read-your-writes on the followers of a three-node cluster, and the LangChain vector store
+//! under LangChain's own standard tests), and the check that the package's committed stubs
+//! match `proto/`. The Python environment is a virtualenv under the
 //! build directory (`common::python`).
 
 mod common;
@@ -80,6 +81,23 @@ fn the_python_package_drives_one_node() {
     let server = Server::start("pkg", &["--api-key", "py-secret"]);
     let env = [("FRESHVEC_SERVER", server.addr.clone()), ("FRESHVEC_API_KEY", "py-secret".into())];
     run(&py, &repo().join("clients/python/tests/test_client.py"), &env);
+}
+
+#[test]
+fn the_langchain_vector_store_passes_langchains_standard_tests() {
+    let py = python_env();
+    let server = Server::start("langchain", &[]);
+    let out = Command::new(&py)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_langchain.py"])
+        .current_dir(repo().join("clients/python"))
+        .env("FRESHVEC_SERVER", &server.addr)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The standard suite ran (a skip or an empty collection would also exit 0).
+    assert!(stdout.contains(" passed") && !stdout.contains("skipped"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

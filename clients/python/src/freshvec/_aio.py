@@ -7,7 +7,6 @@ from typing import Any, Optional, Sequence
 
 import grpc
 import grpc.aio
-import numpy as np
 
 from . import _convert as cv
 from . import types as t
@@ -85,81 +84,119 @@ class AsyncClient:
     async def collection_exists(self, name: str) -> bool:
         return name in await self.list_collections()
 
-    async def upsert(self, collection: str, ids: Any, vectors: Any) -> t.WriteResult:
-        req, n = cv.upsert_request(collection, ids, vectors)
+    async def upsert(self, collection: str, ids: Any, vectors: Any,
+                     payloads: Optional[Sequence[Optional[dict]]] = None) -> t.WriteResult:
+        req, n = cv.upsert_request(collection, ids, vectors, payloads)
         return t.WriteResult(await self._write(self._points.Upsert, req), n)
 
-    async def upload(self, collection: str, vectors: Any, ids: Any = None, *,
+    async def upload(self, collection: str, vectors: Any, ids: Any = None,
+                     payloads: Optional[Sequence[Optional[dict]]] = None, *,
                      batch_size: Optional[int] = None, parallel: int = 2, progress: Any = False,
                      max_retries: int = 3) -> t.WriteResult:
-        m = cv.matrix(vectors)
-        n = m.shape[0]
-        idarr = np.arange(n, dtype=np.uint64) if ids is None else np.asarray(ids, dtype=np.uint64)
-        if len(idarr) != n:
-            raise ValueError(f"{len(idarr)} ids for {n} vectors")
-        size = cv.batch_size_for(m.shape[1], batch_size)
-        bar = cv.Progress(progress, n)
+        m, idarr, pls, size = cv.upload_plan(vectors, ids, payloads, batch_size)
+        bar = cv.Progress(progress, m.shape[0])
         gate = asyncio.Semaphore(max(1, parallel))
+
+        async def send(req, k: int) -> int:
+            delay = 0.05
+            for attempt in range(max_retries + 1):
+                try:
+                    index = await self._write(self._points.Upsert, req)
+                    bar.add(k)
+                    return index
+                except FreshvecError as e:
+                    if e.code not in RETRYABLE or attempt == max_retries:
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            raise AssertionError("unreachable")
 
         async def one(start: int) -> int:
             async with gate:
-                req, k = cv.upsert_request(collection, idarr[start:start + size],
-                                           m[start:start + size])
-                delay = 0.05
-                for attempt in range(max_retries + 1):
-                    try:
-                        index = await self._write(self._points.Upsert, req)
-                        bar.add(k)
-                        return index
-                    except FreshvecError as e:
-                        if e.code not in RETRYABLE or attempt == max_retries:
-                            raise
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 2.0)
-                raise AssertionError("unreachable")
+                return max([await send(req, k) for req, k in
+                            cv.upload_batch(collection, m, idarr, pls, start, size)])
 
         try:
-            indexes = await asyncio.gather(*(one(s) for s in range(0, n, size)))
+            indexes = await asyncio.gather(*(one(s) for s in range(0, m.shape[0], size)))
         finally:
             bar.close()
-        return t.WriteResult(max(indexes, default=0), n)
+        return t.WriteResult(max(indexes, default=0), m.shape[0])
 
-    async def delete(self, collection: str, ids: Any) -> t.WriteResult:
-        idl = cv.id_list(ids)
-        req = pb.DeleteRequest(collection=collection, ids=idl)
-        return t.WriteResult(await self._write(self._points.Delete, req), len(idl))
+    async def delete(self, collection: str, ids: Any = None, *, filter: t.FilterLike = None
+                     ) -> t.WriteResult:
+        req = cv.delete_request(collection, ids, filter)
+        return t.WriteResult(await self._write(self._points.Delete, req), len(req.ids))
 
     async def get(self, collection: str, ids: Any, *, with_vectors: bool = False,
-                  consistency: t.Consistency = None) -> t.Points:
-        req = self._session.get_request(collection, ids, with_vectors, consistency)
-        return cv.points(await self._call(self._points.Get, req))
+                  with_payload: t.WithPayload = False, consistency: t.Consistency = None
+                  ) -> t.Points:
+        req, wp = self._session.get_request(collection, ids, with_vectors, with_payload,
+                                            consistency)
+        return cv.points((await self._call(self._points.Get, req)).points, wp)
 
-    async def search(self, collection: str, vector: Any, k: int = 10, *, nprobe: int = 0,
-                     rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
+    async def search(self, collection: str, vector: Any, k: int = 10, *,
+                     filter: t.FilterLike = None, with_payload: t.WithPayload = False,
+                     with_vectors: bool = False, nprobe: int = 0, rerank: int = 0,
+                     exact: bool = False, target_recall: float = 0.0,
                      consistency: t.Consistency = None) -> t.SearchResult:
-        req = pb.SearchRequest(collection=collection, vector_f32=cv.vector_bytes(vector), packed_hits=True,
-                               params=self._session.search_params(k, nprobe, rerank, exact, target_recall,
-                                                                  consistency))
-        return cv.search_result(await self._call(self._points.Search, req))
+        req = self._session.search_request(collection, vector, k, filter, with_payload,
+                                           with_vectors, nprobe, rerank, exact, target_recall,
+                                           consistency)
+        return cv.search_result(await self._call(self._points.Search, req), bool(with_payload),
+                                with_vectors)
 
-    async def search_batch(self, collection: str, vectors: Any, k: int = 10, *, nprobe: int = 0,
-                           rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
+    async def search_batch(self, collection: str, vectors: Any, k: int = 10, *,
+                           filter: t.FilterLike = None, with_payload: t.WithPayload = False,
+                           with_vectors: bool = False, nprobe: int = 0, rerank: int = 0,
+                           exact: bool = False, target_recall: float = 0.0,
                            consistency: t.Consistency = None) -> list[t.SearchResult]:
-        m = cv.matrix(vectors)
-        req = pb.SearchBatchRequest(
-            collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m], packed_hits=True,
-            params=self._session.search_params(k, nprobe, rerank, exact, target_recall, consistency))
+        req = self._session.search_batch_request(collection, vectors, k, filter, with_payload,
+                                                 with_vectors, nprobe, rerank, exact,
+                                                 target_recall, consistency)
         r = await self._call(self._points.SearchBatch, req)
-        return [cv.search_result(x) for x in r.results]
+        return [cv.search_result(x, bool(with_payload), with_vectors) for x in r.results]
 
-    async def scroll(self, collection: str, *args: Any, **kwargs: Any) -> Any:
-        cv.not_supported("scroll")
+    async def scroll(self, collection: str, *, filter: t.FilterLike = None,
+                     offset: Optional[int] = None, limit: int = 100,
+                     with_payload: t.WithPayload = True, with_vectors: bool = False,
+                     consistency: t.Consistency = None) -> t.Page:
+        req, wp = self._session.scroll_request(collection, filter, offset, limit, with_payload,
+                                               with_vectors, consistency)
+        return cv.page(await self._call(self._points.Scroll, req), wp)
 
-    async def count(self, collection: str, *args: Any, **kwargs: Any) -> Any:
-        cv.not_supported("count")
+    async def count(self, collection: str, *, filter: t.FilterLike = None,
+                    consistency: t.Consistency = None) -> int:
+        req = self._session.count_request(collection, filter, consistency)
+        return (await self._call(self._points.Count, req)).count
 
-    async def set_payload(self, collection: str, *args: Any, **kwargs: Any) -> Any:
-        cv.not_supported("set_payload")
+    async def set_payload(self, collection: str, payload: dict, *, ids: Any = None,
+                          filter: t.FilterLike = None) -> t.WriteResult:
+        req = cv.set_payload_request(collection, payload, ids, filter)
+        return t.WriteResult(await self._write(self._points.SetPayload, req), len(req.ids))
+
+    async def overwrite_payload(self, collection: str, payload: dict, *, ids: Any = None,
+                                filter: t.FilterLike = None) -> t.WriteResult:
+        req = cv.set_payload_request(collection, payload, ids, filter)
+        return t.WriteResult(await self._write(self._points.OverwritePayload, req), len(req.ids))
+
+    async def delete_payload_keys(self, collection: str, keys: Any, *, ids: Any = None,
+                                  filter: t.FilterLike = None) -> t.WriteResult:
+        req = cv.delete_payload_keys_request(collection, keys, ids, filter)
+        return t.WriteResult(await self._write(self._points.DeletePayloadKeys, req),
+                             len(req.ids))
+
+    async def clear_payload(self, collection: str, *, ids: Any = None,
+                            filter: t.FilterLike = None) -> t.WriteResult:
+        req = cv.clear_payload_request(collection, ids, filter)
+        return t.WriteResult(await self._write(self._points.ClearPayload, req), len(req.ids))
+
+    async def create_field_index(self, collection: str, key: str, type: str) -> int:
+        return await self._write(self._collections.CreateFieldIndex,
+                                 cv.field_index_request(collection, key, type))
+
+    async def drop_field_index(self, collection: str, key: str) -> int:
+        req = pb.DropFieldIndexRequest(collection=collection, key=key)
+        return await self._write(self._collections.DropFieldIndex, req)
 
     async def status(self) -> t.ClusterStatus:
         return cv.cluster_status(await self._call(self._cluster.Status, pb.StatusRequest()))

@@ -6,8 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Sequence
 
 import grpc
-import numpy as np
-
 from . import _convert as cv
 from . import types as t
 from .errors import FreshvecError, from_rpc
@@ -98,30 +96,27 @@ class Client:
 
     # --- points -------------------------------------------------------------------------
 
-    def upsert(self, collection: str, ids: Any, vectors: Any) -> t.WriteResult:
-        """Inserts or replaces up to 10,000 points in one request: `ids` (uint64, distinct) and
-        `vectors` ((n, dimension) array or nested lists)."""
-        req, n = cv.upsert_request(collection, ids, vectors)
+    def upsert(self, collection: str, ids: Any, vectors: Any,
+               payloads: Optional[Sequence[Optional[dict]]] = None) -> t.WriteResult:
+        """Inserts or replaces up to 10,000 points in one request: `ids` (uint64, distinct),
+        `vectors` ((n, dimension) array or nested lists) and optionally one payload (a dict,
+        or None for empty) per point. An upsert replaces a point's payload whole."""
+        req, n = cv.upsert_request(collection, ids, vectors, payloads)
         return t.WriteResult(self._write(self._points.Upsert, req), n)
 
-    def upload(self, collection: str, vectors: Any, ids: Any = None, *,
+    def upload(self, collection: str, vectors: Any, ids: Any = None,
+               payloads: Optional[Sequence[Optional[dict]]] = None, *,
                batch_size: Optional[int] = None, parallel: int = 2, progress: Any = False,
                max_retries: int = 3) -> t.WriteResult:
-        """Upserts any number of vectors in batches, `parallel` requests in flight (threads
-        over one channel). `ids` default to 0..n-1. A batch refused with UNAVAILABLE or
-        RESOURCE_EXHAUSTED is retried with backoff (writes are idempotent). `progress`: True
-        (tqdm if installed), a callable(done, total), or a tqdm-like object. Returns the
-        highest log index and the count."""
-        m = cv.matrix(vectors)
-        n = m.shape[0]
-        idarr = np.arange(n, dtype=np.uint64) if ids is None else np.asarray(ids, dtype=np.uint64)
-        if len(idarr) != n:
-            raise ValueError(f"{len(idarr)} ids for {n} vectors")
-        size = cv.batch_size_for(m.shape[1], batch_size)
-        bar = cv.Progress(progress, n)
+        """Upserts any number of vectors (and payloads) in batches, `parallel` requests in
+        flight (threads over one channel). `ids` default to 0..n-1. A batch refused with
+        UNAVAILABLE or RESOURCE_EXHAUSTED is retried with backoff (writes are idempotent).
+        `progress`: True (tqdm if installed), a callable(done, total), or a tqdm-like object.
+        Returns the highest log index and the count."""
+        m, idarr, pls, size = cv.upload_plan(vectors, ids, payloads, batch_size)
+        bar = cv.Progress(progress, m.shape[0])
 
-        def one(start: int) -> int:
-            req, k = cv.upsert_request(collection, idarr[start:start + size], m[start:start + size])
+        def send(req, k: int) -> int:
             delay = 0.05
             for attempt in range(max_retries + 1):
                 try:
@@ -135,8 +130,12 @@ class Client:
                     delay = min(delay * 2, 2.0)
             raise AssertionError("unreachable")
 
+        def one(start: int) -> int:
+            return max(send(req, k) for req, k in
+                       cv.upload_batch(collection, m, idarr, pls, start, size))
+
         try:
-            starts = range(0, n, size)
+            starts = range(0, m.shape[0], size)
             if parallel <= 1:
                 indexes = [one(s) for s in starts]
             else:
@@ -144,48 +143,103 @@ class Client:
                     indexes = list(pool.map(one, starts))
         finally:
             bar.close()
-        return t.WriteResult(max(indexes, default=0), n)
+        return t.WriteResult(max(indexes, default=0), m.shape[0])
 
-    def delete(self, collection: str, ids: Any) -> t.WriteResult:
-        """Deletes up to 10,000 ids (unknown ids are ignored)."""
-        idl = cv.id_list(ids)
-        req = pb.DeleteRequest(collection=collection, ids=idl)
-        return t.WriteResult(self._write(self._points.Delete, req), len(idl))
+    def delete(self, collection: str, ids: Any = None, *, filter: t.FilterLike = None
+               ) -> t.WriteResult:
+        """Deletes up to 10,000 ids (unknown ids are ignored), or the points matching
+        `filter` when the write applies (exactly one of the two). `count` is the ids given
+        (0 with a filter)."""
+        req = cv.delete_request(collection, ids, filter)
+        return t.WriteResult(self._write(self._points.Delete, req), len(req.ids))
 
     def get(self, collection: str, ids: Any, *, with_vectors: bool = False,
-            consistency: t.Consistency = None) -> t.Points:
-        req = self._session.get_request(collection, ids, with_vectors, consistency)
-        return cv.points(self._call(self._points.Get, req))
+            with_payload: t.WithPayload = False, consistency: t.Consistency = None) -> t.Points:
+        """The points with these ids (up to 10,000), in request order; ids not found are
+        absent."""
+        req, wp = self._session.get_request(collection, ids, with_vectors, with_payload,
+                                            consistency)
+        return cv.points(self._call(self._points.Get, req).points, wp)
 
-    def search(self, collection: str, vector: Any, k: int = 10, *, nprobe: int = 0,
-               rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
+    def search(self, collection: str, vector: Any, k: int = 10, *,
+               filter: t.FilterLike = None, with_payload: t.WithPayload = False,
+               with_vectors: bool = False, nprobe: int = 0, rerank: int = 0,
+               exact: bool = False, target_recall: float = 0.0,
                consistency: t.Consistency = None) -> t.SearchResult:
-        """The k nearest points to `vector`, nearest first."""
-        req = pb.SearchRequest(collection=collection, vector_f32=cv.vector_bytes(vector), packed_hits=True,
-                               params=self._session.search_params(k, nprobe, rerank, exact, target_recall,
-                                                                  consistency))
-        return cv.search_result(self._call(self._points.Search, req))
+        """The k nearest points to `vector`, nearest first; with `filter`, only matching
+        points, min(k, matches) of them (`plan` says how the search ran)."""
+        req = self._session.search_request(collection, vector, k, filter, with_payload,
+                                           with_vectors, nprobe, rerank, exact, target_recall,
+                                           consistency)
+        return cv.search_result(self._call(self._points.Search, req), bool(with_payload),
+                                with_vectors)
 
-    def search_batch(self, collection: str, vectors: Any, k: int = 10, *, nprobe: int = 0,
-                     rerank: int = 0, exact: bool = False, target_recall: float = 0.0,
+    def search_batch(self, collection: str, vectors: Any, k: int = 10, *,
+                     filter: t.FilterLike = None, with_payload: t.WithPayload = False,
+                     with_vectors: bool = False, nprobe: int = 0, rerank: int = 0,
+                     exact: bool = False, target_recall: float = 0.0,
                      consistency: t.Consistency = None) -> list[t.SearchResult]:
-        """Up to 1,024 queries (an (n, dimension) array) in one request; results in order."""
-        m = cv.matrix(vectors)
-        req = pb.SearchBatchRequest(
-            collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m], packed_hits=True,
-            params=self._session.search_params(k, nprobe, rerank, exact, target_recall, consistency))
-        return [cv.search_result(r) for r in self._call(self._points.SearchBatch, req).results]
+        """Up to 1,024 queries (an (n, dimension) array) in one request, with one filter and
+        the same parameters; results in query order."""
+        req = self._session.search_batch_request(collection, vectors, k, filter, with_payload,
+                                                 with_vectors, nprobe, rerank, exact,
+                                                 target_recall, consistency)
+        return [cv.search_result(r, bool(with_payload), with_vectors)
+                for r in self._call(self._points.SearchBatch, req).results]
 
-    # Payloads, filters, scroll and count need server support that does not exist yet.
+    def scroll(self, collection: str, *, filter: t.FilterLike = None,
+               offset: Optional[int] = None, limit: int = 100,
+               with_payload: t.WithPayload = True, with_vectors: bool = False,
+               consistency: t.Consistency = None) -> t.Page:
+        """One page of points in id order from `offset` (inclusive; None starts at the
+        smallest id), at most `limit` (1..=10,000), only those matching `filter` when given.
+        Pass the page's `next_page_offset` as `offset` for the next; None means the last."""
+        req, wp = self._session.scroll_request(collection, filter, offset, limit, with_payload,
+                                               with_vectors, consistency)
+        return cv.page(self._call(self._points.Scroll, req), wp)
 
-    def scroll(self, collection: str, *args: Any, **kwargs: Any) -> Any:
-        cv.not_supported("scroll")
+    def count(self, collection: str, *, filter: t.FilterLike = None,
+              consistency: t.Consistency = None) -> int:
+        """The exact number of points (matching `filter` when given)."""
+        req = self._session.count_request(collection, filter, consistency)
+        return self._call(self._points.Count, req).count
 
-    def count(self, collection: str, *args: Any, **kwargs: Any) -> Any:
-        cv.not_supported("count")
+    def set_payload(self, collection: str, payload: dict, *, ids: Any = None,
+                    filter: t.FilterLike = None) -> t.WriteResult:
+        """Merges `payload`'s keys into the payloads of the points given by `ids` (each must
+        exist, else NotFound and nothing changes) or by `filter` (those matching when the
+        write applies)."""
+        req = cv.set_payload_request(collection, payload, ids, filter)
+        return t.WriteResult(self._write(self._points.SetPayload, req), len(req.ids))
 
-    def set_payload(self, collection: str, *args: Any, **kwargs: Any) -> Any:
-        cv.not_supported("set_payload")
+    def overwrite_payload(self, collection: str, payload: dict, *, ids: Any = None,
+                          filter: t.FilterLike = None) -> t.WriteResult:
+        """Replaces the payloads of the points given (as set_payload) with `payload`, whole."""
+        req = cv.set_payload_request(collection, payload, ids, filter)
+        return t.WriteResult(self._write(self._points.OverwritePayload, req), len(req.ids))
+
+    def delete_payload_keys(self, collection: str, keys: Any, *, ids: Any = None,
+                            filter: t.FilterLike = None) -> t.WriteResult:
+        """Removes keys (top-level, or dotted paths into nested objects) from the points
+        given."""
+        req = cv.delete_payload_keys_request(collection, keys, ids, filter)
+        return t.WriteResult(self._write(self._points.DeletePayloadKeys, req), len(req.ids))
+
+    def clear_payload(self, collection: str, *, ids: Any = None, filter: t.FilterLike = None
+                      ) -> t.WriteResult:
+        """Empties the payloads of the points given."""
+        req = cv.clear_payload_request(collection, ids, filter)
+        return t.WriteResult(self._write(self._points.ClearPayload, req), len(req.ids))
+
+    def create_field_index(self, collection: str, key: str, type: str) -> int:
+        """Indexes a payload key path for filters: "keyword", "integer", "float", "bool" or
+        "datetime" (see the proto's FieldType); returns the log index."""
+        return self._write(self._collections.CreateFieldIndex,
+                           cv.field_index_request(collection, key, type))
+
+    def drop_field_index(self, collection: str, key: str) -> int:
+        req = pb.DropFieldIndexRequest(collection=collection, key=key)
+        return self._write(self._collections.DropFieldIndex, req)
 
     # --- cluster ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from . import _payload as pl
 from . import types as t
 from .v1 import freshvec_pb2 as pb
 
@@ -47,15 +48,31 @@ def matrix(vectors: Any) -> np.ndarray:
     return a
 
 
+def id_array(ids: Any) -> np.ndarray:
+    """Ids (an int, a sequence of ints, or an integer array) as a uint64 array, exactly:
+    Python ints past 2^63 stay exact (numpy alone would make a mixed list float64)."""
+    if isinstance(ids, np.ndarray):
+        a = ids.reshape(1) if ids.ndim == 0 else ids
+        if a.ndim != 1:
+            raise ValueError(f"ids must be one-dimensional, got shape {a.shape}")
+        if a.size and a.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got an array of {a.dtype}")
+        if a.size and a.dtype.kind == "i" and int(a.min()) < 0:
+            raise ValueError("ids must be non-negative (u64)")
+        return a.astype(np.uint64, copy=False)
+    if isinstance(ids, (int, np.integer)):
+        ids = [ids]
+    ids = list(ids)
+    for i in ids:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"ids must be integers, got {i!r}")
+        if not 0 <= int(i) < (1 << 64):
+            raise ValueError(f"ids must be u64, got {int(i)}")
+    return np.array([int(i) for i in ids], dtype=np.uint64)
+
+
 def id_list(ids: Any) -> list[int]:
-    a = np.asarray(ids)
-    if a.ndim == 0:
-        a = a.reshape(1)
-    if a.ndim != 1:
-        raise ValueError(f"ids must be one-dimensional, got shape {a.shape}")
-    if a.size and a.dtype.kind == "i" and int(a.min()) < 0:
-        raise ValueError("ids must be non-negative (u64)")
-    return a.astype(np.uint64, copy=False).tolist()
+    return id_array(ids).tolist()
 
 
 def create_request(name: str, dimension: int, metric: str, shards: int, encoding: Optional[str],
@@ -71,12 +88,106 @@ def create_request(name: str, dimension: int, metric: str, shards: int, encoding
                                       shards=shards, index=index)
 
 
-def upsert_request(collection: str, ids: Any, vectors: Any):
+def upsert_request(collection: str, ids: Any, vectors: Any, payloads: Any = None):
+    """The columnar form: ids, one packed f32 block, and (when given) one payload per id."""
     m = matrix(vectors)
     idl = id_list(ids)
     if len(idl) != m.shape[0]:
         raise ValueError(f"{len(idl)} ids for {m.shape[0]} vectors")
-    return pb.UpsertRequest(collection=collection, ids=idl, vectors_f32=m.tobytes()), len(idl)
+    req = pb.UpsertRequest(collection=collection, ids=idl, vectors_f32=m.tobytes())
+    if payloads is not None:
+        payloads = list(payloads)
+        if len(payloads) != len(idl):
+            raise ValueError(f"{len(payloads)} payloads for {len(idl)} points")
+        for i, p in enumerate(payloads):
+            pl.fill_payload(req.payloads.add().fields, p if p is not None else {},
+                            f"payloads[{i}]")
+    return req, len(idl)
+
+
+def target(req, ids: Any, filter: Any) -> None:
+    """Sets a write's points: ids or a filter, exactly one."""
+    if (ids is None) == (filter is None):
+        raise ValueError("give the points as ids or as a filter (exactly one)")
+    if ids is not None:
+        req.ids.extend(id_list(ids))
+    else:
+        req.filter.CopyFrom(pl.filter_message(filter))
+
+
+def delete_request(collection: str, ids: Any, filter: Any):
+    req = pb.DeleteRequest(collection=collection)
+    target(req, ids, filter)
+    return req
+
+
+def set_payload_request(collection: str, payload: Any, ids: Any, filter: Any):
+    req = pb.SetPayloadRequest(collection=collection)
+    pl.fill_payload(req.payload, payload)
+    target(req, ids, filter)
+    return req
+
+
+def delete_payload_keys_request(collection: str, keys: Any, ids: Any, filter: Any):
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    req = pb.DeletePayloadKeysRequest(collection=collection, keys=keys)
+    target(req, ids, filter)
+    return req
+
+
+def clear_payload_request(collection: str, ids: Any, filter: Any):
+    req = pb.ClearPayloadRequest(collection=collection)
+    target(req, ids, filter)
+    return req
+
+
+def field_index_request(collection: str, key: str, type: str):
+    if type not in pl.FIELD_TYPES:
+        raise ValueError(f"a field index type is one of {sorted(pl.FIELD_TYPES)}, got {type!r}")
+    return pb.CreateFieldIndexRequest(collection=collection, key=key, type=pl.FIELD_TYPES[type])
+
+
+def search_options(req, filter: Any, with_payload: Any, with_vectors: bool) -> None:
+    """A search's filter and what its hits carry; packed hits when they carry nothing else."""
+    if filter is None and not with_payload and not with_vectors:
+        req.packed_hits = True
+        return
+    f = pl.filter_message(filter)
+    if f is not None:
+        req.filter.CopyFrom(f)
+    sel = pl.with_payload(with_payload)
+    if sel is not None:
+        req.with_payload.CopyFrom(sel)
+    req.with_vectors = bool(with_vectors)
+    req.packed_hits = sel is None and not with_vectors
+
+
+def upload_batch(collection: str, m: np.ndarray, ids: np.ndarray, payloads: Optional[list],
+                 start: int, size: int) -> list:
+    """The upsert requests for rows start..start+size: one, or (when payloads make it larger
+    than half the message limit) that range split in halves until each fits."""
+    end = min(start + size, m.shape[0])
+    req, n = upsert_request(collection, ids[start:end], m[start:end],
+                            None if payloads is None else payloads[start:end])
+    if payloads is None or n == 1 or req.ByteSize() <= MAX_MESSAGE // 2:
+        return [(req, n)]
+    half = (n + 1) // 2
+    return (upload_batch(collection, m, ids, payloads, start, half)
+            + upload_batch(collection, m, ids, payloads, start + half, end - start - half))
+
+
+def upload_plan(vectors: Any, ids: Any, payloads: Any, batch_size: Optional[int]):
+    """(matrix, ids, payloads, batch size) for an upload, checked against each other."""
+    m = matrix(vectors)
+    n = m.shape[0]
+    idarr = np.arange(n, dtype=np.uint64) if ids is None else id_array(ids)
+    if len(idarr) != n:
+        raise ValueError(f"{len(idarr)} ids for {n} vectors")
+    if payloads is not None:
+        payloads = list(payloads)
+        if len(payloads) != n:
+            raise ValueError(f"{len(payloads)} payloads for {n} vectors")
+    return m, idarr, payloads, batch_size_for(m.shape[1], batch_size)
 
 
 def collection_info(r) -> t.CollectionInfo:
@@ -87,7 +198,11 @@ def collection_info(r) -> t.CollectionInfo:
         reassigned=r.reassigned, pending_jobs=r.pending_jobs, memory_bytes=r.memory_bytes,
         applied_index=r.applied_index, calibrated_shards=r.calibrated_shards,
         default_nprobe=r.default_nprobe, estimated_recall=r.estimated_recall,
-        calibration=[(p.nprobe, p.recall) for p in r.calibration], raw=r)
+        calibration=[(p.nprobe, p.recall) for p in r.calibration],
+        field_indexes=[t.FieldIndexInfo(f.key, pl.FIELD_TYPE_NAMES.get(f.type, str(f.type)),
+                                        f.points, f.values, f.memory_bytes)
+                       for f in r.field_indexes],
+        payload_memory_bytes=r.payload_memory_bytes, raw=r)
 
 
 def cluster_status(r) -> t.ClusterStatus:
@@ -104,24 +219,43 @@ def cluster_status(r) -> t.ClusterStatus:
         raw=r)
 
 
-def search_result(r) -> t.SearchResult:
-    if r.hits:  # a server that ignores packed_hits
+def search_result(r, with_payload: bool = False, with_vectors: bool = False) -> t.SearchResult:
+    plan = None
+    if r.HasField("plan"):
+        p = r.plan
+        plan = t.SearchPlan(pl.STRATEGY_NAMES.get(p.strategy, str(p.strategy)), p.matched,
+                            p.exact_shards, p.fallback_shards, p.postings, p.scanned, p.unindexed)
+    if r.hits or not (r.ids_u64 or r.distances_f32):  # hits as messages (or none at all)
         hits = r.hits
-        return t.SearchResult(ids=np.array([h.id for h in hits], dtype=np.uint64),
-                              distances=np.array([h.distance for h in hits], dtype=np.float32),
-                              applied_index=r.applied_index)
+        payloads = [pl.to_python(h.payload) for h in hits] if with_payload else None
+        vectors = None
+        if with_vectors:
+            vectors = np.array([list(h.vector) for h in hits], dtype=np.float32)
+            vectors = vectors.reshape(len(hits), -1)
+        return t.SearchResult(np.array([h.id for h in hits], dtype=np.uint64),
+                              np.array([h.distance for h in hits], dtype=np.float32),
+                              r.applied_index, payloads, vectors, plan)
     return t.SearchResult(np.frombuffer(r.ids_u64, dtype=_U64),
-                          np.frombuffer(r.distances_f32, dtype=_F32), r.applied_index)
+                          np.frombuffer(r.distances_f32, dtype=_F32), r.applied_index, plan=plan)
 
 
-def points(r, dim_hint: int = 0) -> t.Points:
-    ps = r.points
+def points(ps, with_payload: bool = False) -> t.Points:
+    """Points from a repeated Point field (vectors in vector_f32 or vector)."""
     ids = np.array([p.id for p in ps], dtype=np.uint64)
+    payloads = [pl.to_python(p.payload) for p in ps] if with_payload else None
     if not ps or not (ps[0].vector_f32 or ps[0].vector):
-        return t.Points(ids=ids, vectors=None)
-    blob = b"".join(p.vector_f32 for p in ps)
-    vectors = np.frombuffer(blob, dtype="<f4").reshape(len(ps), -1)
-    return t.Points(ids=ids, vectors=vectors)
+        return t.Points(ids=ids, vectors=None, payloads=payloads)
+    if ps[0].vector_f32:
+        blob = b"".join(p.vector_f32 for p in ps)
+        vectors = np.frombuffer(blob, dtype="<f4").reshape(len(ps), -1)
+    else:
+        vectors = np.array([list(p.vector) for p in ps], dtype=np.float32).reshape(len(ps), -1)
+    return t.Points(ids=ids, vectors=vectors, payloads=payloads)
+
+
+def page(r, with_payload: bool) -> t.Page:
+    nxt = r.next_page_offset if r.HasField("next_page_offset") else None
+    return t.Page(points(r.points, with_payload), nxt, r.applied_index)
 
 
 class Session:
@@ -173,11 +307,59 @@ class Session:
             self._params[key] = p
         return p
 
-    def get_request(self, collection: str, ids: Any, with_vectors: bool, c: t.Consistency):
+    def get_request(self, collection: str, ids: Any, with_vectors: bool, with_payload: Any,
+                    c: t.Consistency):
         consistency, min_index = self.consistency(c)
-        return pb.GetRequest(collection=collection, ids=id_list(ids), with_vectors=with_vectors,
-                             vectors_f32=with_vectors, consistency=consistency,
-                             min_applied_index=min_index)
+        req = pb.GetRequest(collection=collection, ids=id_list(ids), with_vectors=with_vectors,
+                            vectors_f32=with_vectors, consistency=consistency,
+                            min_applied_index=min_index)
+        sel = pl.with_payload(with_payload)
+        if sel is not None:
+            req.with_payload.CopyFrom(sel)
+        return req, sel is not None
+
+    def search_request(self, collection: str, vector: Any, k: int, filter: Any,
+                       with_payload: Any, with_vectors: bool, nprobe: int, rerank: int,
+                       exact: bool, target_recall: float, c: t.Consistency):
+        req = pb.SearchRequest(collection=collection, vector_f32=vector_bytes(vector),
+                               params=self.search_params(k, nprobe, rerank, exact, target_recall,
+                                                         c))
+        search_options(req, filter, with_payload, with_vectors)
+        return req
+
+    def search_batch_request(self, collection: str, vectors: Any, k: int, filter: Any,
+                             with_payload: Any, with_vectors: bool, nprobe: int, rerank: int,
+                             exact: bool, target_recall: float, c: t.Consistency):
+        m = matrix(vectors)
+        req = pb.SearchBatchRequest(
+            collection=collection, queries=[pb.Query(vector_f32=row.tobytes()) for row in m],
+            params=self.search_params(k, nprobe, rerank, exact, target_recall, c))
+        search_options(req, filter, with_payload, with_vectors)
+        return req
+
+    def scroll_request(self, collection: str, filter: Any, offset: Optional[int], limit: int,
+                       with_payload: Any, with_vectors: bool, c: t.Consistency):
+        consistency, min_index = self.consistency(c)
+        req = pb.ScrollRequest(collection=collection, limit=limit, with_vectors=with_vectors,
+                               consistency=consistency, min_applied_index=min_index)
+        if offset is not None:
+            req.offset = offset
+        f = pl.filter_message(filter)
+        if f is not None:
+            req.filter.CopyFrom(f)
+        sel = pl.with_payload(with_payload)
+        if sel is not None:
+            req.with_payload.CopyFrom(sel)
+        return req, sel is not None
+
+    def count_request(self, collection: str, filter: Any, c: t.Consistency):
+        consistency, min_index = self.consistency(c)
+        req = pb.CountRequest(collection=collection, consistency=consistency,
+                              min_applied_index=min_index)
+        f = pl.filter_message(filter)
+        if f is not None:
+            req.filter.CopyFrom(f)
+        return req
 
 
 def batch_size_for(dim: int, batch_size: Optional[int]) -> int:
@@ -301,8 +483,3 @@ def health_response(data: bytes) -> str:
             status = value
     return SERVING_NAMES.get(status, "UNKNOWN")
 
-
-def not_supported(what: str) -> None:
-    from .errors import NotSupportedYet
-
-    raise NotSupportedYet(f"{what} needs payload support in the server, which it does not have yet")

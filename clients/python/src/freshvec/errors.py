@@ -65,6 +65,3 @@ def from_rpc(e: grpc.RpcError) -> FreshvecError:
     details = e.details() if callable(getattr(e, "details", None)) else str(e)
     return _BY_CODE.get(code, FreshvecError)(code, details or "")
 
-
-class NotSupportedYet(NotImplementedError):
-    """A method whose server side does not exist yet (payloads, filters, scroll, count)."""

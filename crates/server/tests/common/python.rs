@@ -1,5 +1,6 @@
 //! The Python environment the Python tests share: a virtualenv under the build directory,
-//! made on first use with pinned packages from the package index, and the `freshvec`
+//! made on first use with the packages `clients/python/tests/requirements.txt` pins (from the
+//! package index), and the `freshvec`
 //! package (`clients/python`) installed into it afresh on every run, as a user would
 //! (`pip install clients/python`).
 
@@ -7,22 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-/// What the tests pin: the stub generator and runtimes, numpy, the package's build backend.
-pub const PINNED: [&str; 5] = [
-    "grpcio==1.76.0",
-    "grpcio-tools==1.76.0",
-    "protobuf==6.33.6",
-    "numpy==2.2.6",
-    "hatchling==1.27.0",
-];
-
 static ENV: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The venv's python, with the pinned packages and the client package installed.
+/// The venv's python, with the pinned packages and the client package installed (the venv is
+/// made again when the pins change).
 pub fn python_env() -> PathBuf {
     let mut done = ENV.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(py) = done.as_ref() {
@@ -30,16 +23,16 @@ pub fn python_env() -> PathBuf {
     }
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyclient-venv");
     let py = venv.join("bin/python");
-    let ready = py.exists()
-        && Command::new(&py)
-            .args(["-c", "import grpc, grpc_tools, numpy, hatchling"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ready {
+    let pins = repo().join("clients/python/tests/requirements.txt");
+    let wanted = std::fs::read_to_string(&pins).expect("the pinned requirements");
+    let stamp = venv.join("requirements.installed");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        let _ = std::fs::remove_dir_all(&venv);
         let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
         assert!(made.is_ok_and(|s| s.success()), "python3 -m venv failed");
-        let pip = Command::new(&py).args(["-m", "pip", "install", "-q"]).args(PINNED).status();
-        assert!(pip.is_ok_and(|s| s.success()), "installing {PINNED:?} failed");
+        let pip = Command::new(&py).args(["-m", "pip", "install", "-q", "-r"]).arg(&pins).status();
+        assert!(pip.is_ok_and(|s| s.success()), "installing {} failed", pins.display());
+        std::fs::write(&stamp, &wanted).unwrap();
     }
     // The package as it is in the tree (no build isolation: the pinned backend is there).
     let pip = Command::new(&py)
