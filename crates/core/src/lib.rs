@@ -3,6 +3,7 @@
 //! This crate knows nothing of async runtimes, RPC or consensus; the server and replication
 //! crates drive it. See `ARCHITECTURE.md` at the repository root for the map.
 
+pub mod background;
 pub mod collection;
 pub mod distance;
 pub mod durable;

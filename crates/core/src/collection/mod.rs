@@ -5,7 +5,7 @@
 use crate::distance::{check_components, Metric, VectorFault, MAX_SQUARED_NORM};
 use crate::error::{Error, Result};
 use crate::index::{
-    Calibration, Index, IndexParams, IndexStats, SearchParams, DEFAULT_TARGET_RECALL,
+    Calibration, Index, IndexParams, IndexStats, SearchParams, CALIBRATION_K, DEFAULT_TARGET_RECALL,
 };
 use crate::payload::{Payload, ShardPayloads};
 use crate::topk::{merge_sorted, Scored};
@@ -346,7 +346,9 @@ impl Collection {
     /// The collection's calibration: each shard's curve and its depth at the default target,
     /// combined weighted by the vectors each was measured on. `None` until a shard has one.
     pub fn calibration(&self) -> Option<CalibrationSummary> {
-        let curves: Vec<_> = self.shards.iter().filter_map(Index::calibration).collect();
+        let calibrated: Vec<&Index> =
+            self.shards.iter().filter(|s| s.calibration().is_some()).collect();
+        let curves: Vec<_> = calibrated.iter().filter_map(|s| s.calibration()).collect();
         if curves.is_empty() {
             return None;
         }
@@ -364,7 +366,13 @@ impl Collection {
         Some(CalibrationSummary {
             shards: curves.len(),
             queries: curves.iter().map(|c| c.queries).sum(),
-            default_nprobe: curves.iter().map(|c| c.nprobe_for(target)).max().unwrap_or(1),
+            // What the shards probe now: the curve's depth, scaled by how far their posting
+            // counts moved since it was measured.
+            default_nprobe: calibrated
+                .iter()
+                .map(|s| s.depth(&SearchParams::new(CALIBRATION_K)))
+                .max()
+                .unwrap_or(1),
             default_recall: mean(&|c| c.recall_at(c.nprobe_for(target))),
             points,
         })

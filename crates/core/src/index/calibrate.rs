@@ -5,14 +5,18 @@
 //! A sampled vector is a query whose own entry is left out of both the exact and the searched
 //! results, so it stands for a query drawn from the data's distribution that is not itself in
 //! the shard. Each grid depth runs the real search (head lookup, code scan, re-rank), so the
-//! curve includes what the codes lose, not only what the partition loses. The curve is
+//! curve includes what the codes lose, not only what the partition loses. Writes go on
+//! meanwhile: the measurement sees only the vectors that existed when it began (the slots
+//! handed out by then), so points written while it runs are neither truth nor hits. The curve is
 //! measured again once enough of the shard has changed (see [`Shared::calibration_due`]), on one
 //! process-wide background thread, and the previous curve serves until the new one is ready.
 
 use super::{SearchParams, Shared, Slot};
+use crate::background;
 use crate::distance::kernels;
 use crate::rng::Rng;
 use crate::topk::TopK;
+use roaring::RoaringBitmap;
 use rustc_hash::FxHashSet;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -52,7 +56,8 @@ pub struct Calibration {
     pub postings: usize,
     /// The shard's write count when the sample was drawn.
     mutations: u64,
-    /// When the measurement ended, and how long it took.
+    /// When the measurement ended, and the CPU time it took (its wall time where the system
+    /// does not tell a thread's CPU time).
     finished: Instant,
     took: Duration,
 }
@@ -124,19 +129,25 @@ impl Shared {
     /// Measures the curve now (on the calling thread). `None` when the shard is too small to
     /// calibrate or it shut down meanwhile.
     pub(super) fn calibrate(&self) -> Option<Calibration> {
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), background::this_thread_cpu());
         let mutations = self.mutations.load(Ordering::Relaxed);
         let live = self.versions.live();
         if live < MIN_CALIBRATION_VECTORS {
             return None;
         }
+        // The vectors this measurement sees: those whose slots exist now. (A point written
+        // later would be a hit no truth holds, and a shard loading fast would measure its own
+        // growth instead of its recall.)
+        let frozen = self.versions.slots() as u32;
+        let mut present = RoaringBitmap::new();
+        present.insert_range(0..frozen);
         let mut rng = Rng::new(self.params.seed ^ 0xca11_b4a7 ^ mutations);
-        let sample = self.sample_live(SAMPLE_QUERIES, &mut rng);
+        let sample = self.sample_live(SAMPLE_QUERIES, &mut rng, frozen);
         let postings = self.heads.len();
         let k = CALIBRATION_K + 1;
         // Exact neighbours of each sampled vector, itself left out.
         let truths: Vec<FxHashSet<u64>> = self
-            .exact_neighbours(&sample, k)?
+            .exact_neighbours(&sample, k, &present)?
             .into_iter()
             .zip(&sample)
             .map(|(hits, (id, _))| {
@@ -154,7 +165,7 @@ impl Shared {
                     return None;
                 }
                 let plan = self.plan(q, &sp);
-                let hits = self.execute_counted(&plan, q, &sp, false);
+                let (hits, _) = self.execute_allowed(&plan, q, &sp, Some(&present), false);
                 let found = hits
                     .iter()
                     .filter(|h| h.key != *id)
@@ -183,25 +194,35 @@ impl Shared {
             postings,
             mutations,
             finished: Instant::now(),
-            took: started.elapsed(),
+            took: match (cpu, background::this_thread_cpu()) {
+                (Some(a), Some(b)) => b.saturating_sub(a),
+                _ => started.elapsed(),
+            },
         })
     }
 
-    /// Whether the shard should be measured (again): never measured with enough vectors, or a
-    /// twentieth of it written since, or its posting count moved by a tenth; but never sooner
-    /// than nine times the last measurement's duration after it ended, so calibration takes at
-    /// most a tenth of one core however fast a shard grows (a shard loaded from empty would
-    /// otherwise be measured again at every 5% of growth).
+    /// Whether the shard should be measured (again): never measured with enough vectors, or
+    /// grown to twice the vectors or postings it was measured at (at once: a curve of half the
+    /// shard misleads, and measuring at each doubling costs at most twice the last
+    /// measurement in all); otherwise a twentieth of it written since or its posting count
+    /// moved by a tenth, but never sooner than nine times the last measurement's CPU time
+    /// after it ended, so steady churn spends at most a tenth of one core on it (CPU time, not
+    /// wall time: the measuring thread runs at a low priority, and time spent waiting for a
+    /// core is not work).
     pub(super) fn calibration_due(&self) -> bool {
         let live = self.versions.live();
         match &*self.calibration.read() {
             None => live >= MIN_CALIBRATION_VECTORS,
             Some(c) => {
+                let postings = self.heads.len();
+                if live >= 2 * c.vectors.max(MIN_CALIBRATION_VECTORS) || postings >= 2 * c.postings
+                {
+                    return true;
+                }
                 if c.finished.elapsed() < c.took * 9 {
                     return false;
                 }
                 let written = self.mutations.load(Ordering::Relaxed).saturating_sub(c.mutations);
-                let postings = self.heads.len();
                 written as usize > (c.vectors / 20).max(256)
                     || postings * 10 > c.postings * 11
                     || postings * 11 < c.postings * 10
@@ -209,9 +230,15 @@ impl Shared {
         }
     }
 
-    /// The `k` nearest live vectors (external ids, nearest first) of every query, exactly: one
-    /// pass over the vector store for all of them, or an exact search each without one.
-    fn exact_neighbours(&self, queries: &[(u64, Vec<f32>)], k: usize) -> Option<Vec<Vec<u64>>> {
+    /// The `k` nearest live vectors among the slots `present` holds (`0..n`; external ids,
+    /// nearest first) of every query, exactly: one pass over the vector store for all of them,
+    /// or an exact search each without one.
+    fn exact_neighbours(
+        &self,
+        queries: &[(u64, Vec<f32>)],
+        k: usize,
+        present: &RoaringBitmap,
+    ) -> Option<Vec<Vec<u64>>> {
         let pair = kernels().pair(self.params.metric.scan_metric());
         let Some(store) = &self.store else {
             let exact = SearchParams::exact(k);
@@ -221,16 +248,17 @@ impl Shared {
                     return None;
                 }
                 let plan = self.plan(q, &exact);
-                let hits = self.execute_counted(&plan, q, &exact, false);
+                let (hits, _) = self.execute_allowed(&plan, q, &exact, Some(present), false);
                 out.push(hits.into_iter().map(|h| h.key).collect());
             }
             return Some(out);
         };
+        let slots = present.max().map_or(0, |m| m + 1);
         let mut tops: Vec<TopK<Slot>> = queries.iter().map(|_| TopK::new(k)).collect();
         let view = self.versions.view();
         let rows = store.view();
         let mut row = vec![0f32; self.params.dim];
-        for slot in (0..self.versions.slots() as u32).map(Slot) {
+        for slot in (0..slots).map(Slot) {
             if slot.0 % 4096 == 0 && self.jobs.is_shut_down() {
                 return None;
             }
@@ -247,14 +275,15 @@ impl Shared {
         )
     }
 
-    /// Up to `n` distinct live vectors with their ids, drawn at random.
-    fn sample_live(&self, n: usize, rng: &mut Rng) -> Vec<(u64, Vec<f32>)> {
+    /// Up to `n` distinct live vectors of the slots below `frozen`, with their ids, drawn at
+    /// random.
+    fn sample_live(&self, n: usize, rng: &mut Rng, frozen: u32) -> Vec<(u64, Vec<f32>)> {
         let dim = self.params.dim;
         let mut out: Vec<(u64, Vec<f32>)> = Vec::with_capacity(n);
         let mut seen = FxHashSet::default();
         match &self.store {
             Some(store) => {
-                let slots = self.versions.slots();
+                let slots = frozen as usize;
                 let view = self.versions.view();
                 let rows = store.view();
                 let mut row = vec![0f32; dim];
@@ -276,7 +305,7 @@ impl Shared {
                 for p in self.heads.all() {
                     let m = p.members.read();
                     self.for_each_live(&m, 0..m.len(), |slot, _, v| {
-                        if !seen.insert(slot.0) {
+                        if slot.0 >= frozen || !seen.insert(slot.0) {
                             return;
                         }
                         count += 1;
@@ -296,6 +325,9 @@ impl Shared {
         out
     }
 }
+
+/// The calibration thread's nice value: it yields to writes, rebalancing and searches.
+const CALIBRATION_NICE: i32 = 10;
 
 /// Queues a shard for calibration on the process-wide calibration thread (started on first
 /// use), unless it is queued already or not due.
@@ -323,6 +355,7 @@ fn calibrator() -> Option<&'static mpsc::Sender<Weak<Shared>>> {
     TX.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Weak<Shared>>();
         let worker = move || {
+            background::lower_this_thread(CALIBRATION_NICE);
             while let Ok(weak) = rx.recv() {
                 // A shard dropped meanwhile is skipped; one that shut down stops early.
                 if let Some(shared) = weak.upgrade() {

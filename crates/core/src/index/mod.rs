@@ -1092,12 +1092,22 @@ impl Shared {
             Some(store) => {
                 let rows = store.view();
                 let mut row = vec![0f32; dim];
-                for i in range {
-                    if view.is_live(m.slots[i], m.words[i])
-                        && rows.read(&view, m.slots[i], &mut row) == Some(m.words[i])
-                    {
-                        f(m.slots[i], m.words[i], &row);
+                // In blocks, each row touched first so that the block's cache misses overlap
+                // (a posting's members are scattered over the store; rebalancing reads whole
+                // postings this way).
+                let (mut start, end) = (range.start, range.end);
+                while start < end {
+                    let block = start..(start + 32).min(end);
+                    let touched = m.slots[block.clone()].iter().fold(0, |a, &s| a ^ rows.touch(s));
+                    std::hint::black_box(touched);
+                    for i in block.clone() {
+                        if view.is_live(m.slots[i], m.words[i])
+                            && rows.read(&view, m.slots[i], &mut row) == Some(m.words[i])
+                        {
+                            f(m.slots[i], m.words[i], &row);
+                        }
                     }
+                    start = block.end;
                 }
             }
         }
