@@ -118,6 +118,58 @@ def main():
     assert st == 200 and int(d["index"]) > int(w["index"]), d
     assert rest("POST", "/v1/collections/r/points/get", {"ids": [7]})[1] == {}
 
+    # Payloads, field indexes, filters, scroll and count: each write over REST on "r" and as
+    # gRPC on "g", the reads compared REST against gRPC, and r's payloads against g's.
+    tag = lambda i: {"tag": {"stringValue": f"t{i % 3}"}, "n": {"integerValue": str(i)}}
+    for i in range(0, 50, 5):
+        assert rest("POST", "/v1/collections/r/points/payload", {"ids": [i], "payload": tag(i)})[0] == 200
+        points.SetPayload(json_format.ParseDict({"collection": "g", "ids": [i], "payload": tag(i)},
+                                                pb.SetPayloadRequest()), metadata=MD)
+    writes = [
+        ("/v1/collections/r/index", "CreateFieldIndex", pb.CreateFieldIndexRequest,
+         {"key": "tag", "type": "FIELD_TYPE_KEYWORD"}, colls.CreateFieldIndex),
+        ("/v1/collections/r/points/payload", "OverwritePayload", pb.SetPayloadRequest,
+         {"ids": [10], "payload": {"only": {"boolValue": True}}}, None),
+        ("/v1/collections/r/points/payload/delete", "DeletePayloadKeys", pb.DeletePayloadKeysRequest,
+         {"keys": ["n"], "filter": {"must": [{"field": {"key": "tag", "match": {"keyword": "t1"}}}]}},
+         points.DeletePayloadKeys),
+        ("/v1/collections/r/points/payload/clear", "ClearPayload", pb.ClearPayloadRequest,
+         {"ids": [15]}, points.ClearPayload),
+    ]
+    for path, what, msg, body, grpc_call in writes:
+        method = "PUT" if what == "OverwritePayload" else "POST"
+        st, out = rest(method, path, body)
+        assert st == 200 and int(out["index"]) > 0, (what, st, out)
+        g = json_format.ParseDict({"collection": "g", **body}, msg())
+        (grpc_call or points.OverwritePayload)(g, metadata=MD)
+    filt = {"must": [{"field": {"key": "tag", "match": {"keywords": {"strings": ["t0", "t1"]}}}}]}
+    scroll = {"filter": filt, "limit": 4, "withPayload": {"enable": True}}
+    for name in ["r", "g"]:
+        req = json_format.ParseDict({"collection": name, **scroll}, pb.ScrollRequest())
+        same(rest("POST", f"/v1/collections/{name}/points/scroll", scroll), pb.ScrollResponse,
+             points.Scroll(req, metadata=MD), f"Scroll {name}")
+        creq = json_format.ParseDict({"collection": name, "filter": filt}, pb.CountRequest())
+        same(rest("POST", f"/v1/collections/{name}/points/count", {"filter": filt}),
+             pb.CountResponse, points.Count(creq, metadata=MD), f"Count {name}")
+    every = lambda name: points.Scroll(pb.ScrollRequest(collection=name, limit=100,
+                                                        with_payload=pb.WithPayload(enable=True)),
+                                       metadata=MD).points
+    # (id 7 was deleted from r alone)
+    assert list(every("r")) == [p for p in every("g") if p.id != 7] and len(every("r")) == 49
+    assert points.Count(pb.CountRequest(collection="r", filter=json_format.ParseDict(filt, pb.Filter())),
+                        metadata=MD).count == 5
+    fs = {"vector": q, "params": {"k": 3}, "filter": filt, "withPayload": {"enable": True}}
+    freq = json_format.ParseDict({"collection": "r", **fs}, pb.SearchRequest())
+    same(rest("POST", "/v1/collections/r/search", fs), pb.SearchResponse,
+         points.Search(freq, metadata=MD), "Search (filtered)")
+    st, out = rest("POST", "/v1/collections/r/index/delete", {"key": "tag"})
+    assert st == 200, out
+    colls.DropFieldIndex(pb.DropFieldIndexRequest(collection="g", key="tag"), metadata=MD)
+    assert not colls.Describe(pb.DescribeCollectionRequest(name="r"), metadata=MD).field_indexes
+    st, out = rest("POST", "/v1/collections/r/points/delete", {"filter": filt})
+    assert st == 200, out
+    assert points.Count(pb.CountRequest(collection="r"), metadata=MD).count == 44
+
     # Bad input: the same code over both protocols, the HTTP status mapped from it.
     short = {"vector": [1.0], "params": {"k": 3}}
     both = {"vector": [1, 2, 3, 4], "vectorF32": qb, "params": {"k": 3}}
@@ -138,6 +190,18 @@ def main():
         ("vectors_f32 of 10 bytes", lambda: rest("POST", "/v1/collections/r/points",
                                                  {"ids": [1], "vectorsF32": base64.b64encode(b"x" * 10).decode()}),
          lambda: grpc_code(points.Upsert, pb.UpsertRequest(collection="r", ids=[1], vectors_f32=b"x" * 10))),
+        ("payload key with a dot", lambda: rest("POST", "/v1/collections/r/points/payload",
+                                                {"ids": [1], "payload": {"a.b": {"integerValue": "1"}}}),
+         lambda: grpc_code(points.SetPayload, pb.SetPayloadRequest(
+             collection="r", ids=[1], payload={"a.b": pb.Value(integer_value=1)}))),
+        ("set payload on a missing id", lambda: rest("POST", "/v1/collections/r/points/payload",
+                                                     {"ids": [12345], "payload": {"a": {"boolValue": True}}}),
+         lambda: grpc_code(points.SetPayload, pb.SetPayloadRequest(
+             collection="r", ids=[12345], payload={"a": pb.Value(bool_value=True)}))),
+        ("range without bounds", lambda: rest("POST", "/v1/collections/r/points/count",
+                                              {"filter": {"must": [{"field": {"key": "n", "range": {}}}]}}),
+         lambda: grpc_code(points.Count, pb.CountRequest(collection="r", filter=pb.Filter(
+             must=[pb.Condition(field=pb.FieldCondition(key="n", range=pb.Range()))])))),
         ("unknown collection", lambda: rest("GET", "/v1/collections/nope"),
          lambda: grpc_code(colls.Describe, pb.DescribeCollectionRequest(name="nope"))),
         ("duplicate name", lambda: rest("POST", "/v1/collections", {"name": "r", "dimension": 4, "metric": 1}),
