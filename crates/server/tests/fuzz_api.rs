@@ -17,6 +17,8 @@
 //! the seed: `FRESHVEC_FUZZ_SECONDS=1800 cargo test --release --test fuzz_api -- --nocapture`.
 
 mod common;
+#[path = "fuzz_api/values.rs"]
+mod values;
 
 use bytes::{Buf, BufMut, Bytes};
 use common::*;
@@ -25,7 +27,7 @@ use freshvec_server::proto::collections_client::CollectionsClient;
 use freshvec_server::proto::points_client::PointsClient;
 use freshvec_server::proto::*;
 use prost::Message;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
@@ -36,7 +38,7 @@ const MARGIN: Duration = Duration::from_secs(3);
 /// Ids the valid writes draw from (so writes overlap and deletes hit).
 const IDS: u64 = 3_000;
 /// Every RPC the fuzzer sends, for the coverage report.
-const RPCS: [&str; 14] = [
+const RPCS: [&str; 22] = [
     "Create",
     "Drop",
     "List",
@@ -51,6 +53,14 @@ const RPCS: [&str; 14] = [
     "AddNode",
     "RemoveNode",
     "PurgeLog",
+    "SetPayload",
+    "OverwritePayload",
+    "DeletePayloadKeys",
+    "ClearPayload",
+    "Scroll",
+    "Count",
+    "CreateFieldIndex",
+    "DropFieldIndex",
 ];
 
 use std::time::Duration;
@@ -195,6 +205,14 @@ enum Req {
     AddNode(AddNodeRequest),
     RemoveNode(RemoveNodeRequest),
     PurgeLog(PurgeLogRequest),
+    /// SetPayload, or (true) OverwritePayload.
+    SetPayload(SetPayloadRequest, bool),
+    DeletePayloadKeys(DeletePayloadKeysRequest),
+    ClearPayload(ClearPayloadRequest),
+    Scroll(ScrollRequest),
+    Count(CountRequest),
+    CreateFieldIndex(CreateFieldIndexRequest),
+    DropFieldIndex(DropFieldIndexRequest),
     /// Bytes sent as the body of a method: random, a truncated valid message, a bad frame.
     Raw {
         path: &'static str,
@@ -220,13 +238,29 @@ impl Req {
             Req::AddNode(_) => "AddNode",
             Req::RemoveNode(_) => "RemoveNode",
             Req::PurgeLog(_) => "PurgeLog",
+            Req::SetPayload(_, false) => "SetPayload",
+            Req::SetPayload(_, true) => "OverwritePayload",
+            Req::DeletePayloadKeys(_) => "DeletePayloadKeys",
+            Req::ClearPayload(_) => "ClearPayload",
+            Req::Scroll(_) => "Scroll",
+            Req::Count(_) => "Count",
+            Req::CreateFieldIndex(_) => "CreateFieldIndex",
+            Req::DropFieldIndex(_) => "DropFieldIndex",
             Req::Raw { .. } => "Raw",
         }
     }
 
     fn is_write(&self) -> bool {
         match self {
-            Req::Create(_) | Req::Drop(_) | Req::Upsert(_) | Req::Delete(_) => true,
+            Req::Create(_)
+            | Req::Drop(_)
+            | Req::Upsert(_)
+            | Req::Delete(_)
+            | Req::SetPayload(..)
+            | Req::DeletePayloadKeys(_)
+            | Req::ClearPayload(_)
+            | Req::CreateFieldIndex(_)
+            | Req::DropFieldIndex(_) => true,
             Req::Raw { path, .. } => is_write_path(path),
             _ => false,
         }
@@ -255,7 +289,7 @@ impl Req {
     }
 }
 
-const PATHS: [&str; 15] = [
+const PATHS: [&str; 19] = [
     "/freshvec.v1.Collections/Create",
     "/freshvec.v1.Collections/Drop",
     "/freshvec.v1.Collections/List",
@@ -271,6 +305,10 @@ const PATHS: [&str; 15] = [
     "/freshvec.v1.Cluster/RemoveNode",
     "/freshvec.v1.Cluster/PurgeLog",
     "/freshvec.v1.Points/NoSuchMethod",
+    "/freshvec.v1.Points/SetPayload",
+    "/freshvec.v1.Points/Scroll",
+    "/freshvec.v1.Points/Count",
+    "/freshvec.v1.Collections/CreateFieldIndex",
 ];
 
 /// What the fuzzer knows of the collections (their shapes; the points live in `Model`).
@@ -302,12 +340,14 @@ fn params(rng: &mut Rng) -> Option<SearchParameters> {
 
 /// One generated request; `shapes` are the collections believed to exist.
 fn generate(rng: &mut Rng, shapes: &BTreeMap<String, Shape>, nodes: u64) -> Req {
-    let roll = rng.next() % 100;
+    let roll = rng.next() % 120;
     generate_kind(rng, roll, shapes, nodes)
 }
 
 /// The first roll of each kind of request, so that a run of any length covers every RPC.
-const EVERY_KIND: [u64; 15] = [0, 11, 41, 51, 59, 79, 5, 6, 8, 85, 87, 88, 89, 90, 91];
+const EVERY_KIND: [u64; 23] = [
+    0, 11, 41, 51, 59, 79, 5, 6, 8, 85, 87, 88, 89, 90, 91, 100, 104, 106, 108, 110, 113, 116, 118,
+];
 
 fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nodes: u64) -> Req {
     let names: Vec<String> = shapes.keys().cloned().collect();
@@ -357,6 +397,7 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                     } else {
                         vector(rng, dim)
                     },
+                    payload: if chance(rng, 30) { values::payload(rng) } else { HashMap::new() },
                     ..Default::default()
                 })
                 .collect();
@@ -374,6 +415,15 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
             if chance(rng, 5) {
                 ids.push(u64::MAX);
             }
+            if chance(rng, 3) {
+                // By filter (ids too, now and then: refused).
+                let ids = if chance(rng, 20) { ids } else { Vec::new() };
+                return Req::Delete(DeleteRequest {
+                    collection,
+                    ids,
+                    filter: Some(values::filter(rng)),
+                });
+            }
             Req::Delete(DeleteRequest { collection, ids, ..Default::default() })
         }
         51..=58 => {
@@ -386,6 +436,7 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                 with_vectors: chance(rng, 50),
                 consistency: enum_field(rng, 3),
                 min_applied_index: if chance(rng, 80) { 0 } else { u64_field(rng) },
+                with_payload: values::with_payload(rng),
                 ..Default::default()
             })
         }
@@ -400,6 +451,10 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                 collection,
                 vector,
                 params: params(rng),
+                filter: chance(rng, 30).then(|| values::filter(rng)),
+                with_payload: values::with_payload(rng),
+                with_vectors: chance(rng, 10),
+                packed_hits: chance(rng, 20),
                 ..Default::default()
             })
         }
@@ -419,7 +474,10 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                     })
                     .collect(),
                 params: params(rng),
-                ..Default::default()
+                filter: chance(rng, 20).then(|| values::filter(rng)),
+                with_payload: values::with_payload(rng),
+                with_vectors: chance(rng, 10),
+                packed_hits: chance(rng, 20),
             })
         }
         85..=86 => Req::Status,
@@ -451,7 +509,71 @@ fn generate_kind(rng: &mut Rng, roll: u64, shapes: &BTreeMap<String, Shape>, nod
                 ..Default::default()
             })
         }
+        100..=117 => {
+            let collection = target(rng).0;
+            payload_request(rng, roll, collection)
+        }
+        118..=119 => {
+            let (key, r#type) = values::field_index(rng);
+            let collection = target(rng).0;
+            if chance(rng, 60) {
+                Req::CreateFieldIndex(CreateFieldIndexRequest { collection, key, r#type })
+            } else {
+                Req::DropFieldIndex(DropFieldIndexRequest { collection, key })
+            }
+        }
         _ => raw(rng, shapes),
+    }
+}
+
+/// The points a payload write names: ids (1..=10,000 documented), a filter, both or neither.
+fn payload_target(rng: &mut Rng) -> (Vec<u64>, Option<Filter>) {
+    match rng.next() % 20 {
+        0 => (Vec::new(), None),
+        1 => {
+            ((0..count(rng, 10_000)).map(|_| rng.next() % IDS).collect(), Some(values::filter(rng)))
+        }
+        2..=7 => (Vec::new(), Some(values::filter(rng))),
+        _ => ((0..1 + rng.next() % 20).map(|_| rng.next() % IDS).collect(), None),
+    }
+}
+
+fn payload_request(rng: &mut Rng, roll: u64, collection: String) -> Req {
+    match roll {
+        100..=105 => {
+            let (ids, filter) = payload_target(rng);
+            let payload = values::payload(rng);
+            Req::SetPayload(SetPayloadRequest { collection, payload, ids, filter }, roll >= 104)
+        }
+        106..=107 => {
+            let (ids, filter) = payload_target(rng);
+            Req::DeletePayloadKeys(DeletePayloadKeysRequest {
+                collection,
+                keys: values::keys(rng),
+                ids,
+                filter,
+            })
+        }
+        108..=109 => {
+            let (ids, filter) = payload_target(rng);
+            Req::ClearPayload(ClearPayloadRequest { collection, ids, filter })
+        }
+        110..=112 => Req::Scroll(ScrollRequest {
+            collection,
+            filter: chance(rng, 50).then(|| values::filter(rng)),
+            offset: chance(rng, 50).then(|| u64_field(rng)),
+            limit: u32_field(rng, 10_000),
+            with_payload: values::with_payload(rng),
+            with_vectors: chance(rng, 30),
+            consistency: enum_field(rng, 3),
+            min_applied_index: if chance(rng, 80) { 0 } else { u64_field(rng) },
+        }),
+        _ => Req::Count(CountRequest {
+            collection,
+            filter: chance(rng, 70).then(|| values::filter(rng)),
+            consistency: enum_field(rng, 3),
+            min_applied_index: if chance(rng, 80) { 0 } else { u64_field(rng) },
+        }),
     }
 }
 
@@ -591,6 +713,14 @@ async fn send(ch: &Channel, req: &Req, timeout: Duration) -> Result<(), Status> 
         Req::AddNode(m) => call!(ClusterClient, add_node, m),
         Req::RemoveNode(m) => call!(ClusterClient, remove_node, m),
         Req::PurgeLog(m) => call!(ClusterClient, purge_log, m),
+        Req::SetPayload(m, false) => call!(PointsClient, set_payload, m),
+        Req::SetPayload(m, true) => call!(PointsClient, overwrite_payload, m),
+        Req::DeletePayloadKeys(m) => call!(PointsClient, delete_payload_keys, m),
+        Req::ClearPayload(m) => call!(PointsClient, clear_payload, m),
+        Req::Scroll(m) => call!(PointsClient, scroll, m),
+        Req::Count(m) => call!(PointsClient, count, m),
+        Req::CreateFieldIndex(m) => call!(CollectionsClient, create_field_index, m),
+        Req::DropFieldIndex(m) => call!(CollectionsClient, drop_field_index, m),
         Req::Raw { path, body, framed: true } => {
             let mut grpc = tonic::client::Grpc::new(ch.clone());
             grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
@@ -674,6 +804,12 @@ impl Model {
             }
             Req::Delete(m) => {
                 let Some((_, pts)) = self.colls.get_mut(&m.collection) else { return };
+                if m.filter.is_some() {
+                    // The model keeps no payloads: any point may have matched.
+                    for e in pts.values_mut() {
+                        e.push(None);
+                    }
+                }
                 for id in &m.ids {
                     let e = pts.entry(*id).or_insert_with(|| vec![None]);
                     if certain {
@@ -913,7 +1049,18 @@ async fn fuzz(nodes: u64, seed: u64, secs: u64) {
                         if req.is_write() && outcome == Some(false) {
                             let after = fingerprint(&leader_url).await;
                             tally.refused_writes_checked += 1;
-                            if before.is_some() && after != before {
+                            // A payload write naming a missing id is refused when it applies
+                            // (NOT_FOUND, as a no-op entry): its log index is used, nothing else.
+                            let changed = match &req {
+                                Req::SetPayload(..)
+                                | Req::DeletePayloadKeys(_)
+                                | Req::ClearPayload(_) => {
+                                    after.as_ref().map(|f| &f.collections)
+                                        != before.as_ref().map(|f| &f.collections)
+                                }
+                                _ => after != before,
+                            };
+                            if before.is_some() && changed {
                                 let what = format!(
                                     "{}: refused, yet the state changed: {before:?} -> {after:?}",
                                     req.brief()
