@@ -366,8 +366,7 @@ impl Collection {
         Some(CalibrationSummary {
             shards: curves.len(),
             queries: curves.iter().map(|c| c.queries).sum(),
-            // What the shards probe now: the curve's depth, scaled by how far their posting
-            // counts moved since it was measured.
+            // What the shards probe now.
             default_nprobe: calibrated
                 .iter()
                 .map(|s| s.depth(&SearchParams::new(CALIBRATION_K)))

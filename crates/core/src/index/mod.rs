@@ -777,9 +777,12 @@ impl Shared {
         let target = params.target_recall.unwrap_or(DEFAULT_TARGET_RECALL);
         let postings = self.heads.len();
         match &*self.calibration.read() {
-            // The same fraction of the postings as when measured, should splits or merges have
-            // changed their number since (a new measurement is on its way then).
-            Some(c) => (c.nprobe_for(target) * postings).div_ceil(c.postings.max(1)),
+            // The same number of postings as measured, should the shard have grown or shrunk
+            // since (a new measurement is on its way then): postings keep their size, so the
+            // postings around a query's neighbours stay about as many as the shard grows
+            // (medium measured at 20k, 100k and 200k points: 54, 57 and 52 postings for 0.95;
+            // the share of postings, kept before, probed 2.4x too deep after a load).
+            Some(c) => c.nprobe_for(target).min(postings.max(1)),
             None => calibrate::fallback_nprobe(self.versions.live(), postings),
         }
         .max(1)

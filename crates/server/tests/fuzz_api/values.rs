@@ -77,7 +77,11 @@ fn value(rng: &mut Rng, depth: usize) -> Value {
 }
 
 fn payload_at(rng: &mut Rng, depth: usize) -> HashMap<String, Value> {
-    let n = if depth == 1 && chance(rng, 2) { 3_000 } else { rng.next() % if depth == 1 { 5 } else { 3 } };
+    let n = if depth == 1 && chance(rng, 2) {
+        3_000
+    } else {
+        rng.next() % if depth == 1 { 5 } else { 3 }
+    };
     (0..n).map(|_| (key(rng), value(rng, depth))).collect()
 }
 
