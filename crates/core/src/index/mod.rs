@@ -777,12 +777,13 @@ impl Shared {
         let target = params.target_recall.unwrap_or(DEFAULT_TARGET_RECALL);
         let postings = self.heads.len();
         match &*self.calibration.read() {
-            // The same number of postings as measured, should the shard have grown or shrunk
-            // since (a new measurement is on its way then): postings keep their size, so the
-            // postings around a query's neighbours stay about as many as the shard grows
-            // (medium measured at 20k, 100k and 200k points: 54, 57 and 52 postings for 0.95;
-            // the share of postings, kept before, probed 2.4x too deep after a load).
-            Some(c) => c.nprobe_for(target).min(postings.max(1)),
+            // The same share of the postings as when measured, should splits or merges have
+            // changed their number since (a new measurement is on its way then). When a shard
+            // grows, the number of postings a target needs stays about the same (medium needed
+            // 54, 57 and 52 for 0.95 at 20k, 100k and 200k points), so this probes deeper than
+            // needed until the next curve; probing the same number instead fell short on a
+            // curve measured on a tiny shard (recall 0.80 on a node that had just caught up).
+            Some(c) => (c.nprobe_for(target) * postings).div_ceil(c.postings.max(1)),
             None => calibrate::fallback_nprobe(self.versions.live(), postings),
         }
         .max(1)
