@@ -105,6 +105,21 @@ def upsert_request(collection: str, ids: Any, vectors: Any, payloads: Any = None
     return req, len(idl)
 
 
+def set_filter(req, filter: Any) -> None:
+    """Sets a request's `filter` field (left unset for None)."""
+    f = pl.filter_message(filter)
+    if f is not None:
+        req.filter.CopyFrom(f)
+
+
+def set_with_payload(req, with_payload: Any) -> bool:
+    """Sets a request's `with_payload` field; whether payloads were asked for."""
+    sel = pl.with_payload(with_payload)
+    if sel is not None:
+        req.with_payload.CopyFrom(sel)
+    return sel is not None
+
+
 def target(req, ids: Any, filter: Any) -> None:
     """Sets a write's points: ids or a filter, exactly one."""
     if (ids is None) == (filter is None):
@@ -112,7 +127,7 @@ def target(req, ids: Any, filter: Any) -> None:
     if ids is not None:
         req.ids.extend(id_list(ids))
     else:
-        req.filter.CopyFrom(pl.filter_message(filter))
+        set_filter(req, filter)
 
 
 def delete_request(collection: str, ids: Any, filter: Any):
@@ -152,14 +167,10 @@ def search_options(req, filter: Any, with_payload: Any, with_vectors: bool) -> N
     if filter is None and not with_payload and not with_vectors:
         req.packed_hits = True
         return
-    f = pl.filter_message(filter)
-    if f is not None:
-        req.filter.CopyFrom(f)
-    sel = pl.with_payload(with_payload)
-    if sel is not None:
-        req.with_payload.CopyFrom(sel)
+    set_filter(req, filter)
+    wants_payload = set_with_payload(req, with_payload)
     req.with_vectors = bool(with_vectors)
-    req.packed_hits = sel is None and not with_vectors
+    req.packed_hits = not wants_payload and not with_vectors
 
 
 def upload_batch(collection: str, m: np.ndarray, ids: np.ndarray, payloads: Optional[list],
@@ -313,10 +324,7 @@ class Session:
         req = pb.GetRequest(collection=collection, ids=id_list(ids), with_vectors=with_vectors,
                             vectors_f32=with_vectors, consistency=consistency,
                             min_applied_index=min_index)
-        sel = pl.with_payload(with_payload)
-        if sel is not None:
-            req.with_payload.CopyFrom(sel)
-        return req, sel is not None
+        return req, set_with_payload(req, with_payload)
 
     def search_request(self, collection: str, vector: Any, k: int, filter: Any,
                        with_payload: Any, with_vectors: bool, nprobe: int, rerank: int,
@@ -344,21 +352,14 @@ class Session:
                                consistency=consistency, min_applied_index=min_index)
         if offset is not None:
             req.offset = offset
-        f = pl.filter_message(filter)
-        if f is not None:
-            req.filter.CopyFrom(f)
-        sel = pl.with_payload(with_payload)
-        if sel is not None:
-            req.with_payload.CopyFrom(sel)
-        return req, sel is not None
+        set_filter(req, filter)
+        return req, set_with_payload(req, with_payload)
 
     def count_request(self, collection: str, filter: Any, c: t.Consistency):
         consistency, min_index = self.consistency(c)
         req = pb.CountRequest(collection=collection, consistency=consistency,
                               min_applied_index=min_index)
-        f = pl.filter_message(filter)
-        if f is not None:
-            req.filter.CopyFrom(f)
+        set_filter(req, filter)
         return req
 
 

@@ -241,31 +241,32 @@ def _field(c: Mapping) -> "pb.FieldCondition":
         raise ValueError(f"{key}: unknown condition fields {sorted(unknown)}")
     if "match" in c:
         _match(fc.match, key, c["match"])
-    if "range" in c:
-        r = c["range"]
-        if not isinstance(r, Mapping):
-            raise TypeError(f"{key}: range is a dict of bounds")
-        fc.range.SetInParent()
-        for b in _bounds(key, r, "range"):
-            x = r[b]
-            if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.number)):
-                raise TypeError(f"{key}: range {b} is not a number")
-            setattr(fc.range, b, float(x))
-    if "datetime_range" in c:
-        r = c["datetime_range"]
-        if not isinstance(r, Mapping):
-            raise TypeError(f"{key}: datetime_range is a dict of bounds")
-        fc.datetime_range.SetInParent()
-        for b in _bounds(key, r, "datetime_range"):
-            setattr(fc.datetime_range, b, rfc3339(r[b]))
+    for what, convert in (("range", _number), ("datetime_range", rfc3339)):
+        if what in c:
+            _range(getattr(fc, what), key, c[what], what, convert)
     return fc
 
 
-def _bounds(key: str, r: Mapping, what: str) -> list[str]:
+def _number(x: Any) -> float:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.number)):
+        raise TypeError(f"{x!r} is not a number")
+    return float(x)
+
+
+def _range(msg, key: str, r: Any, what: str, convert) -> None:
+    """Fills a Range or DatetimeRange message from a dict of bounds, each through `convert`."""
+    if not isinstance(r, Mapping):
+        raise TypeError(f"{key}: {what} is a dict of bounds")
     unknown = set(r) - set(_RANGE_BOUNDS)
     if unknown:
         raise ValueError(f"{key}: unknown {what} bounds {sorted(unknown)} (gt, gte, lt, lte)")
-    return [b for b in _RANGE_BOUNDS if r.get(b) is not None]
+    msg.SetInParent()
+    for b in _RANGE_BOUNDS:
+        if r.get(b) is not None:
+            try:
+                setattr(msg, b, convert(r[b]))
+            except TypeError as e:
+                raise TypeError(f"{key}: {what} {b}: {e}") from None
 
 
 def _match(m, key: str, spec: Any) -> None:

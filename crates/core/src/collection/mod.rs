@@ -11,6 +11,7 @@ use crate::payload::{Payload, ShardPayloads};
 use crate::topk::{merge_sorted, Scored};
 use parking_lot::RwLock;
 use rayon::prelude::*;
+use std::sync::Arc;
 
 mod payloads;
 pub use payloads::{validate_key_path, FieldIndexInfo, SearchReport, Strategy};
@@ -346,9 +347,9 @@ impl Collection {
     /// The collection's calibration: each shard's curve and its depth at the default target,
     /// combined weighted by the vectors each was measured on. `None` until a shard has one.
     pub fn calibration(&self) -> Option<CalibrationSummary> {
-        let calibrated: Vec<&Index> =
-            self.shards.iter().filter(|s| s.calibration().is_some()).collect();
-        let curves: Vec<_> = calibrated.iter().filter_map(|s| s.calibration()).collect();
+        let calibrated: Vec<(&Index, Arc<Calibration>)> =
+            self.shards.iter().filter_map(|s| Some((s, s.calibration()?))).collect();
+        let curves: Vec<&Calibration> = calibrated.iter().map(|(_, c)| &**c).collect();
         if curves.is_empty() {
             return None;
         }
@@ -369,7 +370,7 @@ impl Collection {
             // What the shards probe now.
             default_nprobe: calibrated
                 .iter()
-                .map(|s| s.depth(&SearchParams::new(CALIBRATION_K)))
+                .map(|(s, _)| s.depth(&SearchParams::new(CALIBRATION_K)))
                 .max()
                 .unwrap_or(1),
             default_recall: mean(&|c| c.recall_at(c.nprobe_for(target))),

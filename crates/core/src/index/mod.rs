@@ -1099,19 +1099,17 @@ impl Shared {
                 // In blocks, each row touched first so that the block's cache misses overlap
                 // (a posting's members are scattered over the store; rebalancing reads whole
                 // postings this way).
-                let (mut start, end) = (range.start, range.end);
-                while start < end {
-                    let block = start..(start + 32).min(end);
+                for start in range.clone().step_by(32) {
+                    let block = start..(start + 32).min(range.end);
                     let touched = m.slots[block.clone()].iter().fold(0, |a, &s| a ^ rows.touch(s));
                     std::hint::black_box(touched);
-                    for i in block.clone() {
+                    for i in block {
                         if view.is_live(m.slots[i], m.words[i])
                             && rows.read(&view, m.slots[i], &mut row) == Some(m.words[i])
                         {
                             f(m.slots[i], m.words[i], &row);
                         }
                     }
-                    start = block.end;
                 }
             }
         }
