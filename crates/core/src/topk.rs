@@ -32,7 +32,7 @@ pub fn nan_as_infinite(d: f32) -> f32 {
 
 /// A bounded max-heap keeping the `k` smallest candidates, ignoring repeated keys (a vector
 /// may sit in several postings; every live copy has the same distance).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TopK<K> {
     k: usize,
     heap: Vec<Scored<K>>,

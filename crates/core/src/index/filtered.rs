@@ -60,7 +60,7 @@ impl Index {
         }
         let exact = || {
             let plan = s.exact_plan();
-            let (hits, cost) = s.execute_allowed(&plan, q, params, Some(allow), true);
+            let (hits, cost) = s.execute_allowed(&plan, q, params, Some(allow), true, None);
             let postings = plan.postings.len() as u64;
             (
                 hits,
@@ -85,7 +85,7 @@ impl Index {
             return exact();
         }
         let plan = s.plan(q, &params.with_nprobe(depth));
-        let (hits, cost) = s.execute_allowed(&plan, q, params, Some(allow), true);
+        let (hits, cost) = s.execute_allowed(&plan, q, params, Some(allow), true, None);
         let probed = plan.postings.len() as u64;
         if (hits.len() as u64) < k.min(matched) {
             let (hits, more) = exact();

@@ -382,6 +382,29 @@ pub struct Plan {
     head_bytes: u64,
 }
 
+/// Depths at which a scan also reports what its plan cut to that depth returns: the first
+/// postings of a plan are the plan of a shallower search, so one deep scan measures a whole
+/// grid of depths (the calibration's). `report(i, hits)` is called once the scan has read the
+/// first `depths[i]` postings (depths ascending; those past the plan's length are reported
+/// at its end).
+pub(super) struct Prefixes<'a> {
+    pub depths: &'a [usize],
+    pub report: &'a mut dyn FnMut(usize, Vec<Scored<u64>>),
+    /// Depths reported so far.
+    pub done: usize,
+}
+
+impl Prefixes<'_> {
+    /// Called before the scan reads posting `read` (and with the plan's length at its end):
+    /// reports every depth the scan has reached.
+    fn reach(&mut self, read: usize, hits: impl Fn() -> Vec<Scored<u64>>) {
+        while self.done < self.depths.len() && self.depths[self.done] <= read {
+            (self.report)(self.done, hits());
+            self.done += 1;
+        }
+    }
+}
+
 /// One shard's SPFresh index. Dropping it stops its background threads.
 #[derive(Debug)]
 pub struct Index {
@@ -408,7 +431,6 @@ struct CodeScratch {
     query_codes: Vec<i8>,
     dots: Vec<i32>,
     estimates: Vec<f32>,
-    row: Vec<f32>,
 }
 
 impl Index {
@@ -823,11 +845,12 @@ impl Shared {
         params: &SearchParams,
         count: bool,
     ) -> Vec<Scored<u64>> {
-        self.execute_allowed(plan, q, params, None, count).0
+        self.execute_allowed(plan, q, params, None, count, None).0
     }
 
     /// Executes a plan over the slots `allow` holds (every slot when `None`); returns the hits
-    /// and what the scan read.
+    /// and what the scan read. With `prefixes`, the scan also reports the hits of the plan cut
+    /// to each of its depths.
     fn execute_allowed(
         &self,
         plan: &Plan,
@@ -835,15 +858,16 @@ impl Shared {
         params: &SearchParams,
         allow: Option<&RoaringBitmap>,
         count: bool,
+        prefixes: Option<&mut Prefixes>,
     ) -> (Vec<Scored<u64>>, ScanCost) {
         let k = params.k;
         let (top, cost) = match &self.store {
-            None => self.scan_f32(plan, q, k, allow),
+            None => self.scan_f32(plan, q, k, allow, prefixes),
             Some(store) if plan.exact => match allow {
                 None => self.scan_store(store, q, k, 0..self.versions.slots() as u32),
                 Some(allow) => self.scan_store(store, q, k, allow.iter()),
             },
-            Some(store) => self.scan_codes(store, plan, q, k, params.rerank, allow),
+            Some(store) => self.scan_codes(store, plan, q, params, allow, prefixes),
         };
         if count {
             let c = &self.counters;
@@ -852,6 +876,11 @@ impl Shared {
             c.scanned_bytes.fetch_add(cost.bytes, Ordering::Relaxed);
             c.reranked.fetch_add(cost.reranked, Ordering::Relaxed);
         }
+        (self.hits(top), cost)
+    }
+
+    /// A scan's result keyed by external id, nearest first.
+    fn hits(&self, top: TopK<Slot>) -> Vec<Scored<u64>> {
         let view = self.versions.view();
         let mut out: Vec<Scored<u64>> = top
             .into_sorted()
@@ -859,7 +888,7 @@ impl Shared {
             .map(|s| Scored { dist: s.dist, key: view.external(s.key) })
             .collect();
         out.sort_by(|a, b| a.cmp_total(b));
-        (out, cost)
+        out
     }
 
     /// Bytes a search reads per posting member besides its vector or codes: the norm, and
@@ -878,6 +907,7 @@ impl Shared {
         q: &[f32],
         k: usize,
         allow: Option<&RoaringBitmap>,
+        mut prefixes: Option<&mut Prefixes>,
     ) -> (TopK<Slot>, ScanCost) {
         let allowed = |slot: Slot| allow.is_none_or(|a| a.contains(slot.0));
         let dim = self.params.dim;
@@ -894,7 +924,10 @@ impl Shared {
         let mut scanned = 0usize;
         SCAN.with(|scratch| {
             let dists = &mut *scratch.borrow_mut();
-            for (_, p) in &plan.postings {
+            for (i, (_, p)) in plan.postings.iter().enumerate() {
+                if let Some(pre) = prefixes.as_deref_mut() {
+                    pre.reach(i, || self.hits(top.clone()));
+                }
                 // Lock order: a posting's members, then the version view.
                 let m = p.members.read();
                 let view = self.versions.view();
@@ -934,6 +967,9 @@ impl Shared {
                 }
             }
         });
+        if let Some(pre) = prefixes {
+            pre.reach(usize::MAX, || self.hits(top.clone()));
+        }
         for p in maintain {
             self.jobs.enqueue(p);
         }
@@ -952,28 +988,30 @@ impl Shared {
         store: &VectorStore,
         plan: &Plan,
         q: &[f32],
-        k: usize,
-        rerank: usize,
+        params: &SearchParams,
         allow: Option<&RoaringBitmap>,
+        mut prefixes: Option<&mut Prefixes>,
     ) -> (TopK<Slot>, ScanCost) {
         let allowed = |slot: Slot| allow.is_none_or(|a| a.contains(slot.0));
         let dim = self.params.dim;
         let metric = self.params.metric.scan_metric();
         let l2 = metric == Metric::L2;
         let dot_batch = code_kernels().dot_batch;
-        let shortlist = k.saturating_mul(rerank.max(1)).max(SearchParams::MIN_RERANKED);
+        let k = params.k;
+        let shortlist = k.saturating_mul(params.rerank.max(1)).max(SearchParams::MIN_RERANKED);
         let mut short: TopK<Slot> = TopK::new(shortlist);
         let mut maintain: Vec<&Arc<Posting>> = Vec::new();
         let mut scanned = 0usize;
-        let mut top = TopK::new(k);
-        let mut reranked = 0usize;
         CODE_SCAN.with(|scratch| {
             let sc = &mut *scratch.borrow_mut();
             sc.query_codes.resize(dim, 0);
             // The query's codes are the same for every posting: under L2 each member's
             // query-independent term (`Members::bias`) carries the centroid's part.
             let t = quantize(q, &mut sc.query_codes);
-            for (dc, p) in &plan.postings {
+            for (i, (dc, p)) in plan.postings.iter().enumerate() {
+                if let Some(pre) = prefixes.as_deref_mut() {
+                    pre.reach(i, || self.hits(self.rerank(store, short.clone(), q, k).0));
+                }
                 let m = p.members.read();
                 let n = m.len();
                 scanned += n;
@@ -1011,27 +1049,45 @@ impl Shared {
                     maintain.push(p);
                 }
             }
-            // Re-rank: exact distances to the slots' current vectors; deleted slots drop out.
-            let pair = kernels().pair(metric);
-            let view = self.versions.view();
-            let rows = store.view();
-            sc.row.resize(dim, 0.0);
-            let cands = short.into_sorted();
-            let touched = cands.iter().fold(0, |a, c| a ^ view.current(c.key) ^ rows.touch(c.key));
-            std::hint::black_box(touched);
-            for c in cands {
-                if rows.read(&view, c.key, &mut sc.row).is_some() {
-                    top.push(pair(q, &sc.row), c.key);
-                    reranked += 1;
-                }
-            }
         });
+        // Re-rank after the scan: the version view is taken after the postings' locks.
+        let (top, reranked) = self.rerank(store, short, q, k);
+        if let Some(pre) = prefixes {
+            pre.reach(usize::MAX, || self.hits(top.clone()));
+        }
         for p in maintain {
             self.jobs.enqueue(p);
         }
         let bytes = plan.head_bytes
             + (scanned * (dim + self.member_overhead()) + reranked * dim * 4) as u64;
         (top, ScanCost { scanned: scanned as u64, bytes, reranked: reranked as u64 })
+    }
+
+    /// The `k` nearest of a short list by exact distances to the slots' current vectors in the
+    /// store (deleted slots drop out), and how many were read. Takes the version view: call it
+    /// holding no posting's lock.
+    fn rerank(
+        &self,
+        store: &VectorStore,
+        short: TopK<Slot>,
+        q: &[f32],
+        k: usize,
+    ) -> (TopK<Slot>, usize) {
+        let pair = kernels().pair(self.params.metric.scan_metric());
+        let view = self.versions.view();
+        let rows = store.view();
+        let mut row = vec![0f32; self.params.dim];
+        let cands = short.into_sorted();
+        let touched = cands.iter().fold(0, |a, c| a ^ view.current(c.key) ^ rows.touch(c.key));
+        std::hint::black_box(touched);
+        let (mut top, mut reranked) = (TopK::new(k), 0);
+        for c in cands {
+            if rows.read(&view, c.key, &mut row).is_some() {
+                top.push(pair(q, &row), c.key);
+                reranked += 1;
+            }
+        }
+        (top, reranked)
     }
 
     /// Exact search with codes: the current vector in the store of every slot of `slots`.
