@@ -200,7 +200,7 @@ impl Shared {
                     sums[i].0 += r;
                     sums[i].1 += r * r;
                 };
-                let mut prefixes = Prefixes { depths: pass, report: &mut report, done: 0 };
+                let mut prefixes = Prefixes::new(pass, &mut report);
                 let plan = self.plan(q, &sp);
                 self.execute_allowed(&plan, q, &sp, Some(&present), false, Some(&mut prefixes));
             }

@@ -388,14 +388,21 @@ pub struct Plan {
 /// first `depths[i]` postings (depths ascending; those past the plan's length are reported
 /// at its end).
 pub(super) struct Prefixes<'a> {
-    pub depths: &'a [usize],
-    pub report: &'a mut dyn FnMut(usize, Vec<Scored<u64>>),
+    depths: &'a [usize],
+    report: &'a mut dyn FnMut(usize, Vec<Scored<u64>>),
     /// Depths reported so far.
-    pub done: usize,
+    done: usize,
 }
 
-impl Prefixes<'_> {
-    /// Called before the scan reads posting `read` (and with the plan's length at its end):
+impl<'a> Prefixes<'a> {
+    pub(super) fn new(
+        depths: &'a [usize],
+        report: &'a mut dyn FnMut(usize, Vec<Scored<u64>>),
+    ) -> Self {
+        Prefixes { depths, report, done: 0 }
+    }
+
+    /// Called before the scan reads posting `read` (and with `usize::MAX` at its end):
     /// reports every depth the scan has reached.
     fn reach(&mut self, read: usize, hits: impl Fn() -> Vec<Scored<u64>>) {
         while self.done < self.depths.len() && self.depths[self.done] <= read {

@@ -295,9 +295,47 @@ fn writers_are_refused_when_rebalancing_falls_behind_with(encoding: Encoding) {
     index.upsert(&[1_000_000], &[0.0; 8]).unwrap();
 }
 
+/// One scan reporting its prefixes (the calibration's, one per query) gives at each depth
+/// exactly the hits of a search that probes that many postings.
+#[test]
+fn a_scans_prefixes_are_the_searches_of_each_depth() {
+    each_encoding(|encoding| {
+        let seed = 404;
+        println!("seed {seed}");
+        let (n, dim) = (4_000, 16);
+        let mut rng = Rng::new(seed);
+        let c = centers(&mut rng, 20, dim);
+        let data = gaussian_mixture(&mut rng, n, dim, &c);
+        let queries = gaussian_mixture(&mut rng, 20, dim, &c);
+        let params = IndexParams { background_threads: 0, ..small_params(dim, encoding) };
+        let index = Index::new(params).unwrap();
+        index.bulk_load(&(0..n as u64).collect::<Vec<u64>>(), data).unwrap();
+        let s = &index.shared;
+        let postings = s.heads.len();
+        assert!(postings > 8 && postings <= head::FLAT_HEADS, "{postings} postings");
+        let depths = [1, 2, 3, 5, 8, postings - 1, postings];
+        let deep = SearchParams::new(10).with_nprobe(postings);
+        for q in queries.chunks_exact(dim) {
+            let plan = s.plan(q, &deep);
+            let mut got = vec![Vec::new(); depths.len()];
+            let hits = {
+                let mut report = |i: usize, hits: Vec<Scored<u64>>| got[i] = hits;
+                let mut prefixes = Prefixes::new(&depths, &mut report);
+                s.execute_allowed(&plan, q, &deep, None, false, Some(&mut prefixes)).0
+            };
+            for (&d, g) in depths.iter().zip(&got) {
+                let want = index.search(q, &SearchParams::new(10).with_nprobe(d));
+                assert!(!want.is_empty());
+                assert_eq!(g, &want, "{encoding:?}, depth {d}");
+            }
+            assert_eq!(&hits, got.last().unwrap());
+        }
+    });
+}
+
 /// The calibrated depth for a target reaches it on queries the shard has never seen, and the
 /// shard's estimate there is within 0.03 of the recall@10 measured (the estimate comes from
-/// 512 sampled vectors, the measurement from 400 fresh queries), on clustered and on uniform
+/// 2,048 sampled vectors, the measurement from 400 fresh queries), on clustered and on uniform
 /// data.
 #[test]
 fn calibrated_depth_reaches_the_target_recall_on_fresh_queries() {
