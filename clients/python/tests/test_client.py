@@ -273,6 +273,38 @@ def test_status_and_health():
     assert c.snapshot() >= 1
 
 
+def test_the_timeout_bounds_every_call():
+    rng = np.random.default_rng(SEED + 3)
+    c = client()
+    c.create_collection("py_deadline", dimension=64, metric="l2")
+    c.upload("py_deadline", rng.standard_normal((2_000, 64)).astype(np.float32))
+    queries = rng.standard_normal((1_024, 64)).astype(np.float32)
+    assert len(c.search_batch("py_deadline", queries, k=64, exact=True)) == 1_024
+    # The deadline is the channel's (in whole milliseconds, so 0.2 ms becomes 1 ms): an
+    # exact search of 1,024 queries returning 65,536 hits (the most one
+    # request may ask for) cannot finish within it.
+    for timeout in (0.001, 0.0002):
+        hurried = Client(URL, api_key=API_KEY, timeout=timeout)
+        assert hurried.timeout == timeout
+        try:
+            hurried.search_batch("py_deadline", queries, k=64, exact=True)
+            raise AssertionError(f"a {timeout} s timeout did not bound the call")
+        except freshvec.DeadlineExceeded as e:
+            assert e.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        hurried.close()
+    try:
+        c.timeout = 5
+        raise AssertionError("the timeout was changed after the channel was made")
+    except AttributeError:
+        pass
+    try:
+        Client(URL, timeout=0)
+        raise AssertionError("a zero timeout was accepted")
+    except ValueError:
+        pass
+    c.drop_collection("py_deadline")
+
+
 def test_async_client_matches_and_works():
     sync_api = {n for n, v in inspect.getmembers(Client) if not n.startswith("_") and callable(v)}
     async_api = {n for n, v in inspect.getmembers(AsyncClient) if not n.startswith("_") and callable(v)}

@@ -26,7 +26,7 @@ class AsyncClient:
                  grpc_options: Optional[Sequence[tuple[str, Any]]] = None) -> None:
         target, tls = cv.channel_target(url)
         creds = cv.credentials(tls, tls_ca)
-        opts = cv.channel_options(grpc_options)
+        opts = cv.channel_options(grpc_options, timeout)
         self._channel = (grpc.aio.secure_channel(target, creds, options=opts) if creds
                          else grpc.aio.insecure_channel(target, options=opts))
         self._collections = rpc.CollectionsStub(self._channel)
@@ -36,12 +36,17 @@ class AsyncClient:
             cv.HEALTH_CHECK, request_serializer=cv.health_request,
             response_deserializer=cv.health_response)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
-        self.timeout = timeout
+        self._timeout = timeout
         self._session = cv.Session(read_your_writes)
 
-    async def _call(self, method, request, timeout: Optional[float] = None):
+    @property
+    def timeout(self) -> Optional[float]:
+        """The deadline of every call, in seconds (None: none), fixed when the client is made."""
+        return self._timeout
+
+    async def _call(self, method, request):
         try:
-            return await method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            return await method(request, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc(e) from None
 
@@ -203,7 +208,7 @@ class AsyncClient:
 
     async def health(self, service: str = "") -> str:
         try:
-            return await self._health(service, timeout=self.timeout)
+            return await self._health(service)
         except grpc.RpcError as e:
             raise from_rpc(e) from None
 

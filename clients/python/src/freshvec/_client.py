@@ -31,7 +31,7 @@ class Client:
                  grpc_options: Optional[Sequence[tuple[str, Any]]] = None) -> None:
         target, tls = cv.channel_target(url)
         creds = cv.credentials(tls, tls_ca)
-        opts = cv.channel_options(grpc_options)
+        opts = cv.channel_options(grpc_options, timeout)
         self._channel = (grpc.secure_channel(target, creds, options=opts) if creds
                          else grpc.insecure_channel(target, options=opts))
         self._collections = rpc.CollectionsStub(self._channel)
@@ -41,14 +41,19 @@ class Client:
             cv.HEALTH_CHECK, request_serializer=cv.health_request,
             response_deserializer=cv.health_response)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
-        self.timeout = timeout
+        self._timeout = timeout
         self._session = cv.Session(read_your_writes)
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """The deadline of every call, in seconds (None: none), fixed when the client is made."""
+        return self._timeout
 
     # --- plumbing -----------------------------------------------------------------------
 
-    def _call(self, method, request, timeout: Optional[float] = None):
+    def _call(self, method, request):
         try:
-            return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            return method(request, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc(e) from None
 
@@ -250,7 +255,7 @@ class Client:
         """The gRPC health status: "SERVING" once the node caught up (service "" or
         "readiness"), "NOT_SERVING" before; "liveness" is SERVING while the process answers."""
         try:
-            return self._health(service, timeout=self.timeout)
+            return self._health(service)
         except grpc.RpcError as e:
             raise from_rpc(e) from None
 

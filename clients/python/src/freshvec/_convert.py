@@ -2,6 +2,8 @@
 little-endian f32 bytes on the wire (`vector_f32`, `vectors_f32`), numpy out."""
 from __future__ import annotations
 
+import json
+import math
 import threading
 from typing import Any, Optional, Sequence
 
@@ -423,9 +425,29 @@ def channel_target(url: str) -> tuple[str, bool]:
     return url.rstrip("/"), tls
 
 
-def channel_options(extra: Optional[Sequence[tuple[str, Any]]]) -> list[tuple[str, Any]]:
-    opts = [("grpc.max_send_message_length", MAX_MESSAGE + (1 << 20)),
-            ("grpc.max_receive_message_length", MAX_MESSAGE + (1 << 20))]
+SERVICES = ("freshvec.v1.Collections", "freshvec.v1.Points", "freshvec.v1.Cluster",
+            "grpc.health.v1.Health")
+
+
+def channel_options(extra: Optional[Sequence[tuple[str, Any]]],
+                    timeout: Optional[float]) -> list[tuple[str, Any]]:
+    """The channel's options. The deadline of every call is the channel's service config
+    (`timeout`), not a per-call argument, and retries are off (the client configures no retry
+    policy, so gRPC would never retry; its retry layer only costs time): each costs a call
+    about 5-15 us of client CPU otherwise. The timeout is rounded up to whole milliseconds.
+    `extra` comes last, so it can override these."""
+    opts: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", MAX_MESSAGE + (1 << 20)),
+        ("grpc.max_receive_message_length", MAX_MESSAGE + (1 << 20)),
+        ("grpc.enable_retries", 0)]
+    if timeout is not None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
+        # gRPC reads the config's timeout in whole milliseconds (a shorter one would mean none).
+        ms = max(1, math.ceil(timeout * 1000))
+        config = {"methodConfig": [{"name": [{"service": s} for s in SERVICES],
+                                    "timeout": f"{ms // 1000}.{ms % 1000:03d}s"}]}
+        opts.append(("grpc.service_config", json.dumps(config)))
     return opts + list(extra or [])
 
 
