@@ -36,6 +36,10 @@ pub const DEFAULT_TARGET_RECALL: f32 = 0.95;
 /// curve's mean 0.01-0.02 off in either direction from one sample to the next; 2,048 keep it
 /// within about 0.008 (95% interval).
 pub const SAMPLE_QUERIES: usize = 2048;
+/// Sampled queries of a first curve, and of one measured because the shard doubled: a
+/// quarter of the cost, so a loading shard gets a usable curve soon; a full one follows
+/// (see [`Shared::calibration_due`]).
+pub const QUICK_QUERIES: usize = 512;
 /// The `k` the curve is measured at.
 pub const CALIBRATION_K: usize = 10;
 /// Below this many live vectors a shard is not calibrated; searches probe every posting.
@@ -62,6 +66,8 @@ pub struct Calibration {
     /// queries).
     pub errors: Vec<f32>,
     pub queries: usize,
+    /// Measured with [`SAMPLE_QUERIES`] asked for (not a quick curve).
+    pub full: bool,
     /// Live vectors and postings when measured.
     pub vectors: usize,
     pub postings: usize,
@@ -139,7 +145,7 @@ pub const FALLBACK_MIN_NPROBE: usize = 96;
 impl Shared {
     /// Measures the curve now (on the calling thread). `None` when the shard is too small to
     /// calibrate or it shut down meanwhile.
-    pub(super) fn calibrate(&self) -> Option<Calibration> {
+    pub(super) fn calibrate(&self, queries: usize) -> Option<Calibration> {
         let (started, cpu) = (Instant::now(), background::this_thread_cpu());
         let mutations = self.mutations.load(Ordering::Relaxed);
         let live = self.versions.live();
@@ -153,7 +159,7 @@ impl Shared {
         let mut present = RoaringBitmap::new();
         present.insert_range(0..frozen);
         let mut rng = Rng::new(self.params.seed ^ 0xca11_b4a7 ^ mutations);
-        let sample = self.sample_live(SAMPLE_QUERIES, &mut rng, frozen);
+        let sample = self.sample_live(queries, &mut rng, frozen);
         let postings = self.heads.len();
         let k = CALIBRATION_K + 1;
         // Exact neighbours of each sampled vector, itself left out.
@@ -219,6 +225,7 @@ impl Shared {
             points,
             errors,
             queries: sample.len(),
+            full: queries >= SAMPLE_QUERIES,
             vectors: live,
             postings,
             mutations,
@@ -234,10 +241,11 @@ impl Shared {
     /// grown to twice the vectors or postings it was measured at (at once: a curve of half the
     /// shard misleads, and measuring at each doubling costs at most twice the last
     /// measurement in all); otherwise a twentieth of it written since or its posting count
-    /// moved by a tenth, but never sooner than nine times the last measurement's CPU time
-    /// after it ended, so steady churn spends at most a tenth of one core on it (CPU time, not
-    /// wall time: the measuring thread runs at a low priority, and time spent waiting for a
-    /// core is not work).
+    /// moved by a tenth, or the curve is a quick one ([`QUICK_QUERIES`]) to be measured in
+    /// full, but never sooner than nine times the last measurement's CPU time after it ended,
+    /// so steady churn spends at most a tenth of one core on it (CPU time, not wall time: the
+    /// measuring thread runs at a low priority, and time spent waiting for a core is not
+    /// work).
     pub(super) fn calibration_due(&self) -> bool {
         let live = self.versions.live();
         match &*self.calibration.read() {
@@ -250,6 +258,9 @@ impl Shared {
                 }
                 if c.finished.elapsed() < c.took * 9 {
                     return false;
+                }
+                if !c.full {
+                    return true;
                 }
                 let written = self.mutations.load(Ordering::Relaxed).saturating_sub(c.mutations);
                 written as usize > (c.vectors / 20).max(256)
@@ -419,7 +430,7 @@ impl Shared {
     /// measured on a later state was published first.
     pub(super) fn recalibrate(&self) {
         let _one = self.calibrating.lock();
-        self.publish_calibration();
+        self.publish_calibration(SAMPLE_QUERIES);
     }
 
     /// The background thread's calibration: skipped when another (a caller's) published a
@@ -427,14 +438,21 @@ impl Shared {
     fn recalibrate_if_due(&self) {
         let _one = self.calibrating.lock();
         if self.calibration_due() {
-            self.publish_calibration();
+            // A first curve, or one for a shard that doubled, is a quick one.
+            let quick = match &*self.calibration.read() {
+                None => true,
+                Some(c) => {
+                    self.versions.live() >= 2 * c.vectors || self.heads.len() >= 2 * c.postings
+                }
+            };
+            self.publish_calibration(if quick { QUICK_QUERIES } else { SAMPLE_QUERIES });
         } else {
             self.calibration_queued.store(false, Ordering::Release);
         }
     }
 
-    fn publish_calibration(&self) {
-        if let Some(c) = self.calibrate() {
+    fn publish_calibration(&self, queries: usize) {
+        if let Some(c) = self.calibrate(queries) {
             let mut slot = self.calibration.write();
             if slot.as_ref().is_none_or(|old| old.mutations <= c.mutations) {
                 *slot = Some(Arc::new(c));
@@ -454,6 +472,7 @@ mod tests {
             points: points.to_vec(),
             errors,
             queries: 1,
+            full: true,
             vectors: 1,
             postings: 1,
             mutations: 0,
