@@ -299,8 +299,6 @@ impl Shared {
         let dim = self.params.dim;
         let slots = present.max().map_or(0, |m| m + 1);
         let mut tops: Vec<TopK<Slot>> = queries.iter().map(|_| TopK::new(k)).collect();
-        let view = self.versions.view();
-        let rows = store.view();
         let mut block = vec![0f32; BLOCK as usize * dim];
         let mut held: Vec<Slot> = Vec::with_capacity(BLOCK as usize);
         let mut dists = vec![0f32; BLOCK as usize];
@@ -309,10 +307,17 @@ impl Shared {
                 return None;
             }
             held.clear();
-            for slot in (start..slots.min(start + BLOCK)).map(Slot) {
-                let at = held.len() * dim;
-                if rows.read(&view, slot, &mut block[at..at + dim]).is_some() {
-                    held.push(slot);
+            {
+                // The version view and the store are read-locked for one block only: this
+                // thread runs at a low priority, and a writer growing either (and every
+                // reader queued behind that writer) must not wait for the whole pass.
+                let view = self.versions.view();
+                let rows = store.view();
+                for slot in (start..slots.min(start + BLOCK)).map(Slot) {
+                    let at = held.len() * dim;
+                    if rows.read(&view, slot, &mut block[at..at + dim]).is_some() {
+                        held.push(slot);
+                    }
                 }
             }
             let n = held.len();
@@ -325,6 +330,7 @@ impl Shared {
                 }
             }
         }
+        let view = self.versions.view();
         Some(
             tops.into_iter()
                 .map(|t| t.into_sorted().into_iter().map(|s| view.external(s.key)).collect())
