@@ -6,12 +6,15 @@
 //!   callback runs only after that fsync returned (concurrent appends share fsyncs through the
 //!   journal's group commit). A failed fsync poisons the journal: the node stops writing.
 //! - `purge` persists the purged entry's log id as the journal's purge tag, in the same atomic
-//!   write as the purged index, and may go past the last entry held.
+//!   write as the purged index, and may go past the last entry held. It never goes past the
+//!   state's newest durable checkpoint (the [`Floor`] bound by [`LogStore::bind_floor`]): a
+//!   follower's purge for a received snapshot waits until the install is on disk.
 //! - The vote is one framed record in `DIR/vote`, replaced atomically and fsynced before
 //!   `save_vote` returns.
 //! - Recent entries stay in memory (up to [`CACHE_BYTES`] of them) for replication; older ones
 //!   are read back from the journal.
 
+use crate::state::Floor;
 use crate::{storage_err, LogId, NodeId, StorageError, TypeConfig};
 use freshvec_core::storage::frame;
 use freshvec_core::storage::fs::{write_atomic, Fs, RealFs};
@@ -24,7 +27,9 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tokio::sync::watch;
 
 /// How many bytes of recent entries stay in memory.
 pub const CACHE_BYTES: usize = 256 << 20;
@@ -49,6 +54,8 @@ struct Inner {
     cache: Mutex<Cache>,
     /// Bytes appended since this process started (for the snapshot-by-bytes policy).
     appended_bytes: AtomicU64,
+    /// How far purges may go; unbound, they go where asked.
+    floor: OnceLock<watch::Receiver<Floor>>,
 }
 
 /// The log store; clones share it (the log reader is a clone).
@@ -116,8 +123,37 @@ impl LogStore {
             vote_path,
             cache: Mutex::new(cache),
             appended_bytes: AtomicU64::new(0),
+            floor: OnceLock::new(),
         };
         Ok(LogStore { inner: Arc::new(inner) })
+    }
+
+    /// Purges wait until `floor` covers what they drop (bind it before Raft starts).
+    pub fn bind_floor(&self, floor: watch::Receiver<Floor>) {
+        let _ = self.inner.floor.set(floor);
+    }
+
+    /// Waits until the state's newest durable checkpoint covers `index`.
+    async fn await_floor(&self, index: u64) -> Result<(), String> {
+        let Some(floor) = self.inner.floor.get() else { return Ok(()) };
+        let mut floor = floor.clone();
+        let waiting = Instant::now();
+        let f = floor
+            .wait_for(|f| f.failed.is_some() || f.index >= Some(index))
+            .await
+            .map_err(|_| "the state machine is gone".to_string())?
+            .clone();
+        if let Some(why) = f.failed {
+            return Err(format!("no checkpoint will cover entry {index}: {why}"));
+        }
+        let waited = waiting.elapsed();
+        if waited.as_millis() > 0 {
+            tracing::info!(
+                "purge to entry {index} waited {} ms for the snapshot install",
+                waited.as_millis()
+            );
+        }
+        Ok(())
     }
 
     /// Whether this store holds any Raft state: a vote, an entry or a purge.
@@ -363,6 +399,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let err = |e: &dyn std::fmt::Display| {
             storage_err(ErrorSubject::Log(log_id), ErrorVerb::Delete, e)
         };
+        self.await_floor(log_id.index).await.map_err(|e| err(&e))?;
         let tag = postcard::to_stdvec(&log_id).map_err(|e| err(&e))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || inner.journal.purge_tagged(log_id.index + 1, &tag))

@@ -128,6 +128,7 @@ impl Node {
             }
         }
         let state = StateMachine::open(&config.dir.join("state"))?;
+        log.bind_floor(state.floor());
         // The log is purged only up to a durable checkpoint: a state behind the purged log
         // lost one, and starting would skip the entries in between.
         let purged = log.get_log_state().await?.last_purged_log_id;

@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::watch;
 
 /// Node checkpoints kept.
 const KEEP_CHECKPOINTS: usize = 2;
@@ -120,6 +121,20 @@ struct Shared {
     receiving: Mutex<Option<(PathBuf, Instant)>>,
     stats: Mutex<SnapshotStats>,
     seq: AtomicU64,
+    /// The newest durable checkpoint's index, for the log's purges (see [`Floor`]).
+    floor: watch::Sender<Floor>,
+}
+
+/// How far the log may be purged: up to the newest durable checkpoint. openraft purges a
+/// follower's log as soon as it queues the install of a received snapshot, before the install
+/// ran, and a kill in between would leave a state older than its log; the log store waits on
+/// this to purge only what a checkpoint on disk covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Floor {
+    /// The index of the newest durable checkpoint's last entry, if any.
+    pub index: Option<u64>,
+    /// Why no newer checkpoint will come (an install failed; Raft stops on it).
+    pub failed: Option<String>,
 }
 
 /// The state machine; clones share it (the server reads collections through one).
@@ -325,6 +340,7 @@ impl StateMachine {
                 receiving: Mutex::new(None),
                 stats: Mutex::new(SnapshotStats::default()),
                 seq,
+                floor: watch::Sender::new(Floor::default()),
             }),
         };
         sm.swap_in(opened);
@@ -344,7 +360,19 @@ impl StateMachine {
             None => *a = AppliedState::default(),
         }
         s.applied_index.store(a.last.map_or(0, |l| l.index), Ordering::Release);
-        *s.current.lock() = o.current;
+        self.publish(o.current);
+    }
+
+    /// Makes a durable checkpoint the current one and raises the log's purge floor to it.
+    fn publish(&self, current: Option<Current>) {
+        let index = current.as_ref().and_then(|c| c.manifest.meta.last_log_id).map(|l| l.index);
+        *self.shared.current.lock() = current;
+        self.shared.floor.send_modify(|f| f.index = index);
+    }
+
+    /// The purge floor, for [`crate::LogStore::bind_floor`].
+    pub fn floor(&self) -> watch::Receiver<Floor> {
+        self.shared.floor.subscribe()
     }
 
     /// The collection `name`, if it exists here.
@@ -540,7 +568,7 @@ impl StateMachine {
             .map(|f| f.1)
             .sum();
         let current = Current { manifest, files };
-        *s.current.lock() = Some(current.clone());
+        self.publish(Some(current.clone()));
         self.retain(&root).map_err(|e| format!("retention: {e}"))?;
         for r in open.values() {
             if let Err(e) = r.durable.compact(COMPACT_FACTOR, COMPACT_MIN_BYTES) {
@@ -737,12 +765,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<SnapshotFiles>,
     ) -> Result<(), StorageError> {
-        let sm = self.clone();
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || sm.install(&meta, *snapshot))
+        let installing = self.clone();
+        let r = tokio::task::spawn_blocking(move || installing.install(&meta, *snapshot))
             .await
-            .map_err(|e| snap_err(ErrorVerb::Write, e))?
-            .map_err(|e| snap_err(ErrorVerb::Write, e))
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(why) = &r {
+            // Raft stops on this error; a purge waiting for the install must not wait on.
+            self.shared.floor.send_modify(|f| f.failed = Some(why.clone()));
+        }
+        r.map_err(|e| snap_err(ErrorVerb::Write, e))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<crate::Snapshot>, StorageError> {

@@ -56,3 +56,40 @@ async fn the_purged_log_id_and_the_vote_survive_reopening() {
     assert_eq!(state.last_log_id, Some(purged));
     assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new_committed(7, 2)));
 }
+
+/// openraft purges a follower's log as soon as it queues a received snapshot's install; a
+/// purge the state's durable checkpoint does not cover yet waits for it (a kill before the
+/// install landed left a state older than its log, which could not start), and fails once the
+/// install failed.
+#[tokio::test]
+async fn a_purge_waits_for_a_durable_checkpoint_that_covers_it() {
+    use freshvec_replication::state::Floor;
+    use openraft::storage::RaftLogStorage;
+    use openraft::{CommittedLeaderId, LogId};
+    let (_guard, mut log, _sm) = Builder.build().await.unwrap();
+    let (floor, rx) = tokio::sync::watch::channel(Floor { index: Some(10), failed: None });
+    log.bind_floor(rx);
+    let id = |index| LogId::new(CommittedLeaderId::new(1, 1), index);
+    log.purge(id(10)).await.expect("the checkpoint covers entry 10");
+    let mut purging = log.clone();
+    let mut purge = Box::pin(purging.purge(id(20)));
+    // Polled once: nothing covers entry 20 yet, so the purge is pending and changed nothing.
+    let pending = tokio::select! {
+        biased;
+        _ = &mut purge => false,
+        _ = std::future::ready(()) => true,
+    };
+    assert!(pending, "a purge past the durable checkpoint returned");
+    assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(id(10)));
+    floor.send_modify(|f| f.index = Some(20));
+    purge.await.expect("the checkpoint now covers entry 20");
+    assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(id(20)));
+    let failing = tokio::spawn({
+        let mut log = log.clone();
+        async move { log.purge(id(30)).await }
+    });
+    floor.send_modify(|f| f.failed = Some("refused".into()));
+    let err = failing.await.unwrap().expect_err("no checkpoint will cover entry 30");
+    assert!(err.to_string().contains("refused"), "{err}");
+    assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(id(20)));
+}

@@ -69,7 +69,13 @@ impl NodeProc {
 
     pub fn start(&mut self, peers: &str, extra: &[&str]) {
         assert!(self.child.is_none(), "node {} already running", self.id);
-        let log = std::fs::File::create(self.dir.with_extension("log")).unwrap();
+        // Each run appends, so a run that stopped keeps its reason beside the next one's.
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.with_extension("log"))
+            .unwrap();
+        std::io::Write::write_all(&mut log, b"--- start ---\n").unwrap();
         let bin = env!("CARGO_BIN_EXE_freshvec");
         let mut cmd = match &self.netns {
             // `ip netns exec` execs the binary: the child's pid is the server's.
@@ -201,10 +207,18 @@ impl Cluster {
         self.nodes[id as usize - 1].url()
     }
 
-    /// Prints each node's log (on failure, for diagnosis).
+    /// Prints each node's log (on failure, for diagnosis): why any run of it stopped, then
+    /// its last lines.
     pub fn dump_logs(&self) {
         for n in &self.nodes {
             if let Ok(s) = std::fs::read_to_string(n.dir.with_extension("log")) {
+                let stops = ["ERROR", "panicked", "failpoint", "Error:"];
+                let why: Vec<&str> =
+                    s.lines().filter(|l| stops.iter().any(|m| l.contains(m))).take(20).collect();
+                eprintln!("--- node {} log: errors and stops (first 20) ---", n.id);
+                for l in why {
+                    eprintln!("{l}");
+                }
                 let tail: Vec<&str> = s.lines().rev().take(30).collect();
                 eprintln!("--- node {} log (last lines, newest first) ---", n.id);
                 for l in tail {
