@@ -6,8 +6,9 @@
 //! Readers never wait for a job: a split publishes the two new postings before it retires the old
 //! one, and a retired posting keeps its members until the last reader lets go of it.
 
-use super::posting::{Members, Posting};
+use super::posting::{CodeBounds, Members, Posting};
 use super::versions::{Slot, VersionWord};
+use super::Encoding;
 use super::Shared;
 use crate::distance::kernels;
 use crate::error::{Error, Result};
@@ -289,7 +290,10 @@ impl Shared {
         let mut seen: FxHashSet<Slot> = FxHashSet::default();
         for p in new {
             let m = p.members.read();
-            self.for_each_live(&m, 0..m.len(), |slot, word, v| {
+            // Only members the codes cannot rule out are read: nearer the old centroid.
+            let mut bounds = CodeBounds::new(&p.centroid, [old]);
+            let suspects = suspects(&m, &mut bounds, |[(lo, _)], home| lo <= home);
+            self.for_each_live(&m, suspects, |slot, word, v| {
                 if l2(v, old) <= l2(v, &p.centroid) && seen.insert(slot) {
                     cands.push((slot, word, v.to_vec(), (*p).clone()));
                 }
@@ -299,7 +303,13 @@ impl Shared {
         self.heads.nearest(old, self.params.reassign_k + 2, &mut near);
         for (_, b) in near.iter().filter(|(_, b)| !new.iter().any(|n| Arc::ptr_eq(n, b))) {
             let m = b.members.read();
-            self.for_each_live(&m, 0..m.len(), |slot, word, v| {
+            let mut bounds =
+                CodeBounds::new(&b.centroid, [&new[0].centroid, &new[1].centroid, old]);
+            let suspects = suspects(&m, &mut bounds, |[(lo0, _), (lo1, _), (_, hi_old)], home| {
+                let to_new = lo0.min(lo1);
+                to_new <= hi_old && to_new <= home
+            });
+            self.for_each_live(&m, suspects, |slot, word, v| {
                 // Necessary: nearer a new centroid than the old one. Sufficient to move: nearer
                 // a new centroid than its own; a vector nearer some third posting was there
                 // before this split and is not this split's to move.
@@ -354,5 +364,24 @@ impl Shared {
         self.heads.remove(p.id);
         self.counters.merges.fetch_add(1, Ordering::Relaxed);
         self.counters.reassigned.fetch_add(moved.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The indexes of `m`'s members that `may` accepts by their code bounds (see [`CodeBounds`]):
+/// `may(bounds, distance to the posting's centroid)` must hold for every member the exact test
+/// that follows would accept. Every member under `F32` (the vectors are at hand).
+fn suspects<const N: usize>(
+    m: &Members,
+    bounds: &mut CodeBounds<N>,
+    may: impl Fn([(f32, f32); N], f32) -> bool,
+) -> Vec<usize> {
+    match m.encoding {
+        Encoding::F32 => (0..m.len()).collect(),
+        Encoding::Int8 => (0..m.len())
+            .filter(|&i| {
+                let (b, home) = bounds.of(m, i);
+                may(b, home)
+            })
+            .collect(),
     }
 }

@@ -1137,20 +1137,22 @@ impl Shared {
         (top, ScanCost { scanned, bytes, reranked: 0 })
     }
 
-    /// Calls `f(slot, word, vector)` for the members in `range` that are live: under
+    /// Calls `f(slot, word, vector)` for the members of `m` at the indexes `members` that are
+    /// live: under
     /// `F32` with the vector in place, with codes with the current vector from the store (read
     /// consistently, so a member is live iff the store's word is its own).
     fn for_each_live(
         &self,
         m: &Members,
-        range: std::ops::Range<usize>,
+        members: impl IntoIterator<Item = usize>,
         mut f: impl FnMut(Slot, VersionWord, &[f32]),
     ) {
         let dim = self.params.dim;
         let view = self.versions.view();
+        let mut members = members.into_iter();
         match &self.store {
             None => {
-                for i in range {
+                for i in members {
                     if view.is_live(m.slots[i], m.words[i]) {
                         f(m.slots[i], m.words[i], m.vector(i, dim));
                     }
@@ -1162,11 +1164,15 @@ impl Shared {
                 // In blocks, each row touched first so that the block's cache misses overlap
                 // (a posting's members are scattered over the store; rebalancing reads whole
                 // postings this way).
-                for start in range.clone().step_by(32) {
-                    let block = start..(start + 32).min(range.end);
-                    let touched = m.slots[block.clone()].iter().fold(0, |a, &s| a ^ rows.touch(s));
+                let mut block = [0usize; 32];
+                loop {
+                    let n = block.iter_mut().zip(&mut members).map(|(b, i)| *b = i).count();
+                    if n == 0 {
+                        break;
+                    }
+                    let touched = block[..n].iter().fold(0, |a, &i| a ^ rows.touch(m.slots[i]));
                     std::hint::black_box(touched);
-                    for i in block {
+                    for &i in &block[..n] {
                         if view.is_live(m.slots[i], m.words[i])
                             && rows.read(&view, m.slots[i], &mut row) == Some(m.words[i])
                         {

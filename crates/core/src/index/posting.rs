@@ -203,6 +203,66 @@ impl Members {
     }
 }
 
+/// Bounds on the squared L2 distances from an `Int8` posting's members to a few points, from
+/// the codes alone (no vector is read). A member is `v = home + r` with `r ~ s x` (`x` its
+/// codes less the offset) and `|r - s x| <= s sqrt(d) / 2`, each component rounding to the
+/// nearest step; so `|v - c|^2 = |g|^2 + |r|^2 + 2 g.r`, with `g = home - c` and `|r|^2` kept
+/// exactly (`norms`), is within `|g| s sqrt(d)` of `|g|^2 + |r|^2 + 2 s g.x`. The bounds are
+/// widened a little more for rounding in f32.
+#[derive(Debug)]
+pub struct CodeBounds<const N: usize> {
+    /// `home - c` for each point `c`, and their squared and plain lengths.
+    g: [Vec<f32>; N],
+    g2: [f32; N],
+    g1: [f32; N],
+    /// The error term's factor (`sqrt(d)`, widened for the dot product's rounding) and the
+    /// share of a distance's scale allowed for the rest of the rounding.
+    err: f32,
+    slack: f32,
+    /// One member's codes as floats.
+    x: Vec<f32>,
+}
+
+impl<const N: usize> CodeBounds<N> {
+    pub fn new(home: &[f32], to: [&[f32]; N]) -> CodeBounds<N> {
+        let g: [Vec<f32>; N] = to.map(|c| home.iter().zip(c).map(|(h, c)| h - c).collect());
+        let g2: [f32; N] = std::array::from_fn(|t| g[t].iter().map(|x| x * x).sum());
+        let (d, eps) = (home.len() as f32, f32::EPSILON);
+        // The dot product's rounding is at most d eps 127 |g| sqrt(d) of `2 s g.x`'s scale
+        // (terms at most |g_j| 127, summed in any order); doubled for margin.
+        let err = d.sqrt() * (1.0 + 2.0 * d * eps * 127.0);
+        let slack = (8.0 * d * eps).max(1e-3);
+        let x = vec![0f32; home.len()];
+        CodeBounds { g1: g2.map(f32::sqrt), g, g2, err, slack, x }
+    }
+
+    /// `(low, high)` for member `i` of `m` (an `Int8` posting around `home`) to each point,
+    /// and the member's exact squared distance to `home`. A bound that is not finite is
+    /// `(-inf, inf)`: nothing is ruled out.
+    pub fn of(&mut self, m: &Members, i: usize) -> ([(f32, f32); N], f32) {
+        let dim = self.g[0].len();
+        let codes = &m.codes[i * dim..(i + 1) * dim];
+        for (x, &c) in self.x.iter_mut().zip(codes) {
+            *x = (c as i32 - CODE_OFFSET) as f32;
+        }
+        let neg_dot = kernels().neg_dot;
+        let dots: [f32; N] = std::array::from_fn(|t| -neg_dot(&self.g[t], &self.x));
+        let (n, s) = (m.norms[i], m.scales[i]);
+        let bounds = std::array::from_fn(|t| {
+            let est = self.g2[t] + n + 2.0 * s * dots[t];
+            let err = self.g1[t] * s * self.err
+                + self.slack * (self.g1[t] + n.sqrt()).powi(2)
+                + f32::MIN_POSITIVE;
+            let (lo, hi) = (est - err, est + err);
+            match lo.is_finite() && hi.is_finite() {
+                true => (lo, hi),
+                false => (f32::NEG_INFINITY, f32::INFINITY),
+            }
+        });
+        (bounds, n)
+    }
+}
+
 impl Posting {
     pub fn new(id: PostingId, centroid: Vec<f32>, members: Members) -> Posting {
         Posting {
@@ -222,5 +282,54 @@ impl Posting {
 
     pub fn clear_queued(&self) {
         self.queued.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The code bounds hold the exact squared distance of every member to every point, over
+    /// dimensions that do and do not fill the kernels' lanes and data far from the origin.
+    #[test]
+    fn code_bounds_hold_the_exact_distances() {
+        let seed = 0xC0DE_B0B5;
+        println!("seed {seed:#x}");
+        let mut rng = Rng::new(seed);
+        let l2 = kernels().l2sq;
+        for &(dim, offset, spread) in
+            &[(1, 0.0, 1.0), (3, 0.0, 1.0), (17, 100.0, 0.01), (128, 0.0, 1.0), (384, -5.0, 0.2)]
+        {
+            // Every seventh component ten times wider: residuals uneven across components.
+            let point = |rng: &mut Rng, s: f32| -> Vec<f32> {
+                (0..dim)
+                    .map(|j| {
+                        let wide = if j % 7 == 3 { 10.0 } else { 1.0 };
+                        offset + wide * s * (rng.unit() * 2.0 - 1.0)
+                    })
+                    .collect()
+            };
+            let home = point(&mut rng, spread);
+            let mut m = Members::with_capacity(Encoding::Int8, 0, dim);
+            let vectors: Vec<Vec<f32>> = (0..200).map(|_| point(&mut rng, spread)).collect();
+            for (i, v) in vectors.iter().enumerate() {
+                m.push(Slot(i as u32), 0, v, &home);
+            }
+            let to: Vec<Vec<f32>> = (0..3).map(|_| point(&mut rng, spread)).collect();
+            let mut bounds = CodeBounds::new(&home, [&to[0], &to[1], &to[2], &home]);
+            for (i, v) in vectors.iter().enumerate() {
+                let (b, n) = bounds.of(&m, i);
+                assert_eq!(n, l2(v, &home));
+                for (t, c) in to.iter().chain([&home]).enumerate() {
+                    let exact = l2(v, c);
+                    let (lo, hi) = b[t];
+                    assert!(
+                        lo <= exact && exact <= hi,
+                        "d {dim} member {i} point {t}: {lo} {exact} {hi}"
+                    );
+                }
+            }
+        }
     }
 }
