@@ -458,3 +458,38 @@ fn target_recall_is_checked_and_excludes_nprobe() {
     assert!(both.validate().is_err());
     assert!(SearchParams::new(10).validate().is_ok(), "nprobe 0 is the calibrated default");
 }
+
+/// A calibration after updates in place measures the current vectors: probing every posting
+/// finds (nearly) every true neighbour. (Through the server, medium with a tenth of its ids
+/// rewritten once measured 0.868 at every posting and then searched every posting by default,
+/// while real queries found every neighbour at 256; this in-process shard does not show it,
+/// so the cause is still open.)
+#[test]
+fn a_calibration_after_updates_in_place_measures_the_current_vectors() {
+    each_encoding(|encoding| {
+        let seed = 305;
+        println!("seed {seed} {encoding:?}");
+        let (n, dim) = (12_000, 24);
+        let mut rng = Rng::new(seed);
+        let c = centers(&mut rng, 60, dim);
+        let data = gaussian_mixture(&mut rng, n, dim, &c);
+        let index = Index::new(small_params(dim, encoding)).unwrap();
+        // Built by upserts (the postings come from splits), then a tenth rewritten, in
+        // batches as a client sends them, while rebalancing runs.
+        let all: Vec<u64> = (0..n as u64).collect();
+        for (ids, rows) in all.chunks(1000).zip(data.chunks(1000 * dim)) {
+            index.upsert(ids, rows).unwrap();
+        }
+        index.wait_idle();
+        let updates = gaussian_mixture(&mut rng, n / 10, dim, &c);
+        for (ids, rows) in all[..n / 10].chunks(100).zip(updates.chunks(100 * dim)) {
+            index.upsert(ids, rows).unwrap();
+        }
+        index.wait_idle();
+        index.calibrate();
+        let cal = index.calibration().expect("calibrated");
+        println!("{:?}", cal.points);
+        let deepest = cal.points.last().unwrap().1;
+        assert!(deepest >= 0.97, "recall at the deepest depth {deepest}");
+    });
+}
