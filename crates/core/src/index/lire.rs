@@ -291,8 +291,7 @@ impl Shared {
         for p in new {
             let m = p.members.read();
             // Only members the codes cannot rule out are read: nearer the old centroid.
-            let mut bounds = CodeBounds::new(&p.centroid, [old]);
-            let suspects = suspects(&m, &mut bounds, |[(lo, _)], home| lo <= home);
+            let suspects = suspects(&m, &p.centroid, [old], |[(lo, _)], home| lo <= home);
             self.for_each_live(&m, suspects, |slot, word, v| {
                 if l2(v, old) <= l2(v, &p.centroid) && seen.insert(slot) {
                     cands.push((slot, word, v.to_vec(), (*p).clone()));
@@ -303,12 +302,12 @@ impl Shared {
         self.heads.nearest(old, self.params.reassign_k + 2, &mut near);
         for (_, b) in near.iter().filter(|(_, b)| !new.iter().any(|n| Arc::ptr_eq(n, b))) {
             let m = b.members.read();
-            let mut bounds =
-                CodeBounds::new(&b.centroid, [&new[0].centroid, &new[1].centroid, old]);
-            let suspects = suspects(&m, &mut bounds, |[(lo0, _), (lo1, _), (_, hi_old)], home| {
-                let to_new = lo0.min(lo1);
-                to_new <= hi_old && to_new <= home
-            });
+            let to = [&*new[0].centroid, &*new[1].centroid, old];
+            let suspects =
+                suspects(&m, &b.centroid, to, |[(lo0, _), (lo1, _), (_, hi_old)], home| {
+                    let to_new = lo0.min(lo1);
+                    to_new <= hi_old && to_new <= home
+                });
             self.for_each_live(&m, suspects, |slot, word, v| {
                 // Necessary: nearer a new centroid than the old one. Sufficient to move: nearer
                 // a new centroid than its own; a vector nearer some third posting was there
@@ -367,21 +366,26 @@ impl Shared {
     }
 }
 
-/// The indexes of `m`'s members that `may` accepts by their code bounds (see [`CodeBounds`]):
-/// `may(bounds, distance to the posting's centroid)` must hold for every member the exact test
-/// that follows would accept. Every member under `F32` (the vectors are at hand).
+/// The indexes of the members of `m` (the posting around `home`) that `may` accepts by their
+/// code bounds to the points `to` (see [`CodeBounds`]): `may(bounds, distance to home)` must
+/// hold for every member the exact test that follows would accept. Every member under `F32`
+/// (the vectors are at hand).
 fn suspects<const N: usize>(
     m: &Members,
-    bounds: &mut CodeBounds<N>,
+    home: &[f32],
+    to: [&[f32]; N],
     may: impl Fn([(f32, f32); N], f32) -> bool,
 ) -> Vec<usize> {
     match m.encoding {
         Encoding::F32 => (0..m.len()).collect(),
-        Encoding::Int8 => (0..m.len())
-            .filter(|&i| {
-                let (b, home) = bounds.of(m, i);
-                may(b, home)
-            })
-            .collect(),
+        Encoding::Int8 => {
+            let mut bounds = CodeBounds::new(home, to);
+            (0..m.len())
+                .filter(|&i| {
+                    let (b, home) = bounds.of(m, i);
+                    may(b, home)
+                })
+                .collect()
+        }
     }
 }

@@ -1138,9 +1138,8 @@ impl Shared {
     }
 
     /// Calls `f(slot, word, vector)` for the members of `m` at the indexes `members` that are
-    /// live: under
-    /// `F32` with the vector in place, with codes with the current vector from the store (read
-    /// consistently, so a member is live iff the store's word is its own).
+    /// live: under `F32` with the vector in place, with codes with the current vector from the
+    /// store (read consistently, so a member is live iff the store's word is its own).
     fn for_each_live(
         &self,
         m: &Members,

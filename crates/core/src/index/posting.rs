@@ -240,7 +240,7 @@ impl<const N: usize> CodeBounds<N> {
     /// and the member's exact squared distance to `home`. A bound that is not finite is
     /// `(-inf, inf)`: nothing is ruled out.
     pub fn of(&mut self, m: &Members, i: usize) -> ([(f32, f32); N], f32) {
-        let dim = self.g[0].len();
+        let dim = self.x.len();
         let codes = &m.codes[i * dim..(i + 1) * dim];
         for (x, &c) in self.x.iter_mut().zip(codes) {
             *x = (c as i32 - CODE_OFFSET) as f32;
