@@ -13,10 +13,14 @@
 //! distribution (the partition was fitted to it): on the shipped datasets the curve is 0.00-0.015
 //! high. Writes go on
 //! meanwhile: the measurement sees only the vectors that existed when it began (the slots
-//! handed out by then), so points written while it runs are neither truth nor hits. The curve is
+//! handed out by then), so points written while it runs are neither truth nor hits, and a
+//! query's measurement leaves out every slot whose version word moved since the measurement
+//! began (a rewrite in place, a delete, a reassign): its exact neighbours were computed from the
+//! rows as they were, its search sees them as they are. The curve is
 //! measured again once enough of the shard has changed (see [`Shared::calibration_due`]), on one
 //! process-wide background thread, and the previous curve serves until the new one is ready.
 
+use super::versions::VersionWord;
 use super::{Prefixes, SearchParams, Shared, Slot};
 use crate::background;
 use crate::distance::kernels;
@@ -42,6 +46,9 @@ pub const SAMPLE_QUERIES: usize = 2048;
 pub const QUICK_QUERIES: usize = 512;
 /// The `k` the curve is measured at.
 pub const CALIBRATION_K: usize = 10;
+/// Exact neighbours kept per sampled query beyond its own entry and [`CALIBRATION_K`], so its
+/// truth is still its nearest `CALIBRATION_K` when some of them changed during the measurement.
+const TRUTH_SPARE: usize = CALIBRATION_K;
 /// Below this many live vectors a shard is not calibrated; searches probe every posting.
 pub const MIN_CALIBRATION_VECTORS: usize = 64;
 /// The depths measured, up to the first that probes every posting or reaches this recall.
@@ -158,18 +165,24 @@ impl Shared {
         let frozen = self.versions.slots() as u32;
         let mut present = RoaringBitmap::new();
         present.insert_range(0..frozen);
+        // Every slot's word now: a slot whose word moves later is left out of each query's
+        // truth and hits as the query is scored (its row may not be the one the exact pass
+        // read). Taken before any row is read: a slot that has the same word later held the
+        // same row throughout.
+        let words: Vec<VersionWord> = {
+            let view = self.versions.view();
+            (0..frozen).map(|s| view.current(Slot(s))).collect()
+        };
         let mut rng = Rng::new(self.params.seed ^ 0xca11_b4a7 ^ mutations);
         let sample = self.sample_live(queries, &mut rng, frozen);
         let postings = self.heads.len();
         let k = CALIBRATION_K + 1;
-        // Exact neighbours of each sampled vector, itself left out.
-        let truths: Vec<FxHashSet<u64>> = self
-            .exact_neighbours(&sample, k, &present)?
+        // Exact neighbours of each sampled vector, itself left out, with spares.
+        let truths: Vec<Vec<Slot>> = self
+            .exact_neighbours(&sample, k + TRUTH_SPARE, &present)?
             .into_iter()
             .zip(&sample)
-            .map(|(hits, (id, _))| {
-                hits.into_iter().filter(|h| h != id).take(CALIBRATION_K).collect()
-            })
+            .map(|(hits, (own, _))| hits.into_iter().filter(|h| h != own).collect())
             .collect();
         // The grid's depths, none past every posting, measured in passes: a pass scans once
         // per query to its deepest depth and reports the shallower ones on the way (the first
@@ -191,24 +204,18 @@ impl Shared {
             rest = next;
             let sp = SearchParams::new(k).with_nprobe(*pass.last().expect("a pass has a depth"));
             let mut sums = vec![(0f64, 0f64); pass.len()];
-            for ((id, q), truth) in sample.iter().zip(&truths) {
+            for ((own, q), truth) in sample.iter().zip(&truths) {
                 if self.jobs.is_shut_down() {
                     return None;
                 }
-                let mut report = |i: usize, hits: Vec<Scored<u64>>| {
-                    let found = hits
-                        .iter()
-                        .filter(|h| h.key != *id)
-                        .take(CALIBRATION_K)
-                        .filter(|h| truth.contains(&h.key))
-                        .count();
-                    let r = if truth.is_empty() { 1.0 } else { found as f64 / truth.len() as f64 };
+                let mut report = |i: usize, hits: Vec<Scored<Slot>>| {
+                    let r = self.measured_recall(*own, &hits, truth, &words);
                     sums[i].0 += r;
                     sums[i].1 += r * r;
                 };
                 let mut prefixes = Prefixes::new(pass, &mut report);
                 let plan = self.plan(q, &sp);
-                self.execute_allowed(&plan, q, &sp, Some(&present), false, Some(&mut prefixes));
+                self.execute_slots(&plan, q, &sp, Some(&present), false, Some(&mut prefixes));
             }
             for (&np, (sum, squares)) in pass.iter().zip(sums) {
                 let mean = sum / n;
@@ -270,15 +277,48 @@ impl Shared {
         }
     }
 
-    /// The `k` nearest live vectors among the slots `present` holds (`0..n`; external ids,
-    /// nearest first) of every query, exactly: one pass over the vector store for all of them,
-    /// or an exact search each without one.
+    /// One query's recall at one depth: its search's `hits` (nearest first, `k + 1` of them)
+    /// against its exact neighbours `truth` (nearest first, its own slot left out), both
+    /// without `own` and without every slot whose word moved from `words` (the measurement's
+    /// start) by now. When `d` of the first [`CALIBRATION_K`] other hits moved, this is the
+    /// recall at `CALIBRATION_K - d`: the hits left are the search's nearest of the slots that
+    /// did not move, and so are the first of the truth left.
+    fn measured_recall(
+        &self,
+        own: Slot,
+        hits: &[Scored<Slot>],
+        truth: &[Slot],
+        words: &[VersionWord],
+    ) -> f64 {
+        let view = self.versions.view();
+        let kept = |s: Slot| words.get(s.0 as usize).is_some_and(|&w| view.current(s) == w);
+        let others = hits.iter().filter(|h| h.key != own).take(CALIBRATION_K);
+        let (mut found, mut moved) = (Vec::with_capacity(CALIBRATION_K), 0);
+        for h in others {
+            if kept(h.key) {
+                found.push(h.key);
+            } else {
+                moved += 1;
+            }
+        }
+        let truth = truth.iter().copied().filter(|&s| kept(s)).take(CALIBRATION_K - moved);
+        let truth: Vec<Slot> = truth.collect();
+        if truth.is_empty() {
+            return 1.0;
+        }
+        let hit = found.iter().take(truth.len()).filter(|s| truth.contains(s)).count();
+        hit as f64 / truth.len() as f64
+    }
+
+    /// The `k` nearest live vectors among the slots `present` holds (`0..n`; nearest first) of
+    /// every query, exactly: one pass over the vector store for all of them, or an exact
+    /// search each without one.
     fn exact_neighbours(
         &self,
-        queries: &[(u64, Vec<f32>)],
+        queries: &[(Slot, Vec<f32>)],
         k: usize,
         present: &RoaringBitmap,
-    ) -> Option<Vec<Vec<u64>>> {
+    ) -> Option<Vec<Vec<Slot>>> {
         let batch = kernels().batch(self.params.metric.scan_metric());
         let Some(store) = &self.store else {
             let exact = SearchParams::exact(k);
@@ -288,8 +328,8 @@ impl Shared {
                     return None;
                 }
                 let plan = self.plan(q, &exact);
-                let (hits, _) = self.execute_allowed(&plan, q, &exact, Some(present), false, None);
-                out.push(hits.into_iter().map(|h| h.key).collect());
+                let (top, _) = self.execute_slots(&plan, q, &exact, Some(present), false, None);
+                out.push(top.into_sorted().into_iter().map(|h| h.key).collect());
             }
             return Some(out);
         };
@@ -330,19 +370,18 @@ impl Shared {
                 }
             }
         }
-        let view = self.versions.view();
         Some(
             tops.into_iter()
-                .map(|t| t.into_sorted().into_iter().map(|s| view.external(s.key)).collect())
+                .map(|t| t.into_sorted().into_iter().map(|s| s.key).collect())
                 .collect(),
         )
     }
 
-    /// Up to `n` distinct live vectors of the slots below `frozen`, with their ids, drawn at
+    /// Up to `n` distinct live vectors of the slots below `frozen`, with their slots, drawn at
     /// random.
-    fn sample_live(&self, n: usize, rng: &mut Rng, frozen: u32) -> Vec<(u64, Vec<f32>)> {
+    fn sample_live(&self, n: usize, rng: &mut Rng, frozen: u32) -> Vec<(Slot, Vec<f32>)> {
         let dim = self.params.dim;
-        let mut out: Vec<(u64, Vec<f32>)> = Vec::with_capacity(n);
+        let mut out: Vec<(Slot, Vec<f32>)> = Vec::with_capacity(n);
         let mut seen = FxHashSet::default();
         match &self.store {
             Some(store) => {
@@ -358,7 +397,7 @@ impl Shared {
                     }
                     let slot = Slot(rng.below(slots) as u32);
                     if seen.insert(slot.0) && rows.read(&view, slot, &mut row).is_some() {
-                        out.push((view.external(slot), row.clone()));
+                        out.push((slot, row.clone()));
                     }
                 }
             }
@@ -372,13 +411,12 @@ impl Shared {
                             return;
                         }
                         count += 1;
-                        let id = self.versions.view().external(slot);
                         if out.len() < n {
-                            out.push((id, v.to_vec()));
+                            out.push((slot, v.to_vec()));
                         } else {
                             let j = rng.below(count);
                             if j < n {
-                                out[j] = (id, v.to_vec());
+                                out[j] = (slot, v.to_vec());
                             }
                         }
                     });

@@ -386,10 +386,10 @@ pub struct Plan {
 /// postings of a plan are the plan of a shallower search, so one deep scan measures a whole
 /// grid of depths (the calibration's). `report(i, hits)` is called once the scan has read the
 /// first `depths[i]` postings (depths ascending; those past the plan's length are reported
-/// at its end).
+/// at its end), with the hits by slot, nearest first.
 pub(super) struct Prefixes<'a> {
     depths: &'a [usize],
-    report: &'a mut dyn FnMut(usize, Vec<Scored<u64>>),
+    report: &'a mut dyn FnMut(usize, Vec<Scored<Slot>>),
     /// Depths reported so far.
     done: usize,
 }
@@ -397,16 +397,16 @@ pub(super) struct Prefixes<'a> {
 impl<'a> Prefixes<'a> {
     pub(super) fn new(
         depths: &'a [usize],
-        report: &'a mut dyn FnMut(usize, Vec<Scored<u64>>),
+        report: &'a mut dyn FnMut(usize, Vec<Scored<Slot>>),
     ) -> Self {
         Prefixes { depths, report, done: 0 }
     }
 
     /// Called before the scan reads posting `read` (and with `usize::MAX` at its end):
     /// reports every depth the scan has reached.
-    fn reach(&mut self, read: usize, hits: impl Fn() -> Vec<Scored<u64>>) {
+    fn reach(&mut self, read: usize, hits: impl Fn() -> TopK<Slot>) {
         while self.done < self.depths.len() && self.depths[self.done] <= read {
-            (self.report)(self.done, hits());
+            (self.report)(self.done, hits().into_sorted());
             self.done += 1;
         }
     }
@@ -867,6 +867,20 @@ impl Shared {
         count: bool,
         prefixes: Option<&mut Prefixes>,
     ) -> (Vec<Scored<u64>>, ScanCost) {
+        let (top, cost) = self.execute_slots(plan, q, params, allow, count, prefixes);
+        (self.hits(top), cost)
+    }
+
+    /// [`Shared::execute_allowed`], with the hits by slot.
+    fn execute_slots(
+        &self,
+        plan: &Plan,
+        q: &[f32],
+        params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+        count: bool,
+        prefixes: Option<&mut Prefixes>,
+    ) -> (TopK<Slot>, ScanCost) {
         let k = params.k;
         let (top, cost) = match &self.store {
             None => self.scan_f32(plan, q, k, allow, prefixes),
@@ -883,7 +897,7 @@ impl Shared {
             c.scanned_bytes.fetch_add(cost.bytes, Ordering::Relaxed);
             c.reranked.fetch_add(cost.reranked, Ordering::Relaxed);
         }
-        (self.hits(top), cost)
+        (top, cost)
     }
 
     /// A scan's result keyed by external id, nearest first.
@@ -933,7 +947,7 @@ impl Shared {
             let dists = &mut *scratch.borrow_mut();
             for (i, (_, p)) in plan.postings.iter().enumerate() {
                 if let Some(pre) = prefixes.as_deref_mut() {
-                    pre.reach(i, || self.hits(top.clone()));
+                    pre.reach(i, || top.clone());
                 }
                 // Lock order: a posting's members, then the version view.
                 let m = p.members.read();
@@ -975,7 +989,7 @@ impl Shared {
             }
         });
         if let Some(pre) = prefixes {
-            pre.reach(usize::MAX, || self.hits(top.clone()));
+            pre.reach(usize::MAX, || top.clone());
         }
         for p in maintain {
             self.jobs.enqueue(p);
@@ -1017,7 +1031,7 @@ impl Shared {
             let t = quantize(q, &mut sc.query_codes);
             for (i, (dc, p)) in plan.postings.iter().enumerate() {
                 if let Some(pre) = prefixes.as_deref_mut() {
-                    pre.reach(i, || self.hits(self.rerank(store, short.clone(), q, k).0));
+                    pre.reach(i, || self.rerank(store, short.clone(), q, k).0);
                 }
                 let m = p.members.read();
                 let n = m.len();
@@ -1060,7 +1074,7 @@ impl Shared {
         // Re-rank after the scan: the version view is taken after the postings' locks.
         let (top, reranked) = self.rerank(store, short, q, k);
         if let Some(pre) = prefixes {
-            pre.reach(usize::MAX, || self.hits(top.clone()));
+            pre.reach(usize::MAX, || top.clone());
         }
         for p in maintain {
             self.jobs.enqueue(p);

@@ -1,7 +1,8 @@
 use super::*;
 use crate::distance::distance;
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::time::Instant;
 
 fn gaussian_mixture(rng: &mut Rng, n: usize, dim: usize, centers: &[f32]) -> Vec<f32> {
     let k = centers.len() / dim;
@@ -319,7 +320,13 @@ fn a_scans_prefixes_are_the_searches_of_each_depth() {
             let plan = s.plan(q, &deep);
             let mut got = vec![Vec::new(); depths.len()];
             let hits = {
-                let mut report = |i: usize, hits: Vec<Scored<u64>>| got[i] = hits;
+                let mut report = |i: usize, hits: Vec<Scored<Slot>>| {
+                    let view = s.versions.view();
+                    let by_id =
+                        hits.iter().map(|h| Scored { dist: h.dist, key: view.external(h.key) });
+                    got[i] = by_id.collect();
+                    got[i].sort_by(|a, b| a.cmp_total(b));
+                };
                 let mut prefixes = Prefixes::new(&depths, &mut report);
                 s.execute_allowed(&plan, q, &deep, None, false, Some(&mut prefixes)).0
             };
@@ -459,13 +466,13 @@ fn target_recall_is_checked_and_excludes_nprobe() {
     assert!(SearchParams::new(10).validate().is_ok(), "nprobe 0 is the calibrated default");
 }
 
-/// A calibration after updates in place measures the current vectors: probing every posting
-/// finds (nearly) every true neighbour. (Through the server, medium with a tenth of its ids
-/// rewritten once measured 0.868 at every posting and then searched every posting by default,
-/// while real queries found every neighbour at 256; this in-process shard does not show it,
-/// so the cause is still open.)
+/// A calibration measured while a tenth of the ids are rewritten in place measures the vectors
+/// as they are: probing every posting finds (nearly) every true neighbour. (Its exact pass
+/// once read rows that the searches after it saw rewritten, so every rewritten neighbour
+/// counted as a miss at every depth: medium through the server measured 0.868 at every
+/// posting after its updates, and searched every posting by default.)
 #[test]
-fn a_calibration_after_updates_in_place_measures_the_current_vectors() {
+fn a_calibration_while_ids_are_rewritten_in_place_measures_the_current_vectors() {
     each_encoding(|encoding| {
         let seed = 305;
         println!("seed {seed} {encoding:?}");
@@ -474,20 +481,38 @@ fn a_calibration_after_updates_in_place_measures_the_current_vectors() {
         let c = centers(&mut rng, 60, dim);
         let data = gaussian_mixture(&mut rng, n, dim, &c);
         let index = Index::new(small_params(dim, encoding)).unwrap();
-        // Built by upserts (the postings come from splits), then a tenth rewritten, in
-        // batches as a client sends them, while rebalancing runs.
         let all: Vec<u64> = (0..n as u64).collect();
         for (ids, rows) in all.chunks(1000).zip(data.chunks(1000 * dim)) {
             index.upsert(ids, rows).unwrap();
         }
         index.wait_idle();
-        let updates = gaussian_mixture(&mut rng, n / 10, dim, &c);
-        for (ids, rows) in all[..n / 10].chunks(100).zip(updates.chunks(100 * dim)) {
-            index.upsert(ids, rows).unwrap();
-        }
-        index.wait_idle();
-        index.calibrate();
-        let cal = index.calibration().expect("calibrated");
+        // A writer rewrites the first tenth of the ids, 100 at a time, with new vectors from
+        // the same mixture, until the measurement ends.
+        let (stop, batches) = (AtomicBool::new(false), AtomicUsize::new(0));
+        let cal = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut rng = Rng::new(seed + 1);
+                while !stop.load(Ordering::Relaxed) {
+                    for ids in all[..n / 10].chunks(100) {
+                        let rows = gaussian_mixture(&mut rng, ids.len(), dim, &c);
+                        index.upsert(ids, &rows).unwrap();
+                        batches.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while batches.load(Ordering::Relaxed) == 0 {
+                assert!(Instant::now() < deadline, "the writer never wrote");
+                std::thread::yield_now();
+            }
+            let before = batches.load(Ordering::Relaxed);
+            index.calibrate();
+            let during = batches.load(Ordering::Relaxed) - before;
+            stop.store(true, Ordering::Relaxed);
+            println!("{during} batches of 100 rewritten during the measurement");
+            assert!(during > 0, "no write overlapped the measurement");
+            index.calibration().expect("calibrated")
+        });
         println!("{:?}", cal.points);
         let deepest = cal.points.last().unwrap().1;
         assert!(deepest >= 0.97, "recall at the deepest depth {deepest}");
