@@ -451,16 +451,43 @@ pub(super) fn request(shared: &Arc<Shared>) {
     shared.calibration_queued.store(false, Ordering::Release);
 }
 
+/// How often the calibration thread looks again at the shards it has measured: a curve that
+/// fell due while no search or write arrived (the throttle of [`Shared::calibration_due`] held
+/// it back when the last write came) is measured without waiting for the next request.
+const RECHECK: Duration = Duration::from_secs(1);
+
 fn calibrator() -> Option<&'static mpsc::Sender<Weak<Shared>>> {
     static TX: OnceLock<Option<mpsc::Sender<Weak<Shared>>>> = OnceLock::new();
     TX.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Weak<Shared>>();
         let worker = move || {
             background::lower_this_thread(CALIBRATION_NICE);
-            while let Ok(weak) = rx.recv() {
-                // A shard dropped meanwhile is skipped; one that shut down stops early.
-                if let Some(shared) = weak.upgrade() {
-                    shared.recalibrate_if_due();
+            // Every shard ever requested that is still alive.
+            let mut watched: Vec<Weak<Shared>> = Vec::new();
+            loop {
+                let mut queued = Vec::new();
+                match rx.recv_timeout(RECHECK) {
+                    Ok(weak) => queued.push(weak),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                queued.extend(rx.try_iter());
+                watched.retain(|w| w.strong_count() > 0);
+                for weak in queued {
+                    // A shard dropped meanwhile is skipped; one that shut down stops early.
+                    if let Some(shared) = weak.upgrade() {
+                        shared.recalibrate_if_due();
+                    }
+                    if !watched.iter().any(|w| w.ptr_eq(&weak)) {
+                        watched.push(weak);
+                    }
+                }
+                for weak in &watched {
+                    if let Some(shared) = weak.upgrade() {
+                        if !shared.jobs.is_shut_down() && shared.calibration_due() {
+                            shared.recalibrate_if_due();
+                        }
+                    }
                 }
             }
         };

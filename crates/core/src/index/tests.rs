@@ -518,3 +518,31 @@ fn a_calibration_while_ids_are_rewritten_in_place_measures_the_current_vectors()
         assert!(deepest >= 0.97, "recall at the deepest depth {deepest}");
     });
 }
+
+/// A curve that falls due while no search or write arrives is measured all the same: after a
+/// bulk load's first (quick) curve, the full one follows with no further traffic.
+#[test]
+fn a_full_curve_follows_a_quick_one_without_traffic() {
+    let seed = 306;
+    println!("seed {seed}");
+    let (n, dim) = (6_000, 16);
+    let mut rng = Rng::new(seed);
+    let c = centers(&mut rng, 30, dim);
+    let data = gaussian_mixture(&mut rng, n, dim, &c);
+    let index = Index::new(small_params(dim, Encoding::Int8)).unwrap();
+    index.bulk_load(&(0..n as u64).collect::<Vec<u64>>(), data).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first = None;
+    loop {
+        let cal = index.calibration();
+        if let Some(cal) = &cal {
+            first.get_or_insert(cal.full);
+            if cal.full {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no full curve within 60 s: {cal:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(first, Some(false), "the first curve is a quick one");
+}
