@@ -143,6 +143,12 @@ pub enum Level {
 pub type PairFn = fn(&[f32], &[f32]) -> f32;
 /// One query against a contiguous row-major block: `out[i] = d(query, block[i*dim..])`.
 pub type BatchFn = fn(&[f32], &[f32], &mut [f32]);
+/// Four queries of one length against a contiguous row-major block:
+/// `out[i][j] = -queries[j] . block[i*dim..]`. Each row is loaded once for all four, so it does
+/// about half the loads per product of four [`BatchFn`] calls (for many queries against one
+/// block, as the calibration's exact pass makes). Sums in another order than the pair
+/// kernels: equal to `neg_dot` up to rounding.
+pub type Dot4Fn = fn([&[f32]; 4], &[f32], &mut [[f32; 4]]);
 
 /// A table of kernels for one [`Level`], each in distance form (smaller is closer).
 #[derive(Clone, Copy, Debug)]
@@ -154,6 +160,7 @@ pub struct Kernels {
     pub l2sq_batch: BatchFn,
     pub neg_dot_batch: BatchFn,
     pub cosine_batch: BatchFn,
+    pub neg_dot4_batch: Dot4Fn,
 }
 
 impl Kernels {
@@ -247,6 +254,7 @@ pub fn table(level: Level) -> Option<Kernels> {
             l2sq_batch: scalar::l2sq_batch,
             neg_dot_batch: scalar::neg_dot_batch,
             cosine_batch: scalar::cosine_batch,
+            neg_dot4_batch: scalar::neg_dot4_batch,
         },
         #[cfg(target_arch = "x86_64")]
         Level::Sse2 => x86::table_sse2(),
@@ -261,6 +269,18 @@ pub fn table(level: Level) -> Option<Kernels> {
         #[allow(unreachable_patterns)]
         _ => return None,
     })
+}
+
+/// The checks every [`Dot4Fn`] makes before it reads: four queries of one length, and a block
+/// of `out.len()` rows of it.
+pub(crate) fn check_dot4(qs: &[&[f32]; 4], block: &[f32], out: &[[f32; 4]]) {
+    let dim = qs[0].len();
+    assert!(qs.iter().all(|q| q.len() == dim), "the four queries must have one length");
+    assert_eq!(
+        block.len(),
+        dim * out.len(),
+        "block must hold out.len() rows of the queries' length"
+    );
 }
 
 /// Distance between two raw vectors under `metric` with the cached kernels.

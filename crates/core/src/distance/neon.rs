@@ -79,6 +79,19 @@ fn cosine_batch(q: &[f32], block: &[f32], out: &mut [f32]) {
     scalar::batch(q, block, out, |a, b| cosine_from_parts(dot(a, b), qn, dot(b, b)));
 }
 
+fn neg_dot4_batch(qs: [&[f32]; 4], block: &[f32], out: &mut [[f32; 4]]) {
+    scalar::dot4_by_pairs(qs, block, out, neg_dot);
+}
+
 pub(super) fn table() -> Kernels {
-    Kernels { level: Level::Neon, l2sq, neg_dot, cosine, l2sq_batch, neg_dot_batch, cosine_batch }
+    Kernels {
+        level: Level::Neon,
+        l2sq,
+        neg_dot,
+        cosine,
+        l2sq_batch,
+        neg_dot_batch,
+        cosine_batch,
+        neg_dot4_batch,
+    }
 }

@@ -61,6 +61,29 @@ pub(super) fn cosine_batch(q: &[f32], block: &[f32], out: &mut [f32]) {
     batch(q, block, out, |a, b| cosine_from_parts(dot_raw(a, b), qn, dot_raw(b, b)));
 }
 
+pub(super) fn neg_dot4_batch(qs: [&[f32]; 4], block: &[f32], out: &mut [[f32; 4]]) {
+    dot4_by_pairs(qs, block, out, neg_dot);
+}
+
+/// A [`super::Dot4Fn`] from a level's pair kernel, for levels without a tiled one.
+#[inline(always)]
+pub(super) fn dot4_by_pairs(
+    qs: [&[f32]; 4],
+    block: &[f32],
+    out: &mut [[f32; 4]],
+    neg_dot: impl Fn(&[f32], &[f32]) -> f32,
+) {
+    super::check_dot4(&qs, block, out);
+    let dim = qs[0].len();
+    if dim == 0 {
+        out.fill([0.0; 4]);
+        return;
+    }
+    for (row, o) in block.chunks_exact(dim).zip(out.iter_mut()) {
+        *o = qs.map(|q| neg_dot(q, row));
+    }
+}
+
 /// Applies a pair kernel row by row; shared by every level's batch form.
 #[inline(always)]
 pub(super) fn batch(q: &[f32], block: &[f32], out: &mut [f32], f: impl Fn(&[f32], &[f32]) -> f32) {

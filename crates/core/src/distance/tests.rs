@@ -77,6 +77,46 @@ fn batch_forms_match_pair_forms() {
 }
 
 #[test]
+fn four_query_forms_match_the_reference() {
+    println!("seed {SEED:#x}");
+    let mut rng = Rng::new(SEED ^ 2);
+    for level in available_levels() {
+        let k = table(level).unwrap();
+        for &dim in LENGTHS {
+            for rows in [0usize, 1, 2, 3, 6, 33] {
+                let qs: Vec<Vec<f32>> =
+                    (0..4).map(|_| (0..dim).map(|_| rng.normal() * 2.0).collect()).collect();
+                let block: Vec<f32> = (0..dim * rows).map(|_| rng.normal() + 1.0).collect();
+                let mut out = vec![[f32::NAN; 4]; rows];
+                (k.neg_dot4_batch)([&qs[0], &qs[1], &qs[2], &qs[3]], &block, &mut out);
+                for (r, got) in out.iter().enumerate() {
+                    let row = &block[r * dim..(r + 1) * dim];
+                    for (j, q) in qs.iter().enumerate() {
+                        let want = reference(Metric::Dot, q, row);
+                        let scale: f64 = q.iter().chain(row).map(|x| (*x as f64).powi(2)).sum();
+                        assert!(
+                            close(got[j], want, scale),
+                            "{level:?} dim={dim} row={r} query={j}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "one length")]
+fn four_query_forms_reject_queries_of_different_lengths() {
+    let mut out = [[0.0; 4]; 1];
+    (kernels().neg_dot4_batch)(
+        [&[1.0, 2.0], &[1.0, 2.0], &[1.0], &[1.0, 2.0]],
+        &[1.0, 2.0],
+        &mut out,
+    );
+}
+
+#[test]
 fn cosine_prepare_normalises_and_rejects_zero() {
     let mut v = vec![3.0, 4.0];
     assert!(Metric::Cosine.prepare(&mut v));

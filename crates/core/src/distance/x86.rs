@@ -5,7 +5,7 @@
 //! it has checked that the CPU supports the level, which is what makes the calls sound.
 #![allow(unsafe_code)]
 
-use super::{cosine_from_parts, Kernels, Level};
+use super::{check_dot4, cosine_from_parts, Kernels, Level};
 use std::arch::x86_64::*;
 
 /// Builds one table whose safe entry points call the `$m` module's `#[target_feature]` kernels.
@@ -42,6 +42,12 @@ macro_rules! table_fn {
                 // SAFETY: as above.
                 unsafe { $m::cosine_batch(q, block, out) }
             }
+            fn neg_dot4_batch(qs: [&[f32]; 4], block: &[f32], out: &mut [[f32; 4]]) {
+                check_dot4(&qs, block, out);
+                // SAFETY: as above; the block holds exactly out.len() rows of the queries'
+                // length.
+                unsafe { $m::neg_dot4_batch(qs, block, out) }
+            }
             Kernels {
                 level: $level,
                 l2sq,
@@ -50,6 +56,7 @@ macro_rules! table_fn {
                 l2sq_batch,
                 neg_dot_batch,
                 cosine_batch,
+                neg_dot4_batch,
             }
         }
     };
@@ -98,10 +105,74 @@ macro_rules! batch_fns {
     };
 }
 
+/// The tiled four-query kernel ([`super::Dot4Fn`]) of a level: two rows at a time against the
+/// four queries, eight accumulators, so each loaded component of a row feeds four multiply-adds
+/// and each loaded component of a query two. `$madd` names the level's multiply-add macro; an
+/// odd last row goes through the level's `dot`.
+macro_rules! dot4_fn {
+    ($feat:literal, $w:literal, $zero:ident, $load:ident, $madd:ident, $hsum:ident) => {
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn neg_dot4_batch(qs: [&[f32]; 4], block: &[f32], out: &mut [[f32; 4]]) {
+            let dim = qs[0].len();
+            let p = qs.map(|q| q.as_ptr());
+            let rows = block.as_ptr();
+            let n = out.len();
+            let mut r = 0;
+            while r + 2 <= n {
+                let (x0, x1) = (rows.add(r * dim), rows.add((r + 1) * dim));
+                let (mut a0, mut a1, mut a2, mut a3) = ($zero(), $zero(), $zero(), $zero());
+                let (mut b0, mut b1, mut b2, mut b3) = ($zero(), $zero(), $zero(), $zero());
+                let mut i = 0;
+                while i + $w <= dim {
+                    let (u, v) = ($load(x0.add(i)), $load(x1.add(i)));
+                    let q = $load(p[0].add(i));
+                    a0 = $madd!(q, u, a0);
+                    b0 = $madd!(q, v, b0);
+                    let q = $load(p[1].add(i));
+                    a1 = $madd!(q, u, a1);
+                    b1 = $madd!(q, v, b1);
+                    let q = $load(p[2].add(i));
+                    a2 = $madd!(q, u, a2);
+                    b2 = $madd!(q, v, b2);
+                    let q = $load(p[3].add(i));
+                    a3 = $madd!(q, u, a3);
+                    b3 = $madd!(q, v, b3);
+                    i += $w;
+                }
+                let mut sa = [$hsum(a0), $hsum(a1), $hsum(a2), $hsum(a3)];
+                let mut sb = [$hsum(b0), $hsum(b1), $hsum(b2), $hsum(b3)];
+                while i < dim {
+                    let (u, v) = (*x0.add(i), *x1.add(i));
+                    for j in 0..4 {
+                        let q = *p[j].add(i);
+                        sa[j] += q * u;
+                        sb[j] += q * v;
+                    }
+                    i += 1;
+                }
+                *out.get_unchecked_mut(r) = sa.map(|x| -x);
+                *out.get_unchecked_mut(r + 1) = sb.map(|x| -x);
+                r += 2;
+            }
+            if r < n {
+                let row = block.get_unchecked(r * dim..(r + 1) * dim);
+                *out.get_unchecked_mut(r) = qs.map(|q| -dot(q, row));
+            }
+        }
+    };
+}
+
 mod avx512 {
     use super::*;
 
     batch_fns!("avx512f");
+
+    macro_rules! fma512 {
+        ($x:expr, $y:expr, $acc:expr) => {
+            _mm512_fmadd_ps($x, $y, $acc)
+        };
+    }
+    dot4_fn!("avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps, fma512, _mm512_reduce_add_ps);
 
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -205,6 +276,7 @@ macro_rules! narrow_family {
                                             narrow_family!(@madd $fused, $add, $mul, $x, $y, $acc)
                                         };
                                     }
+            dot4_fn!($feat, $w, $zero, $load, madd, $hsum);
 
             #[inline]
             #[target_feature(enable = $feat)]
