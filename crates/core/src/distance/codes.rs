@@ -35,6 +35,9 @@ pub struct CodeKernels {
     pub dot: fn(&[i8], &[u8]) -> i32,
     /// One query row against a contiguous block of stored rows: `out[i] = q . block[i]`.
     pub dot_batch: fn(&[i8], &[u8], &mut [i32]),
+    /// The sign scan ([`super::signs`]): `out[32 b + lane]` is the table sum of member `lane`
+    /// of block `b` of `blocks`, with the tables `lut` of a [`super::signs::SignQuery`].
+    pub sign_sums: fn(&[u8], &[u8], &mut [u32]),
 }
 
 /// Every code level this CPU can run, best first; the last is always [`CodeLevel::Scalar`].
@@ -62,7 +65,12 @@ pub fn code_table(level: CodeLevel) -> Option<CodeKernels> {
         return None;
     }
     Some(match level {
-        CodeLevel::Scalar => CodeKernels { level, dot: scalar_dot, dot_batch: scalar_dot_batch },
+        CodeLevel::Scalar => CodeKernels {
+            level,
+            dot: scalar_dot,
+            dot_batch: scalar_dot_batch,
+            sign_sums: super::signs::scalar_sign_sums,
+        },
         #[cfg(target_arch = "x86_64")]
         CodeLevel::Avx2 => super::x86::codes::table_avx2(),
         #[cfg(target_arch = "x86_64")]

@@ -14,6 +14,7 @@ pub mod codes;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod scalar;
+pub mod signs;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

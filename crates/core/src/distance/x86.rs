@@ -382,6 +382,7 @@ narrow_family!(
 /// only through [`super::codes::code_kernels`], which checks the CPU first.
 pub(super) mod codes {
     use super::super::codes::{CodeKernels, CodeLevel, CODE_OFFSET};
+    use super::super::signs::BLOCK;
     use std::arch::x86_64::*;
 
     macro_rules! code_table {
@@ -397,7 +398,16 @@ pub(super) mod codes {
                     // SAFETY: as above; the kernel reads only the rows of the block checked above.
                     unsafe { $batch(q, block, out) }
                 }
-                CodeKernels { level: $level, dot, dot_batch }
+                fn sign_sums(lut: &[u8], blocks: &[u8], out: &mut [u32]) {
+                    let pairs = lut.len() / 64;
+                    assert_eq!(lut.len(), pairs * 64, "a table is 64 bytes per pair of groups");
+                    assert_eq!(out.len() % BLOCK, 0, "out holds whole blocks");
+                    assert_eq!(blocks.len(), out.len() * pairs, "blocks must match out");
+                    // SAFETY: every level with a table here has AVX2 (the AVX-512 levels
+                    // include it); the kernel reads only the blocks and tables checked above.
+                    unsafe { sign_sums_avx2(lut, blocks, out) }
+                }
+                CodeKernels { level: $level, dot, dot_batch, sign_sums }
             }
         };
     }
@@ -557,5 +567,46 @@ pub(super) mod codes {
             i += 1;
         }
         total
+    }
+
+    /// The sign scan (see `signs`): per pair of groups one 32-byte load (a byte per member),
+    /// its two nibbles looked up in the pair's tables, the two entries (at most 127 each) added
+    /// as bytes, then the even bytes (lanes 0..16) and the odd ones (lanes 16..32) added into
+    /// 16-bit sums, flushed to 32-bit sums every 256 pairs so they cannot overflow.
+    #[target_feature(enable = "avx2")]
+    unsafe fn sign_sums_avx2(lut: &[u8], blocks: &[u8], out: &mut [u32]) {
+        let pairs = lut.len() / 64;
+        let low = _mm256_set1_epi8(0x0F);
+        let even = _mm256_set1_epi16(0x00FF);
+        for (b, o) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let block = blocks.as_ptr().add(b * pairs * BLOCK);
+            let mut wide = [_mm256_setzero_si256(); 4];
+            let mut j = 0;
+            while j < pairs {
+                let end = (j + 256).min(pairs);
+                let (mut lo_acc, mut hi_acc) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                while j < end {
+                    let v = _mm256_loadu_si256(block.add(j * BLOCK) as *const __m256i);
+                    let t0 = _mm256_loadu_si256(lut.as_ptr().add(j * 64) as *const __m256i);
+                    let t1 = _mm256_loadu_si256(lut.as_ptr().add(j * 64 + 32) as *const __m256i);
+                    let lo = _mm256_and_si256(v, low);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+                    let s =
+                        _mm256_add_epi8(_mm256_shuffle_epi8(t0, lo), _mm256_shuffle_epi8(t1, hi));
+                    lo_acc = _mm256_add_epi16(lo_acc, _mm256_and_si256(s, even));
+                    hi_acc = _mm256_add_epi16(hi_acc, _mm256_srli_epi16::<8>(s));
+                    j += 1;
+                }
+                for (w, acc) in wide.chunks_exact_mut(2).zip([lo_acc, hi_acc]) {
+                    let a = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(acc));
+                    let b = _mm256_cvtepu16_epi32(_mm256_extracti128_si256::<1>(acc));
+                    w[0] = _mm256_add_epi32(w[0], a);
+                    w[1] = _mm256_add_epi32(w[1], b);
+                }
+            }
+            for (i, w) in wide.iter().enumerate() {
+                _mm256_storeu_si256(o.as_mut_ptr().add(8 * i) as *mut __m256i, *w);
+            }
+        }
     }
 }

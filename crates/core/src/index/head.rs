@@ -72,7 +72,7 @@ impl HeadCodes {
 
 /// Exact distances are computed for this many times the heads asked for (plus a few), chosen
 /// by their estimates from the codes.
-const HEAD_RERANK: usize = 4;
+const HEAD_RERANK: usize = 1;
 
 /// The coarse layer: group centres, and per group its slots and a contiguous copy of their
 /// centroids (so a group is scanned with one batch kernel call).

@@ -52,10 +52,9 @@ fn search_all_ways(index: &Index, q: &[f32]) {
 
 /// Bulk load, upserts (new ids and replacements), deletes and searches, with a fraction of
 /// hostile rows; background threads or none; then the index is dropped.
-fn churn(seed: u64, metric: Metric, encoding: Encoding, threads: usize, hostile: f32) {
-    println!("seed {seed} {metric} {encoding} threads {threads} hostile {hostile}");
+fn churn(seed: u64, dim: usize, metric: Metric, encoding: Encoding, threads: usize, hostile: f32) {
+    println!("seed {seed} dim {dim} {metric} {encoding} threads {threads} hostile {hostile}");
     let mut rng = Rng::new(seed);
-    let dim = 8;
     let index = Index::new(tiny_params(dim, metric, encoding, threads)).unwrap();
     let n = 600;
     let data = mixed_rows(&mut rng, n, dim, hostile);
@@ -113,9 +112,23 @@ fn hostile_rows_mixed_with_normal_ones_through_every_operation() {
             for threads in [0, 1] {
                 seed += 1;
                 within(DEADLINE_SECS, "churn", move || {
-                    churn(seed, metric, encoding, threads, 0.15)
+                    churn(seed, 8, metric, encoding, threads, 0.15)
                 });
             }
+        }
+    }
+}
+
+/// The same at a dimension where coded postings are scanned by their signs first.
+#[test]
+fn hostile_rows_through_the_sign_scan() {
+    let mut seed = 0x6e61_6e20;
+    for metric in [Metric::L2, Metric::Dot] {
+        for hostile in [0.15, 1.0] {
+            seed += 1;
+            within(DEADLINE_SECS, "churn", move || {
+                churn(seed, 128, metric, Encoding::Int8, 1, hostile)
+            });
         }
     }
 }
@@ -127,7 +140,7 @@ fn an_index_of_only_hostile_rows_still_works() {
         for threads in [0, 1] {
             seed += 1;
             within(DEADLINE_SECS, "all hostile", move || {
-                churn(seed, Metric::L2, encoding, threads, 1.0)
+                churn(seed, 8, Metric::L2, encoding, threads, 1.0)
             });
         }
     }

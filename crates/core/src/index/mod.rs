@@ -14,6 +14,7 @@ mod store;
 mod versions;
 
 use crate::distance::codes::{code_kernels, quantize};
+use crate::distance::signs::{self, SignQuery};
 use crate::distance::{kernels, Metric};
 use crate::error::{Error, Result};
 use crate::kmeans;
@@ -39,6 +40,10 @@ use versions::{Slot, VersionMap, VersionWord};
 /// Relative bound on the rounding error of a scanned distance, as a fraction of
 /// `|q|^2 + |x|^2`; f32 sums over thousands of components stay well inside it.
 const ROUNDING: f32 = 1e-5;
+
+/// How many of its error bars the sign estimate of a member's `q.r` is widened by before it
+/// rules the member out (see [`signs`]).
+const SIGN_BOUND: f32 = 3.0;
 
 /// The RNG rule over candidates sorted nearest first, `(squared L2 to v, head)`: the nearest
 /// always; another only within the replica ratio of the nearest and only if no chosen head lies
@@ -436,8 +441,11 @@ struct ScanCost {
 #[derive(Default)]
 struct CodeScratch {
     query_codes: Vec<i8>,
+    signs: SignQuery,
+    sums: Vec<u32>,
+    lower: Vec<f32>,
+    cands: Vec<u32>,
     dots: Vec<i32>,
-    estimates: Vec<f32>,
 }
 
 impl Index {
@@ -1017,15 +1025,21 @@ impl Shared {
         let dim = self.params.dim;
         let metric = self.params.metric.scan_metric();
         let l2 = metric == Metric::L2;
-        let dot_batch = code_kernels().dot_batch;
+        let ck = code_kernels();
+        let (dot, dot_batch, sign_sums) = (ck.dot, ck.dot_batch, ck.sign_sums);
+        let sign_bytes = signs::block_bytes(dim);
         let k = params.k;
         let shortlist = k.saturating_mul(params.rerank.max(1)).max(SearchParams::MIN_RERANKED);
         let mut short: TopK<Slot> = TopK::new(shortlist);
         let mut maintain: Vec<&Arc<Posting>> = Vec::new();
-        let mut scanned = 0usize;
+        let (mut scanned, mut signed, mut coded) = (0usize, 0usize, 0usize);
+        let use_signs = signs::used(dim);
         CODE_SCAN.with(|scratch| {
             let sc = &mut *scratch.borrow_mut();
             sc.query_codes.resize(dim, 0);
+            if use_signs {
+                sc.signs.prepare(q);
+            }
             // The query's codes are the same for every posting: under L2 each member's
             // query-independent term (`Members::bias`) carries the centroid's part.
             let t = quantize(q, &mut sc.query_codes);
@@ -1036,31 +1050,94 @@ impl Shared {
                 let m = p.members.read();
                 let n = m.len();
                 scanned += n;
-                sc.dots.resize(n, 0);
-                dot_batch(&sc.query_codes, &m.codes[..n * dim], &mut sc.dots[..n]);
-                sc.estimates.resize(n, 0.0);
-                let est = &mut sc.estimates[..n];
-                if l2 {
-                    let t2 = 2.0 * t;
-                    let iter = est.iter_mut().zip(&sc.dots).zip(m.scales.iter().zip(&m.bias));
-                    for ((e, &x), (&s, &b)) in iter {
-                        *e = dc + b - t2 * s * x as f32;
+                let base = if l2 { 0.0 } else { (kernels().neg_dot)(q, &p.centroid) };
+                let estimate = |x: i32, i: usize| {
+                    let x = x as f32;
+                    if l2 {
+                        dc + m.bias[i] - 2.0 * t * m.scales[i] * x
+                    } else {
+                        base - t * m.scales[i] * x
                     }
+                };
+                if !use_signs {
+                    // Every member's codes, one batch kernel call for the posting.
+                    sc.dots.resize(n, 0);
+                    dot_batch(&sc.query_codes, &m.codes[..n * dim], &mut sc.dots[..n]);
+                    sc.lower.resize(n, 0.0);
+                    let est = &mut sc.lower[..n];
+                    if l2 {
+                        let t2 = 2.0 * t;
+                        let iter = est.iter_mut().zip(&sc.dots).zip(m.scales.iter().zip(&m.bias));
+                        for ((e, &x), (&s, &b)) in iter {
+                            *e = dc + b - t2 * s * x as f32;
+                        }
+                    } else {
+                        for ((e, &x), &s) in est.iter_mut().zip(&sc.dots).zip(&m.scales) {
+                            *e = base - t * s * x as f32;
+                        }
+                    }
+                    for (b, block) in est.chunks(16).enumerate() {
+                        let min = block.iter().fold(f32::INFINITY, |a, &d| a.min(d));
+                        if min > short.threshold() {
+                            continue;
+                        }
+                        for (j, &e) in block.iter().enumerate() {
+                            let slot = m.slots[b * 16 + j];
+                            if e <= short.threshold() && allowed(slot) {
+                                short.push_distinct(e, slot);
+                            }
+                        }
+                    }
+                    coded += n;
                 } else {
-                    let base = (kernels().neg_dot)(q, &p.centroid);
-                    for ((e, &x), &s) in est.iter_mut().zip(&sc.dots).zip(&m.scales) {
-                        *e = base - t * s * x as f32;
+                    signed += n;
+                    let blocks = n.div_ceil(signs::BLOCK);
+                    sc.sums.resize(blocks * signs::BLOCK, 0);
+                    let sums = &mut sc.sums[..blocks * signs::BLOCK];
+                    sign_sums(&sc.signs.lut, &m.signs[..blocks * sign_bytes], sums);
+                    // The signs' estimate of `q.r` gives each member a lower bound on its code
+                    // estimate; only members whose bound can enter the short list read their codes.
+                    let sq = &sc.signs;
+                    let fs = &m.sign_factors;
+                    let lower = &mut sc.lower;
+                    lower.clear();
+                    // The largest `q.r` the signs allow: `f (q.b) - corr` plus its error bars.
+                    let spread = SIGN_BOUND * dc.max(0.0).sqrt();
+                    let lift = SIGN_BOUND * sq.rounding;
+                    let (f, e, corr) = (&fs.f[..n], &fs.e[..n], &fs.corr[..n]);
+                    lower.extend(
+                        (0..n).map(|j| f[j] * (sq.dot(sums[j]) + lift) - corr[j] + spread * e[j]),
+                    );
+                    if l2 {
+                        for (l, &bias) in lower.iter_mut().zip(&m.bias[..n]) {
+                            *l = dc + bias - 2.0 * *l;
+                        }
+                    } else {
+                        for l in lower.iter_mut() {
+                            *l = base - *l;
+                        }
                     }
-                }
-                for (b, block) in est.chunks(16).enumerate() {
-                    let min = block.iter().fold(f32::INFINITY, |a, &d| a.min(d));
-                    if min > short.threshold() {
-                        continue;
-                    }
-                    // A slot twice in the short list (replicas) is rare and costs one more
-                    // re-rank; checking for it on every push would cost more.
-                    for (j, &e) in block.iter().enumerate() {
-                        let slot = m.slots[b * 16 + j];
+                    let cands = &mut sc.cands;
+                    cands.clear();
+                    let threshold = short.threshold();
+                    cands.extend((0..n as u32).filter(|&j| lower[j as usize] <= threshold));
+                    coded += cands.len();
+                    // One load per cache line of every candidate's codes first, so their misses
+                    // overlap instead of queueing behind one another in the dot products.
+                    let touched = cands.iter().fold(0u8, |a, &j| {
+                        let row = &m.codes[j as usize * dim..(j as usize + 1) * dim];
+                        row.iter().step_by(64).fold(a, |a, &x| a ^ x)
+                    });
+                    std::hint::black_box(touched);
+                    for &j in cands.iter() {
+                        let i = j as usize;
+                        if lower[i] > short.threshold() {
+                            continue;
+                        }
+                        let e = estimate(dot(&sc.query_codes, &m.codes[i * dim..(i + 1) * dim]), i);
+                        // A slot twice in the short list (replicas) is rare and costs one more
+                        // re-rank; checking for it on every push would cost more.
+                        let slot = m.slots[i];
                         if e <= short.threshold() && allowed(slot) {
                             short.push_distinct(e, slot);
                         }
@@ -1079,8 +1156,10 @@ impl Shared {
         for p in maintain {
             self.jobs.enqueue(p);
         }
-        let bytes = plan.head_bytes
-            + (scanned * (dim + self.member_overhead()) + reranked * dim * 4) as u64;
+        // Per member signed its signs and three factors; per member coded its codes, scale, bias.
+        let per_signed = sign_bytes / signs::BLOCK + 12;
+        let bytes =
+            plan.head_bytes + (signed * per_signed + coded * (dim + 8) + reranked * dim * 4) as u64;
         (top, ScanCost { scanned: scanned as u64, bytes, reranked: reranked as u64 })
     }
 

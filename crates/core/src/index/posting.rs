@@ -5,6 +5,7 @@ use super::versions::{Slot, VersionWord};
 use super::Encoding;
 use crate::distance::codes::{encode, CODE_OFFSET};
 use crate::distance::kernels;
+use crate::distance::signs;
 use parking_lot::RwLock;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -52,6 +53,11 @@ pub struct Members {
     /// query-independent part of `|q - c - r|^2 ~ |q - c|^2 + |r|^2 + 2 c.(s x) - 2 q.(s x)`,
     /// so a scan encodes the query once for every posting (see `Index::scan_codes`).
     pub bias: Vec<f32>,
+    /// `Int8`: the signs of the codes in blocks of [`signs::BLOCK`] members (see
+    /// [`signs`]), a first estimate that spares most members' codes from being read.
+    pub signs: Vec<u8>,
+    /// `Int8`: what each member's signs need besides themselves.
+    pub sign_factors: signs::Factors,
     /// Upper bound on the L2 distance (not squared) from the centroid to any member, for exact
     /// shard pruning.
     pub radius: f32,
@@ -60,6 +66,7 @@ pub struct Members {
 impl Members {
     pub fn with_capacity(encoding: Encoding, n: usize, dim: usize) -> Members {
         let coded = encoding == Encoding::Int8;
+        let signed = coded && signs::used(dim);
         Members {
             encoding,
             retired: false,
@@ -70,6 +77,12 @@ impl Members {
             codes: Vec::with_capacity(if coded { n * dim } else { 0 }),
             scales: Vec::with_capacity(if coded { n } else { 0 }),
             bias: Vec::with_capacity(if coded { n } else { 0 }),
+            signs: Vec::with_capacity(if signed {
+                n.div_ceil(signs::BLOCK) * signs::block_bytes(dim)
+            } else {
+                0
+            }),
+            sign_factors: signs::Factors::with_capacity(if signed { n } else { 0 }),
             radius: 0.0,
         }
     }
@@ -102,6 +115,12 @@ impl Members {
                     self.codes.reserve_exact(extra * dim);
                     self.scales.reserve_exact(extra);
                     self.bias.reserve_exact(extra);
+                    if signs::used(dim) {
+                        self.sign_factors.reserve_exact(extra);
+                        let blocks = (self.slots.len() + extra).div_ceil(signs::BLOCK);
+                        let bytes = blocks * signs::block_bytes(dim);
+                        self.signs.reserve_exact(bytes.saturating_sub(self.signs.len()));
+                    }
                 }
             }
         }
@@ -129,9 +148,24 @@ impl Members {
                 self.scales.push(scale);
                 self.bias.push(dist + 2.0 * scale * cx);
                 self.norms.push(dist);
+                self.push_signs(dim, centroid);
             }),
         }
         self.radius = self.radius.max(dist.sqrt() * (1.0 + 1e-5));
+    }
+
+    /// The sign codes and factors of the last member pushed, from its codes.
+    fn push_signs(&mut self, dim: usize, centroid: &[f32]) {
+        if !signs::used(dim) {
+            return;
+        }
+        let i = self.sign_factors.len();
+        if i.is_multiple_of(signs::BLOCK) {
+            self.signs.resize(self.signs.len() + signs::block_bytes(dim), 0);
+        }
+        let codes = &self.codes[i * dim..(i + 1) * dim];
+        signs::set_member(&mut self.signs, i, codes);
+        self.sign_factors.push(codes, self.scales[i], centroid);
     }
 
     /// Keeps only the members `keep` accepts, compacting in place, and recomputes the radius.
@@ -158,6 +192,9 @@ impl Members {
                         self.codes.copy_within(r * dim..(r + 1) * dim, w * dim);
                         self.scales[w] = self.scales[r];
                         self.bias[w] = self.bias[r];
+                        if signs::used(dim) {
+                            self.sign_factors.move_member(r, w);
+                        }
                     }
                 }
             }
@@ -185,6 +222,16 @@ impl Members {
                 self.codes.shrink_to_fit();
                 self.scales.shrink_to_fit();
                 self.bias.shrink_to_fit();
+                // The sign blocks are rebuilt from the kept codes (a member's lane moved).
+                if signs::used(dim) {
+                    self.signs.clear();
+                    self.signs.resize(w.div_ceil(signs::BLOCK) * signs::block_bytes(dim), 0);
+                    self.signs.shrink_to_fit();
+                    self.sign_factors.truncate(w);
+                    for i in 0..w {
+                        signs::set_member(&mut self.signs, i, &self.codes[i * dim..(i + 1) * dim]);
+                    }
+                }
             }
         }
         self.radius = radius.sqrt() * (1.0 + 1e-5);
@@ -198,7 +245,9 @@ impl Members {
             + self.scales.capacity()
             + self.bias.capacity())
             * 4
-            + self.codes.capacity();
+            + self.sign_factors.heap_bytes()
+            + self.codes.capacity()
+            + self.signs.capacity();
         (self.vectors.capacity() * 4, other)
     }
 }

@@ -49,10 +49,15 @@ fn recall_against_brute_force_meets_the_floor() {
 }
 
 fn recall_against_brute_force_meets_the_floor_with(encoding: Encoding) {
-    let seed = 101;
-    println!("seed {seed}");
+    // 32 components, and 128, where coded postings are scanned by their signs first.
+    for (seed, dim) in [(101, 32), (103, 128)] {
+        recall_against_brute_force_meets_the_floor_at(encoding, seed, dim);
+    }
+}
+
+fn recall_against_brute_force_meets_the_floor_at(encoding: Encoding, seed: u64, dim: usize) {
+    println!("seed {seed} dim {dim}");
     let mut rng = Rng::new(seed);
-    let dim = 32;
     let c = centers(&mut rng, 50, dim);
     let data = gaussian_mixture(&mut rng, 8000, dim, &c);
     let model: BTreeMap<u64, Vec<f32>> =
