@@ -1059,7 +1059,9 @@ impl Shared {
                         base - t * m.scales[i] * x
                     }
                 };
-                if !use_signs {
+                // Until the short list is full every member reads its codes whatever its bound,
+                // so the first postings skip the signs.
+                if !use_signs || !short.threshold().is_finite() {
                     // Every member's codes, one batch kernel call for the posting.
                     sc.dots.resize(n, 0);
                     dot_batch(&sc.query_codes, &m.codes[..n * dim], &mut sc.dots[..n]);
