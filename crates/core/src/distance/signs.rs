@@ -24,6 +24,10 @@ const GROUP: usize = 4;
 /// The largest table entry, so the two nibbles of a byte sum to at most 254.
 const ENTRY_MAX: f32 = 127.0;
 
+/// How many of its error bars the sign estimate of a member's `q.r` is widened by before it
+/// rules the member out.
+const BOUND: f32 = 3.0;
+
 /// Below this dimension a member's codes are a cache line or two, the sign pass cannot pay for
 /// itself, and postings keep no signs.
 const MIN_DIM: usize = 96;
@@ -197,6 +201,19 @@ impl SignQuery {
         self.rounding = 2.0 * step * (groups as f32 / 12.0).sqrt();
     }
 
+    /// Into `out` (cleared first), for each member of a posting whose centroid is at squared
+    /// distance `near` from the query: the largest `q.r` its signs allow, `f (q.b) - corr`
+    /// widened by [`BOUND`] error bars (the signs' `|q - c| e` and the tables' rounding).
+    /// `sums` are the members' kernel sums.
+    pub fn highest_dots(&self, sums: &[u32], fs: &Factors, near: f32, out: &mut Vec<f32>) {
+        let n = sums.len();
+        let spread = BOUND * near.max(0.0).sqrt();
+        let lift = BOUND * self.rounding;
+        let (f, e, corr) = (&fs.f[..n], &fs.e[..n], &fs.corr[..n]);
+        out.clear();
+        out.extend((0..n).map(|j| f[j] * (self.dot(sums[j]) + lift) - corr[j] + spread * e[j]));
+    }
+
     /// `q.b` from a kernel's sum.
     #[inline]
     pub fn dot(&self, sum: u32) -> f32 {
@@ -205,12 +222,19 @@ impl SignQuery {
     }
 }
 
-/// The reference kernel: `out[32 b + lane]` is the table sum of member `lane` of block `b`.
-pub(super) fn scalar_sign_sums(lut: &[u8], blocks: &[u8], out: &mut [u32]) {
+/// The pairs of groups a kernel call covers, after checking that the tables (64 bytes a
+/// pair), the blocks and `out` (whole blocks) agree: what every level's kernel relies on.
+pub(super) fn checked_pairs(lut: &[u8], blocks: &[u8], out: &[u32]) -> usize {
     let p = lut.len() / 64;
     assert_eq!(lut.len(), p * 64, "a table is 64 bytes per pair of groups");
     assert_eq!(out.len() % BLOCK, 0, "out holds whole blocks");
     assert_eq!(blocks.len(), out.len() * p, "blocks must match out");
+    p
+}
+
+/// The reference kernel: `out[32 b + lane]` is the table sum of member `lane` of block `b`.
+pub(super) fn scalar_sign_sums(lut: &[u8], blocks: &[u8], out: &mut [u32]) {
+    let p = checked_pairs(lut, blocks, out);
     for (b, o) in out.chunks_mut(BLOCK).enumerate() {
         for (lane, o) in o.iter_mut().enumerate() {
             *o = (0..p)

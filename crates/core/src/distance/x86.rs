@@ -382,7 +382,7 @@ narrow_family!(
 /// only through [`super::codes::code_kernels`], which checks the CPU first.
 pub(super) mod codes {
     use super::super::codes::{CodeKernels, CodeLevel, CODE_OFFSET};
-    use super::super::signs::BLOCK;
+    use super::super::signs::{checked_pairs, BLOCK};
     use std::arch::x86_64::*;
 
     macro_rules! code_table {
@@ -399,13 +399,10 @@ pub(super) mod codes {
                     unsafe { $batch(q, block, out) }
                 }
                 fn sign_sums(lut: &[u8], blocks: &[u8], out: &mut [u32]) {
-                    let pairs = lut.len() / 64;
-                    assert_eq!(lut.len(), pairs * 64, "a table is 64 bytes per pair of groups");
-                    assert_eq!(out.len() % BLOCK, 0, "out holds whole blocks");
-                    assert_eq!(blocks.len(), out.len() * pairs, "blocks must match out");
+                    let pairs = checked_pairs(lut, blocks, out);
                     // SAFETY: every level with a table here has AVX2 (the AVX-512 levels
                     // include it); the kernel reads only the blocks and tables checked above.
-                    unsafe { sign_sums_avx2(lut, blocks, out) }
+                    unsafe { sign_sums_avx2(lut, blocks, pairs, out) }
                 }
                 CodeKernels { level: $level, dot, dot_batch, sign_sums }
             }
@@ -574,8 +571,7 @@ pub(super) mod codes {
     /// as bytes, then the even bytes (lanes 0..16) and the odd ones (lanes 16..32) added into
     /// 16-bit sums, flushed to 32-bit sums every 256 pairs so they cannot overflow.
     #[target_feature(enable = "avx2")]
-    unsafe fn sign_sums_avx2(lut: &[u8], blocks: &[u8], out: &mut [u32]) {
-        let pairs = lut.len() / 64;
+    unsafe fn sign_sums_avx2(lut: &[u8], blocks: &[u8], pairs: usize, out: &mut [u32]) {
         let low = _mm256_set1_epi8(0x0F);
         let even = _mm256_set1_epi16(0x00FF);
         for (b, o) in out.chunks_exact_mut(BLOCK).enumerate() {

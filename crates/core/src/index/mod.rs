@@ -41,10 +41,6 @@ use versions::{Slot, VersionMap, VersionWord};
 /// `|q|^2 + |x|^2`; f32 sums over thousands of components stay well inside it.
 const ROUNDING: f32 = 1e-5;
 
-/// How many of its error bars the sign estimate of a member's `q.r` is widened by before it
-/// rules the member out (see [`signs`]).
-const SIGN_BOUND: f32 = 3.0;
-
 /// The RNG rule over candidates sorted nearest first, `(squared L2 to v, head)`: the nearest
 /// always; another only within the replica ratio of the nearest and only if no chosen head lies
 /// closer to it (scaled by `rng_factor`) than `v` does, so replicas land on different sides of
@@ -1099,17 +1095,8 @@ impl Shared {
                     sign_sums(&sc.signs.lut, &m.signs[..blocks * sign_bytes], sums);
                     // The signs' estimate of `q.r` gives each member a lower bound on its code
                     // estimate; only members whose bound can enter the short list read their codes.
-                    let sq = &sc.signs;
-                    let fs = &m.sign_factors;
                     let lower = &mut sc.lower;
-                    lower.clear();
-                    // The largest `q.r` the signs allow: `f (q.b) - corr` plus its error bars.
-                    let spread = SIGN_BOUND * dc.max(0.0).sqrt();
-                    let lift = SIGN_BOUND * sq.rounding;
-                    let (f, e, corr) = (&fs.f[..n], &fs.e[..n], &fs.corr[..n]);
-                    lower.extend(
-                        (0..n).map(|j| f[j] * (sq.dot(sums[j]) + lift) - corr[j] + spread * e[j]),
-                    );
+                    sc.signs.highest_dots(&sums[..n], &m.sign_factors, *dc, lower);
                     if l2 {
                         for (l, &bias) in lower.iter_mut().zip(&m.bias[..n]) {
                             *l = dc + bias - 2.0 * *l;
