@@ -16,6 +16,13 @@
 //! the even and the odd bytes separately gets lanes `0..16` and `16..32` in order.
 
 use super::codes::CODE_OFFSET;
+use super::kernels;
+use std::cell::RefCell;
+
+thread_local! {
+    /// A member's codes and their signs as f32, for [`Factors::push`].
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
 
 /// Members per block of sign codes.
 pub const BLOCK: usize = 32;
@@ -105,20 +112,24 @@ impl Factors {
     /// Appends the factors of a member with stored codes `codes` and scale `scale` around
     /// `centroid`. A zero or non-finite residual gets zeros: its estimate is `0`, with no spread.
     pub fn push(&mut self, codes: &[u8], scale: f32, centroid: &[f32]) {
-        // In f32 lanes of eight, so the loop vectorises; each lane sums at most a few
-        // hundred terms, well inside f32 for these factors' purpose (a bound with margin).
-        let (mut l1, mut l2, mut cb, mut cx) = ([0f32; 8], [0f32; 8], [0f32; 8], [0f32; 8]);
-        for (codes, centroid) in codes.chunks(8).zip(centroid.chunks(8)) {
-            for (j, (&code, &c)) in codes.iter().zip(centroid).enumerate() {
-                let x = (code as i32 - CODE_OFFSET) as f32;
-                l1[j] += x.abs();
-                l2[j] += x * x;
-                cb[j] += if x > 0.0 { c } else { -c };
-                cx[j] += c * x;
-            }
+        // |x| and x^2 summed exactly in integers; the centroid sums by the dot kernel over
+        // the codes and their signs as f32.
+        let (mut l1, mut l2) = (0u32, 0u32);
+        for &code in codes {
+            let x = code as i32 - CODE_OFFSET;
+            l1 += x.unsigned_abs();
+            l2 += (x * x) as u32;
         }
-        let sum = |v: [f32; 8]| v.iter().map(|&x| x as f64).sum::<f64>();
-        let (l1, l2, cb, cx) = (sum(l1), sum(l2), sum(cb), sum(cx));
+        let (cb, cx) = SCRATCH.with(|scratch| {
+            let (xs, signs) = &mut *scratch.borrow_mut();
+            xs.clear();
+            xs.extend(codes.iter().map(|&k| (k as i32 - CODE_OFFSET) as f32));
+            signs.clear();
+            signs.extend(xs.iter().map(|&x| if x > 0.0 { 1f32 } else { -1.0 }));
+            let neg_dot = kernels().neg_dot;
+            (-neg_dot(signs, centroid) as f64, -neg_dot(xs, centroid) as f64)
+        });
+        let (l1, l2) = (l1 as f64, l2 as f64);
         let d = codes.len() as f64;
         let (f, e, corr) = if l1 == 0.0 || scale == 0.0 || !scale.is_finite() {
             (0.0, 0.0, 0.0)

@@ -14,7 +14,7 @@ use crate::distance::kernels;
 use crate::error::{Error, Result};
 use crate::kmeans;
 use crate::rng::Rng;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use rustc_hash::FxHashSet;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -91,15 +91,32 @@ impl Jobs {
         s.queue.len() + s.running
     }
 
-    /// Admission control for writers: waits while the queue is at `limit` or a posting is
-    /// over the hard size limit, up to `timeout`, then refuses.
-    pub(super) fn admit(&self, limit: usize, timeout: Duration) -> Result<()> {
+    /// Admission control for writers: while the queue is at `limit` or a posting is over the
+    /// hard size limit, the writer runs queued jobs through `run` (when `helps`) and waits
+    /// only when none may start, up to `timeout`; then it refuses.
+    pub(super) fn admit(
+        &self,
+        limit: usize,
+        timeout: Duration,
+        helps: bool,
+        mut run: impl FnMut(Arc<Posting>),
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let mut s = self.state.lock();
         let behind = |s: &JobState| s.queue.len() >= limit || s.overfull > 0;
+        let mut s = self.state.lock();
         while behind(&s) {
-            if self.done.wait_until(&mut s, deadline).timed_out() && behind(&s) {
+            if Instant::now() >= deadline {
                 return Err(Error::Overloaded { pending: s.queue.len() + s.running, limit });
+            }
+            let job = if helps && s.held == 0 { s.queue.pop_front() } else { None };
+            match job {
+                Some(p) => {
+                    s.running += 1;
+                    MutexGuard::unlocked(&mut s, || run(p));
+                }
+                None => {
+                    self.done.wait_until(&mut s, deadline);
+                }
             }
         }
         Ok(())
@@ -173,6 +190,19 @@ impl Shared {
         while let Some(p) = self.jobs.take(true) {
             self.run_job(&p, &mut rng);
         }
+    }
+
+    /// Admission control (see [`Jobs::admit`]). A writer held back runs queued jobs itself
+    /// beside the background threads, so a burst of splits gets every core the writers would
+    /// otherwise leave idle. An index without background threads only waits: its jobs run
+    /// when its owner drains them.
+    pub(super) fn admit(&self) -> Result<()> {
+        let p = &self.params;
+        let mut rng = None;
+        let run = |job: Arc<Posting>| {
+            self.run_job(&job, rng.get_or_insert_with(|| Rng::new(p.seed ^ 0x5e1f)));
+        };
+        self.jobs.admit(p.max_pending_jobs, p.backpressure_timeout, p.background_threads > 0, run)
     }
 
     /// Runs queued jobs on the calling thread until none is queued or running.
@@ -387,5 +417,52 @@ fn suspects<const N: usize>(
                 })
                 .collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::posting::PostingId;
+
+    fn queue(jobs: &Jobs, n: u32) {
+        for i in 0..n {
+            let p = Posting::new(
+                PostingId(i),
+                vec![0.0; 4],
+                Members::with_capacity(Encoding::F32, 0, 4),
+            );
+            jobs.enqueue(&Arc::new(p));
+        }
+    }
+
+    /// A writer held back by a full queue runs jobs itself until the queue is below its
+    /// limit, then is admitted: no background thread is needed to let it in.
+    #[test]
+    fn a_writer_held_back_runs_queued_jobs_until_admitted() {
+        let jobs = Jobs::default();
+        queue(&jobs, 10);
+        let mut ran = 0;
+        let run = |p: Arc<Posting>| {
+            p.clear_queued();
+            jobs.finish();
+            ran += 1;
+        };
+        jobs.admit(4, Duration::from_secs(60), true, run).unwrap();
+        assert_eq!(ran, 7, "admitted as soon as the queue fell below 4, not before");
+        assert_eq!(jobs.pending(), 3);
+    }
+
+    /// A writer that finds no job it may start (maintenance held by a checkpoint) waits for
+    /// its timeout and is refused; the queue is left as it was.
+    #[test]
+    fn a_writer_that_cannot_help_is_refused_at_its_timeout() {
+        let jobs = Jobs::default();
+        queue(&jobs, 5);
+        jobs.hold();
+        let refused = jobs.admit(4, Duration::from_millis(20), true, |_| panic!("held"));
+        assert!(matches!(refused, Err(Error::Overloaded { pending: 5, limit: 4 })), "{refused:?}");
+        jobs.release();
+        assert_eq!(jobs.pending(), 5);
     }
 }

@@ -505,20 +505,21 @@ impl Index {
         Ok(())
     }
 
-    /// Inserts or replaces vectors (row-major, prepared). Waits, then fails with
-    /// [`Error::Overloaded`], while background rebalancing is too far behind.
+    /// Inserts or replaces vectors (row-major, prepared). Helps, waits, then fails with
+    /// [`Error::Overloaded`], while background rebalancing is too far behind (see
+    /// [`Index::admit`]).
     pub fn upsert(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
         self.shared.check_rows(ids, vectors)?;
         self.admit()?;
         self.upsert_admitted(ids, vectors)
     }
 
-    /// Admission control alone: waits while background rebalancing is too far behind, then
-    /// fails with [`Error::Overloaded`]. A durable writer calls it before logging a batch, so
+    /// Admission control alone: while background rebalancing is too far behind, runs its
+    /// queued jobs on the calling thread (or waits when none can start), then fails with
+    /// [`Error::Overloaded`]. A durable writer calls it before logging a batch, so
     /// that a logged batch always applies.
     pub fn admit(&self) -> Result<()> {
-        let s = &*self.shared;
-        s.jobs.admit(s.params.max_pending_jobs, s.params.backpressure_timeout)
+        self.shared.admit()
     }
 
     /// [`Index::upsert`] without admission control (after [`Index::admit`]).
