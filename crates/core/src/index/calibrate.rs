@@ -45,6 +45,10 @@ pub const SAMPLE_QUERIES: usize = 2048;
 /// quarter of the cost, so a loading shard gets a usable curve soon; a full one follows
 /// (see [`Shared::calibration_due`]).
 pub const QUICK_QUERIES: usize = 512;
+/// A shard is not measured again until its writes have paused this long ...
+const WRITES_PAUSE: Duration = Duration::from_millis(250);
+/// ... or its curve is this old.
+const MAX_DEFERRAL: Duration = Duration::from_secs(10);
 /// The `k` the curve is measured at.
 pub const CALIBRATION_K: usize = 10;
 /// Exact neighbours kept per sampled query beyond its own entry and [`CALIBRATION_K`], so its
@@ -245,20 +249,29 @@ impl Shared {
         })
     }
 
-    /// Whether the shard should be measured (again): never measured with enough vectors, or
-    /// grown to twice the vectors or postings it was measured at (at once: a curve of half the
-    /// shard misleads, and measuring at each doubling costs at most twice the last
-    /// measurement in all); otherwise a twentieth of it written since or its posting count
-    /// moved by a tenth, or the curve is a quick one ([`QUICK_QUERIES`]) to be measured in
-    /// full, but never sooner than nine times the last measurement's CPU time after it ended,
-    /// so steady churn spends at most a tenth of one core on it (CPU time, not wall time: the
-    /// measuring thread runs at a low priority, and time spent waiting for a core is not
-    /// work).
+    /// Whether the shard should be measured (again):
+    /// - never measured, once it holds enough vectors;
+    /// - not while writes stream in (one applied within [`WRITES_PAUSE`]), unless the curve is
+    ///   older than [`MAX_DEFERRAL`]: a measurement during a load slows the load (its reads
+    ///   hold postings and rows that writers wait for, and it shares the cores and caches) and
+    ///   is stale when it ends; meanwhile `depth` probes the curve's share of the postings,
+    ///   which is deeper than needed for a grown shard;
+    /// - grown to twice the vectors or postings it was measured at (at once: a curve of half
+    ///   the shard misleads, and measuring at each doubling costs at most twice the last
+    ///   measurement in all);
+    /// - otherwise a twentieth of it written since, or its posting count moved by a tenth, or
+    ///   the curve is a quick one ([`QUICK_QUERIES`]) to be measured in full, but never sooner
+    ///   than nine times the last measurement's CPU time after it ended, so steady churn spends
+    ///   at most a tenth of one core on it (CPU time, not wall time: the measuring thread runs
+    ///   at a low priority, and time spent waiting for a core is not work).
     pub(super) fn calibration_due(&self) -> bool {
         let live = self.versions.live();
         match &*self.calibration.read() {
             None => live >= MIN_CALIBRATION_VECTORS,
             Some(c) => {
+                if self.written_within(WRITES_PAUSE) && c.finished.elapsed() < MAX_DEFERRAL {
+                    return false;
+                }
                 let postings = self.heads.len();
                 if live >= 2 * c.vectors.max(MIN_CALIBRATION_VECTORS) || postings >= 2 * c.postings
                 {

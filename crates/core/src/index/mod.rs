@@ -33,7 +33,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use store::VectorStore;
 use versions::{Slot, VersionMap, VersionWord};
 
@@ -370,6 +370,10 @@ struct Shared {
     calibrating: parking_lot::Mutex<()>,
     /// Vectors written or deleted since the index was made, to tell when to calibrate again.
     mutations: AtomicU64,
+    /// When the last write applied, in nanoseconds since `born`: a calibration waits for a
+    /// stream of writes to pause (see `calibrate.rs`).
+    last_write: AtomicU64,
+    born: Instant,
 }
 
 /// What one shard decided to scan for a query. [`Index::lower_bound`] bounds any distance a
@@ -458,6 +462,8 @@ impl Index {
             calibration_queued: std::sync::atomic::AtomicBool::new(false),
             calibrating: parking_lot::Mutex::new(()),
             mutations: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
+            born: Instant::now(),
             params,
         });
         let mut index = Index { shared, workers: Vec::new() };
@@ -500,7 +506,7 @@ impl Index {
         // Leaves that Voronoi refinement pushed over the split limit are split now, so the
         // build ends balanced and its cost is counted as build time.
         self.shared.drain();
-        self.shared.mutations.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        self.shared.note_writes(ids.len());
         calibrate::request(&self.shared);
         Ok(())
     }
@@ -550,7 +556,7 @@ impl Index {
         } else {
             ids.iter().zip(vectors.chunks_exact(dim)).for_each(one);
         }
-        s.mutations.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        s.note_writes(ids.len());
         calibrate::request(&self.shared);
         Ok(())
     }
@@ -592,7 +598,7 @@ impl Index {
             .filter_map(|id| s.versions.delete(*id))
             .map(|home| s.note_stale(home))
             .count();
-        s.mutations.fetch_add(live as u64, Ordering::Relaxed);
+        s.note_writes(live);
         calibrate::request(s);
         live
     }
@@ -659,6 +665,22 @@ impl Drop for Index {
 }
 
 impl Shared {
+    /// Counts `n` vectors written or deleted, now.
+    fn note_writes(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.mutations.fetch_add(n as u64, Ordering::Relaxed);
+        let now = self.born.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.last_write.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether a write applied within the last `d`.
+    fn written_within(&self, d: Duration) -> bool {
+        let last = Duration::from_nanos(self.last_write.load(Ordering::Relaxed));
+        self.mutations.load(Ordering::Relaxed) > 0 && self.born.elapsed() < last + d
+    }
+
     fn check_rows(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
         let dim = self.params.dim;
         if vectors.len() != ids.len() * dim {

@@ -551,3 +551,37 @@ fn a_full_curve_follows_a_quick_one_without_traffic() {
     }
     assert_eq!(first, Some(false), "the first curve is a quick one");
 }
+
+/// A shard that doubled while writes stream in is measured again only once they pause: the
+/// curve is not due within [`calibrate`]'s pause of the last write, and is due after it.
+#[test]
+fn a_shard_is_measured_again_once_its_writes_pause() {
+    let seed = 307;
+    println!("seed {seed}");
+    let (n, dim) = (2_000, 16);
+    let mut rng = Rng::new(seed);
+    let c = centers(&mut rng, 10, dim);
+    let data = gaussian_mixture(&mut rng, 2 * n, dim, &c);
+    let params = IndexParams { background_threads: 0, ..small_params(dim, Encoding::Int8) };
+    let index = Index::new(params).unwrap();
+    index.bulk_load(&(0..n as u64).collect::<Vec<u64>>(), data[..n * dim].to_vec()).unwrap();
+    index.calibrate();
+    assert!(!index.shared.calibration_due(), "a fresh curve is not due");
+    // Doubled: due at once, but for the stream of writes that doubled it.
+    let ids: Vec<u64> = (n as u64..2 * n as u64).collect();
+    let before = Instant::now();
+    index.upsert(&ids, &data[n * dim..]).unwrap();
+    index.wait_idle();
+    // The last write applied after `before`, so a curve due sooner than the pause after
+    // `before` came during the writes.
+    let paused = || before.elapsed() >= Duration::from_millis(250);
+    let mut due = index.shared.calibration_due();
+    assert!(!due || paused(), "due during the writes");
+    let deadline = before + Duration::from_secs(30);
+    while !due {
+        assert!(Instant::now() < deadline, "not due 30 s after the last write");
+        std::thread::sleep(Duration::from_millis(10));
+        due = index.shared.calibration_due();
+    }
+    assert!(paused(), "due before the writes paused");
+}
