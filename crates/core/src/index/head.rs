@@ -5,7 +5,9 @@
 //! [`FLAT_HEADS`] centroids they scan the centroids' `int8` codes instead (a quarter of the
 //! bytes: at a million vectors the centroids would otherwise be read more than the postings) and
 //! compute exact distances for the best few times the heads asked for. For placing
-//! vectors, past [`FLAT_HEADS`] centroids a coarse layer groups them, about `sqrt(heads)` to a
+//! vectors, past [`CODED_HEADS`] centroids the codes serve the same way (a placement of a
+//! loading shard no longer scans every centroid in full), and past [`FLAT_HEADS`] a coarse
+//! layer groups them, about `sqrt(heads)` to a
 //! group and none more than twice that; a placement scans the group centres, then the
 //! centroids of the nearest groups only (each group's centroids are copied contiguously). The layer is
 //! rebuilt (k-means over the centroids) whenever the head count has doubled or halved since the
@@ -22,8 +24,11 @@ use parking_lot::RwLock;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// Up to this many centroids a lookup scans them all.
+/// Up to this many centroids a search scans them all.
 pub const FLAT_HEADS: usize = 512;
+/// Past this many centroids they also have `int8` codes: placements below [`FLAT_HEADS`] (where
+/// there is no coarse layer) estimate from them and compute exact distances for the best few.
+const CODED_HEADS: usize = 128;
 /// A placement scans at least this many groups, and enough to hold three times the heads
 /// asked for.
 const MIN_GROUPS: usize = 6;
@@ -104,7 +109,9 @@ impl Heads {
 
     fn needs_rebuild(&self) -> bool {
         let built = self.groups.built_at;
-        if built == 0 {
+        if self.codes.origin.is_empty() && self.alive > CODED_HEADS {
+            true
+        } else if built == 0 {
             self.alive > FLAT_HEADS
         } else {
             self.alive > 2 * built || self.alive * 2 < built
@@ -159,7 +166,7 @@ impl Heads {
         }
         self.groups = g;
         self.codes = HeadCodes::default();
-        if live.len() > FLAT_HEADS {
+        if live.len() > CODED_HEADS {
             // The origin is the mean of the centroids whose squared norm is finite: one centroid
             // of overflowing (or NaN) components would otherwise make every estimate infinite
             // (or NaN), and approximate searches would find nothing at all.
@@ -277,7 +284,14 @@ impl HeadIndex {
             let (dists, top, near_groups) = &mut *s.borrow_mut();
             let heads = self.inner.read();
             top.reset(n);
-            let read = if !approx && !heads.codes.origin.is_empty() {
+            // Searches read the codes past FLAT_HEADS; placements while there is no coarse
+            // layer.
+            let coded = !heads.codes.origin.is_empty()
+                && match approx {
+                    false => heads.alive > FLAT_HEADS,
+                    true => heads.groups.built_at == 0,
+                };
+            let read = if coded {
                 heads.estimate(q, self.dim, dists);
                 // The best estimates (selected in linear time: a heap of this size would cost
                 // more than the scan), then exact distances among them.
@@ -439,6 +453,44 @@ impl HeadIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Between [`CODED_HEADS`] and [`FLAT_HEADS`] a placement estimates from the codes and
+    /// ranks the best few exactly: it finds the nearest head a full scan finds.
+    #[test]
+    fn coded_placement_finds_the_nearest_head() {
+        let seed = 78;
+        println!("seed {seed}");
+        let mut rng = Rng::new(seed);
+        let dim = 48;
+        let heads = HeadIndex::new(dim);
+        let centres: Vec<Vec<f32>> =
+            (0..20).map(|_| (0..dim).map(|_| rng.normal() * 1.5 + 3.0).collect()).collect();
+        let mut all = Vec::new();
+        for _ in 0..400 {
+            let m = &centres[rng.below(20)];
+            let c: Vec<f32> = m.iter().map(|x| x + rng.normal()).collect();
+            all.push(c.clone());
+            heads.insert(c, Members::with_capacity(crate::index::Encoding::F32, 0, 0));
+        }
+        {
+            let h = heads.inner.read();
+            assert!(!h.codes.origin.is_empty() && h.groups.built_at == 0, "codes, no groups");
+        }
+        let (mut out, mut exact) = (Vec::new(), Vec::new());
+        let mut same = 0;
+        for _ in 0..300 {
+            let m = &centres[rng.below(20)];
+            let q: Vec<f32> = m.iter().map(|x| x + rng.normal()).collect();
+            heads.nearest_approx(&q, 8, &mut out);
+            heads.nearest(&q, 8, &mut exact);
+            assert_eq!(out.len(), 8);
+            // Both rank by exact distances, so the first is the same head up to ties.
+            same += (out[0].0 == exact[0].0) as usize;
+        }
+        assert!(same >= 297, "the coded placement missed the nearest head {} of 300", 300 - same);
+        heads.nearest_approx(&all[7], 1, &mut out);
+        assert_eq!(out[0].1.id.0, 7, "a head's own centroid is its nearest");
+    }
 
     #[test]
     fn grouped_lookup_finds_nearly_what_a_full_scan_finds() {
