@@ -268,27 +268,35 @@ impl Shared {
         let live = self.versions.live();
         match &*self.calibration.read() {
             None => live >= MIN_CALIBRATION_VECTORS,
-            Some(c) => {
-                if self.written_within(WRITES_PAUSE) && c.finished.elapsed() < MAX_DEFERRAL {
-                    return false;
-                }
-                let postings = self.heads.len();
-                if live >= 2 * c.vectors.max(MIN_CALIBRATION_VECTORS) || postings >= 2 * c.postings
-                {
-                    return true;
-                }
-                if c.finished.elapsed() < c.took * 9 {
-                    return false;
-                }
-                if !c.full {
-                    return true;
-                }
-                let written = self.mutations.load(Ordering::Relaxed).saturating_sub(c.mutations);
-                written as usize > (c.vectors / 20).max(256)
-                    || postings * 10 > c.postings * 11
-                    || postings * 11 < c.postings * 10
-            }
+            // The pause is checked last: searches and writes ask on every call, and most find
+            // nothing due.
+            Some(c) => self.curve_stale(c, live) && !self.writes_streaming(c),
         }
+    }
+
+    /// Whether a shard at `live` vectors has outgrown, outlived or out-written its curve `c`
+    /// (the rules of [`Shared::calibration_due`] after the first curve, but for the pause).
+    fn curve_stale(&self, c: &Calibration, live: usize) -> bool {
+        let postings = self.heads.len();
+        if live >= 2 * c.vectors.max(MIN_CALIBRATION_VECTORS) || postings >= 2 * c.postings {
+            return true;
+        }
+        if c.finished.elapsed() < c.took * 9 {
+            return false;
+        }
+        if !c.full {
+            return true;
+        }
+        let written = self.mutations.load(Ordering::Relaxed).saturating_sub(c.mutations);
+        written as usize > (c.vectors / 20).max(256)
+            || postings * 10 > c.postings * 11
+            || postings * 11 < c.postings * 10
+    }
+
+    /// Whether writes are streaming in (one applied within [`WRITES_PAUSE`]) and the curve
+    /// `c` is young enough ([`MAX_DEFERRAL`]) to wait for their pause.
+    fn writes_streaming(&self, c: &Calibration) -> bool {
+        self.written_within(WRITES_PAUSE) && c.finished.elapsed() < MAX_DEFERRAL
     }
 
     /// One query's recall at one depth: its search's `hits` (nearest first, `k + 1` of them)

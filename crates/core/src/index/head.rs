@@ -454,6 +454,29 @@ impl HeadIndex {
 mod tests {
     use super::*;
 
+    /// `count` cluster centres of `dim` components, spread 1.5 around `offset`.
+    fn clustered_centres(rng: &mut Rng, count: usize, dim: usize, offset: f32) -> Vec<Vec<f32>> {
+        (0..count).map(|_| (0..dim).map(|_| rng.normal() * 1.5 + offset).collect()).collect()
+    }
+
+    /// Inserts `n` heads, each at a random centre plus unit noise (posting centroids are
+    /// clustered like the data they summarise); returns their centroids by slot.
+    fn insert_around(
+        heads: &HeadIndex,
+        rng: &mut Rng,
+        centres: &[Vec<f32>],
+        n: usize,
+    ) -> Vec<Vec<f32>> {
+        (0..n)
+            .map(|_| {
+                let m = &centres[rng.below(centres.len())];
+                let c: Vec<f32> = m.iter().map(|x| x + rng.normal()).collect();
+                heads.insert(c.clone(), Members::with_capacity(crate::index::Encoding::F32, 0, 0));
+                c
+            })
+            .collect()
+    }
+
     /// Between [`CODED_HEADS`] and [`FLAT_HEADS`] a placement estimates from the codes and
     /// ranks the best few exactly: it finds the nearest head a full scan finds.
     #[test]
@@ -463,15 +486,8 @@ mod tests {
         let mut rng = Rng::new(seed);
         let dim = 48;
         let heads = HeadIndex::new(dim);
-        let centres: Vec<Vec<f32>> =
-            (0..20).map(|_| (0..dim).map(|_| rng.normal() * 1.5 + 3.0).collect()).collect();
-        let mut all = Vec::new();
-        for _ in 0..400 {
-            let m = &centres[rng.below(20)];
-            let c: Vec<f32> = m.iter().map(|x| x + rng.normal()).collect();
-            all.push(c.clone());
-            heads.insert(c, Members::with_capacity(crate::index::Encoding::F32, 0, 0));
-        }
+        let centres = clustered_centres(&mut rng, 20, dim, 3.0);
+        let all = insert_around(&heads, &mut rng, &centres, 400);
         {
             let h = heads.inner.read();
             assert!(!h.codes.origin.is_empty() && h.groups.built_at == 0, "codes, no groups");
@@ -499,16 +515,8 @@ mod tests {
         let mut rng = Rng::new(seed);
         let dim = 16;
         let heads = HeadIndex::new(dim);
-        // Posting centroids are clustered like the data they summarise.
-        let centres: Vec<Vec<f32>> =
-            (0..60).map(|_| (0..dim).map(|_| rng.normal() * 1.5).collect()).collect();
-        let mut all = Vec::new();
-        for _ in 0..3000 {
-            let m = &centres[rng.below(60)];
-            let c: Vec<f32> = m.iter().map(|x| x + rng.normal()).collect();
-            all.push(c.clone());
-            heads.insert(c, Members::with_capacity(crate::index::Encoding::F32, 0, 0));
-        }
+        let centres = clustered_centres(&mut rng, 60, dim, 0.0);
+        let all = insert_around(&heads, &mut rng, &centres, 3000);
         // Remove a third so groups have holes and the layer is rebuilt at least once more.
         for id in (0..3000).step_by(3) {
             heads.remove(PostingId(id));
